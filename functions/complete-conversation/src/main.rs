@@ -1,0 +1,10 @@
+//! Lambda entry point of `POST /v1/conversations/{id}/complete`.
+
+use conversations::App;
+use conversations::lambda_http::{Error, run, service_fn};
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    let app = App::from_env().await;
+    run(service_fn(|req| complete_conversation::handle(&app, req))).await
+}

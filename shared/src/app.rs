@@ -1,0 +1,127 @@
+//! Process start-up: configuration, logging and the SDK client, built once per process.
+
+use std::time::Duration;
+
+use aws_config::BehaviorVersion;
+use aws_config::retry::RetryConfig;
+use aws_config::timeout::TimeoutConfig;
+use aws_sdk_dynamodb::Client;
+
+use crate::domain::page_token::TokenKey;
+use crate::store::Store;
+
+/// Where the caller identity comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthMode {
+    /// The API Gateway JWT authorizer's `sub` claim (the default).
+    Jwt,
+    /// The `X-Owner-Id` header: local runs only (`CONVERSATIONS_AUTH=header`).
+    Header,
+}
+
+/// The configuration of a function, read once from the environment.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// `CONVERSATIONS_TABLE`.
+    pub table: String,
+    /// `CONVERSATIONS_AUTH`: `jwt` (default) or `header`.
+    pub auth: AuthMode,
+    /// `CONVERSATIONS_TOKEN_KEY`: the page-token signing secret.
+    pub token_key: TokenKey,
+}
+
+impl Config {
+    /// Reads the environment.
+    pub fn from_env() -> Result<Self, String> {
+        let table = std::env::var("CONVERSATIONS_TABLE")
+            .ok()
+            .filter(|t| !t.is_empty())
+            .ok_or("CONVERSATIONS_TABLE must name the DynamoDB table")?;
+        let auth = match std::env::var("CONVERSATIONS_AUTH").as_deref() {
+            Err(_) | Ok("") | Ok("jwt") => AuthMode::Jwt,
+            Ok("header") => AuthMode::Header,
+            Ok(other) => {
+                return Err(format!(
+                    "CONVERSATIONS_AUTH must be jwt or header, not {other:?}"
+                ));
+            }
+        };
+        let token_key = match std::env::var("CONVERSATIONS_TOKEN_KEY") {
+            Ok(secret) if !secret.is_empty() => TokenKey::new(secret),
+            // Without a secret, tokens are still bound to their owner and query and checked for
+            // integrity; isolation never rests on them (every query is keyed by the caller).
+            _ => TokenKey::new(format!("conversations-page-token/v1/{table}")),
+        };
+        Ok(Self {
+            table,
+            auth,
+            token_key,
+        })
+    }
+}
+
+/// What every handler gets: the configuration and the store.
+#[derive(Debug, Clone)]
+pub struct App {
+    /// The configuration.
+    pub config: Config,
+    /// The DynamoDB store.
+    pub store: Store,
+}
+
+impl App {
+    /// An app over a client built elsewhere (tests).
+    pub fn new(config: Config, client: Client) -> Self {
+        let store = Store::new(client, config.table.clone(), config.token_key.clone());
+        Self { config, store }
+    }
+
+    /// Start-up of a function: logging, configuration and the SDK client, once per process.
+    pub async fn from_env() -> Self {
+        init_tracing();
+        let config = Config::from_env().unwrap_or_else(|e| panic!("invalid configuration: {e}"));
+        let client = Client::new(&sdk_config().await);
+        Self::new(config, client)
+    }
+}
+
+/// The SDK configuration: explicit timeouts and retries (see the README), the region from
+/// `AWS_REGION` (`us-east-1` when unset, so a laptop never waits on instance metadata), the
+/// endpoint from `AWS_ENDPOINT_URL_DYNAMODB` when set.
+pub async fn sdk_config() -> aws_config::SdkConfig {
+    let region = std::env::var("AWS_REGION")
+        .or_else(|_| std::env::var("AWS_DEFAULT_REGION"))
+        .unwrap_or_else(|_| "us-east-1".into());
+    aws_config::defaults(BehaviorVersion::latest())
+        .region(aws_config::Region::new(region))
+        .timeout_config(
+            TimeoutConfig::builder()
+                .connect_timeout(Duration::from_secs(1))
+                .operation_attempt_timeout(Duration::from_secs(2))
+                .operation_timeout(Duration::from_secs(5))
+                .build(),
+        )
+        .retry_config(RetryConfig::standard().with_max_attempts(3))
+        .load()
+        .await
+}
+
+/// Logs as JSON inside AWS Lambda and as readable text elsewhere (override with
+/// `CONVERSATIONS_LOG_FORMAT=json|text`); the level comes from `RUST_LOG` (default `info`).
+pub fn init_tracing() {
+    let json = match std::env::var("CONVERSATIONS_LOG_FORMAT").as_deref() {
+        Ok("json") => true,
+        Ok("text") => false,
+        _ => std::env::var("AWS_EXECUTION_ENV").is_ok_and(|v| v.starts_with("AWS_Lambda")),
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false);
+    let _ = if json {
+        builder.json().flatten_event(true).without_time().try_init()
+    } else {
+        builder.with_ansi(false).try_init()
+    };
+}

@@ -1,0 +1,711 @@
+//! The Conversation resource: its stored state, the writable fields a body may carry, and its
+//! JSON rendering.
+
+use std::collections::BTreeMap;
+
+use serde_json::{Map, Value, json};
+
+use crate::domain::body::Reader;
+use crate::domain::etag::{Etag, Version};
+use crate::domain::ids::{ConversationId, Owner, RequestId};
+use crate::domain::time::Timestamp;
+use crate::error::ApiError;
+
+/// Where a conversation is handled (Dialogflow).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Stage {
+    /// `VIRTUAL_AGENT_STAGE`, the default.
+    #[default]
+    VirtualAgent,
+    /// `HUMAN_ASSIST_STAGE`.
+    HumanAssist,
+}
+
+impl Stage {
+    /// Every name, for error messages.
+    pub const NAMES: [&'static str; 2] = ["VIRTUAL_AGENT_STAGE", "HUMAN_ASSIST_STAGE"];
+
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::VirtualAgent => "VIRTUAL_AGENT_STAGE",
+            Self::HumanAssist => "HUMAN_ASSIST_STAGE",
+        }
+    }
+
+    /// Parses a wire name.
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "VIRTUAL_AGENT_STAGE" => Some(Self::VirtualAgent),
+            "HUMAN_ASSIST_STAGE" => Some(Self::HumanAssist),
+            _ => None,
+        }
+    }
+}
+
+/// Whether a conversation is still going on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Lifecycle {
+    /// `IN_PROGRESS`: messages may be appended.
+    #[default]
+    InProgress,
+    /// `COMPLETED`: set by `complete`; no more messages.
+    Completed,
+}
+
+impl Lifecycle {
+    /// Every name, for error messages.
+    pub const NAMES: [&'static str; 2] = ["IN_PROGRESS", "COMPLETED"];
+
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::InProgress => "IN_PROGRESS",
+            Self::Completed => "COMPLETED",
+        }
+    }
+
+    /// Parses a wire name.
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "IN_PROGRESS" => Some(Self::InProgress),
+            "COMPLETED" => Some(Self::Completed),
+            _ => None,
+        }
+    }
+}
+
+/// Labels: at most 64 entries, keys `^[a-z][a-z0-9_-]{0,62}$`, values at most 63 characters.
+pub type Labels = BTreeMap<String, String>;
+
+/// The most labels a conversation may carry.
+pub const MAX_LABELS: usize = 64;
+/// The longest label value, in characters.
+pub const MAX_LABEL_VALUE: usize = 63;
+
+/// Whether a label key is valid.
+pub fn is_label_key(key: &str) -> bool {
+    let bytes = key.as_bytes();
+    match bytes.split_first() {
+        Some((first, rest)) => {
+            first.is_ascii_lowercase()
+                && rest.len() <= 62
+                && rest.iter().all(|&b| {
+                    b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-'
+                })
+        }
+        None => false,
+    }
+}
+
+/// Whether a language code is a well-formed BCP-47 tag as clients send them (`en`, `en-US`,
+/// `pt-BR`, `zh-Hant-TW`, `es-419`).
+pub fn is_language_code(code: &str) -> bool {
+    let mut parts = code.split('-');
+    let primary_ok = parts
+        .next()
+        .is_some_and(|p| (2..=3).contains(&p.len()) && p.bytes().all(|b| b.is_ascii_alphabetic()));
+    primary_ok
+        && code.len() <= 35
+        && parts.all(|p| (1..=8).contains(&p.len()) && p.bytes().all(|b| b.is_ascii_alphanumeric()))
+}
+
+/// A conversation as stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Conversation {
+    /// The id, unique per owner.
+    pub id: ConversationId,
+    /// The identity that created it.
+    pub owner: Owner,
+    /// Optional, at most 256 characters.
+    pub display_name: Option<String>,
+    /// Optional, at most 64 characters.
+    pub category: Option<String>,
+    /// 1–16 agents, each 1–512 characters.
+    pub agents: Vec<String>,
+    /// Optional, immutable after create.
+    pub conversation_profile: Option<String>,
+    /// Optional BCP-47 tag.
+    pub language_code: Option<String>,
+    /// Labels, possibly none.
+    pub labels: Labels,
+    /// Free-form JSON object.
+    pub metadata: Option<Map<String, Value>>,
+    /// The stage.
+    pub stage: Stage,
+    /// The lifecycle state.
+    pub lifecycle: Lifecycle,
+    /// Optional; `createTime` is shown when absent.
+    pub start_time: Option<Timestamp>,
+    /// Set by `complete`.
+    pub end_time: Option<Timestamp>,
+    /// When the conversation is purged, if ever.
+    pub expire_time: Option<Timestamp>,
+    /// When it was created.
+    pub create_time: Timestamp,
+    /// The version of the last write; `updateTime` and the etag come from it.
+    pub version: Version,
+    /// Moves on create and on each appended message.
+    pub last_used_time: Timestamp,
+    /// Set while soft-deleted.
+    pub delete_time: Option<Timestamp>,
+    /// Set while soft-deleted: `deleteTime` + 30 days.
+    pub purge_time: Option<Timestamp>,
+    /// How many messages it holds.
+    pub message_count: u64,
+    /// The `requestId` of the create that made it, if any.
+    pub request_id: Option<RequestId>,
+}
+
+/// The top-level field names of a rendered conversation, in output order (also what `fields`
+/// accepts, with the input-only `ttl`).
+pub const OUTPUT_FIELDS: [&str; 24] = [
+    "name",
+    "displayName",
+    "category",
+    "agents",
+    "conversationProfile",
+    "languageCode",
+    "labels",
+    "metadata",
+    "conversationStage",
+    "lifecycleState",
+    "startTime",
+    "endTime",
+    "expireTime",
+    "createTime",
+    "updateTime",
+    "lastUsedTime",
+    "deleted",
+    "deleteTime",
+    "purgeTime",
+    "messageCount",
+    "owner",
+    "etag",
+    "can",
+    "ttl",
+];
+
+/// Fields a body may set.
+pub const WRITABLE_FIELDS: [&str; 12] = [
+    "displayName",
+    "category",
+    "agents",
+    "conversationProfile",
+    "languageCode",
+    "labels",
+    "metadata",
+    "conversationStage",
+    "startTime",
+    "expireTime",
+    "ttl",
+    "etag",
+];
+
+/// Output-only fields, ignored in a body (AIP-203).
+pub const OUTPUT_ONLY_FIELDS: [&str; 13] = [
+    "name",
+    "lifecycleState",
+    "endTime",
+    "createTime",
+    "updateTime",
+    "lastUsedTime",
+    "deleted",
+    "deleteTime",
+    "purgeTime",
+    "messageCount",
+    "owner",
+    "can",
+    "etag",
+];
+
+impl Conversation {
+    /// Whether it is soft-deleted.
+    pub fn is_deleted(&self) -> bool {
+        self.delete_time.is_some()
+    }
+
+    /// The resource name.
+    pub fn name(&self) -> String {
+        self.id.name()
+    }
+
+    /// The JSON representation.
+    pub fn to_json(&self) -> Map<String, Value> {
+        let mut out = Map::new();
+        let mut put = |key: &str, value: Value| {
+            out.insert(key.to_owned(), value);
+        };
+        let time = |t: Timestamp| Value::String(t.to_string());
+        put("name", self.name().into());
+        if let Some(v) = &self.display_name {
+            put("displayName", v.as_str().into());
+        }
+        if let Some(v) = &self.category {
+            put("category", v.as_str().into());
+        }
+        put("agents", json!(self.agents));
+        if let Some(v) = &self.conversation_profile {
+            put("conversationProfile", v.as_str().into());
+        }
+        if let Some(v) = &self.language_code {
+            put("languageCode", v.as_str().into());
+        }
+        put("labels", json!(self.labels));
+        if let Some(v) = &self.metadata {
+            put("metadata", Value::Object(v.clone()));
+        }
+        put("conversationStage", self.stage.as_str().into());
+        put("lifecycleState", self.lifecycle.as_str().into());
+        put(
+            "startTime",
+            time(self.start_time.unwrap_or(self.create_time)),
+        );
+        if let Some(t) = self.end_time {
+            put("endTime", time(t));
+        }
+        if let Some(t) = self.expire_time {
+            put("expireTime", time(t));
+        }
+        put("createTime", time(self.create_time));
+        put("updateTime", time(self.version.time()));
+        put("lastUsedTime", time(self.last_used_time));
+        put("deleted", self.is_deleted().into());
+        if let Some(t) = self.delete_time {
+            put("deleteTime", time(t));
+        }
+        if let Some(t) = self.purge_time {
+            put("purgeTime", time(t));
+        }
+        put("messageCount", self.message_count.into());
+        put("owner", self.owner.as_str().into());
+        put("etag", self.version.etag().into());
+        let live = !self.is_deleted();
+        let open = live && self.lifecycle == Lifecycle::InProgress;
+        put(
+            "can",
+            json!({"update": live, "delete": live, "undelete": !live, "complete": open, "appendMessage": open}),
+        );
+        out
+    }
+}
+
+/// How a body sets the expiry: an instant, or a time to live from now (resolved at parse time).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExpirySource {
+    /// `expireTime`.
+    ExpireTime,
+    /// `ttl`.
+    Ttl,
+}
+
+/// The writable fields of a conversation body, each validated; absent and `null` read as `None`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Writable {
+    /// `displayName`.
+    pub display_name: Option<String>,
+    /// `category`.
+    pub category: Option<String>,
+    /// `agents`.
+    pub agents: Option<Vec<String>>,
+    /// `conversationProfile`.
+    pub conversation_profile: Option<String>,
+    /// `languageCode`.
+    pub language_code: Option<String>,
+    /// `labels`.
+    pub labels: Option<Labels>,
+    /// `metadata`.
+    pub metadata: Option<Map<String, Value>>,
+    /// `conversationStage`.
+    pub stage: Option<Stage>,
+    /// `startTime`.
+    pub start_time: Option<Timestamp>,
+    /// `expireTime`, or now + `ttl`.
+    pub expire_time: Option<Timestamp>,
+    /// The `etag` precondition.
+    pub etag: Option<Etag>,
+    /// The writable fields the body names (with `null` included), in body order.
+    pub present: Vec<String>,
+}
+
+impl Writable {
+    /// Reads and validates a body object: unknown fields → 400, broken values → 422 listing each.
+    pub fn from_json(map: &Map<String, Value>, now: Timestamp) -> Result<Self, ApiError> {
+        crate::domain::body::reject_unknown(map, &WRITABLE_FIELDS, &OUTPUT_ONLY_FIELDS)?;
+        let mut r = Reader::new(map);
+        let mut w = Writable {
+            present: map
+                .keys()
+                .filter(|k| WRITABLE_FIELDS.contains(&k.as_str()) && *k != "etag")
+                .cloned()
+                .collect(),
+            display_name: r.string("displayName", 256),
+            category: r.string("category", 64),
+            conversation_profile: r.string("conversationProfile", 512),
+            ..Writable::default()
+        };
+        w.agents = read_agents(&mut r);
+        w.language_code = r.string("languageCode", 35);
+        if let Some(code) = &w.language_code
+            && !is_language_code(code)
+        {
+            r.error(
+                "languageCode",
+                "invalid",
+                "must be a BCP-47 language tag such as en, en-US or pt-BR",
+            );
+            w.language_code = None;
+        }
+        w.labels = read_labels(&mut r);
+        w.metadata = r.metadata("metadata");
+        w.stage = r.enumeration("conversationStage", Stage::parse, &Stage::NAMES);
+        w.start_time = r.timestamp("startTime");
+        let expire = r.timestamp("expireTime");
+        let ttl = r.duration("ttl");
+        if r.raw("expireTime").is_some() && r.raw("ttl").is_some() {
+            r.error("ttl", "conflict", "give either ttl or expireTime, not both");
+        } else if let Some(expire) = expire {
+            if expire <= now {
+                r.error("expireTime", "invalid", "must be in the future");
+            } else {
+                w.expire_time = Some(expire);
+            }
+        } else if let Some(ttl) = ttl {
+            match now.plus(ttl) {
+                Some(t) if ttl.micros() > 0 => w.expire_time = Some(t),
+                Some(_) => r.error("ttl", "invalid", "must be longer than 0s"),
+                None => r.error("ttl", "invalid", "is too long"),
+            }
+        }
+        match r.raw("etag") {
+            Some(Value::String(s)) => w.etag = Some(Etag::parse(s)),
+            Some(other) => r.error(
+                "etag",
+                "invalid_type",
+                format!("must be a string, not {}", crate::domain::body::kind(other)),
+            ),
+            None => {}
+        }
+        r.finish()?;
+        Ok(w)
+    }
+
+    /// Whether the body names a field (even as `null`).
+    pub fn names(&self, field: &str) -> bool {
+        self.present.iter().any(|p| p == field)
+    }
+}
+
+fn read_agents(r: &mut Reader<'_>) -> Option<Vec<String>> {
+    let value = r.raw("agents")?;
+    let Value::Array(items) = value else {
+        r.error(
+            "agents",
+            "invalid_type",
+            format!(
+                "must be an array of strings, not {}",
+                crate::domain::body::kind(value)
+            ),
+        );
+        return None;
+    };
+    if items.is_empty() || items.len() > 16 {
+        r.error(
+            "agents",
+            "invalid",
+            format!("must hold 1 to 16 agents, not {}", items.len()),
+        );
+        return None;
+    }
+    let mut agents = Vec::with_capacity(items.len());
+    let mut ok = true;
+    for (i, item) in items.iter().enumerate() {
+        match item {
+            Value::String(s) if !s.is_empty() && s.chars().count() <= 512 => agents.push(s.clone()),
+            Value::String(_) => {
+                r.error(
+                    format!("agents[{i}]"),
+                    "invalid",
+                    "each agent must be 1 to 512 characters",
+                );
+                ok = false;
+            }
+            other => {
+                r.error(
+                    format!("agents[{i}]"),
+                    "invalid_type",
+                    format!("must be a string, not {}", crate::domain::body::kind(other)),
+                );
+                ok = false;
+            }
+        }
+    }
+    ok.then_some(agents)
+}
+
+fn read_labels(r: &mut Reader<'_>) -> Option<Labels> {
+    let value = r.raw("labels")?;
+    let Value::Object(map) = value else {
+        r.error(
+            "labels",
+            "invalid_type",
+            format!(
+                "must be an object of strings, not {}",
+                crate::domain::body::kind(value)
+            ),
+        );
+        return None;
+    };
+    let mut ok = true;
+    if map.len() > MAX_LABELS {
+        r.error(
+            "labels",
+            "too_many",
+            format!("must hold at most {MAX_LABELS} labels, not {}", map.len()),
+        );
+        ok = false;
+    }
+    let mut labels = Labels::new();
+    for (key, value) in map {
+        if !is_label_key(key) {
+            r.error(
+                format!("labels.{}", crate::domain::ids::shorten(key)),
+                "invalid_key",
+                "label keys must match ^[a-z][a-z0-9_-]{0,62}$",
+            );
+            ok = false;
+            continue;
+        }
+        match value {
+            Value::String(s) if s.chars().count() <= MAX_LABEL_VALUE => {
+                labels.insert(key.clone(), s.clone());
+            }
+            Value::String(_) => {
+                r.error(
+                    format!("labels.{key}"),
+                    "too_long",
+                    format!("label values must be at most {MAX_LABEL_VALUE} characters"),
+                );
+                ok = false;
+            }
+            other => {
+                r.error(
+                    format!("labels.{key}"),
+                    "invalid_type",
+                    format!("must be a string, not {}", crate::domain::body::kind(other)),
+                );
+                ok = false;
+            }
+        }
+    }
+    ok.then_some(labels)
+}
+
+/// A validated conversation to create.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewConversation {
+    /// The writable fields; `agents` is present.
+    pub fields: Writable,
+    /// The agents, required on create.
+    pub agents: Vec<String>,
+}
+
+impl TryFrom<Writable> for NewConversation {
+    type Error = ApiError;
+
+    fn try_from(fields: Writable) -> Result<Self, ApiError> {
+        match fields.agents.clone() {
+            Some(agents) => Ok(Self { fields, agents }),
+            None => Err(ApiError::field(
+                "agents",
+                "required",
+                "at least one agent is required",
+            )),
+        }
+    }
+}
+
+impl NewConversation {
+    /// The stored state of this conversation when created at `now` by `owner`.
+    pub fn into_conversation(
+        self,
+        id: ConversationId,
+        owner: Owner,
+        request_id: Option<RequestId>,
+        now: Timestamp,
+    ) -> Conversation {
+        let f = self.fields;
+        Conversation {
+            id,
+            owner,
+            display_name: f.display_name,
+            category: f.category,
+            agents: self.agents,
+            conversation_profile: f.conversation_profile,
+            language_code: f.language_code,
+            labels: f.labels.unwrap_or_default(),
+            metadata: f.metadata,
+            stage: f.stage.unwrap_or_default(),
+            lifecycle: Lifecycle::InProgress,
+            start_time: f.start_time,
+            end_time: None,
+            expire_time: f.expire_time,
+            create_time: now,
+            version: Version(now.micros()),
+            last_used_time: now,
+            delete_time: None,
+            purge_time: None,
+            message_count: 0,
+            request_id,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn now() -> Timestamp {
+        Timestamp::parse("2026-11-23T08:00:00Z").expect("valid")
+    }
+
+    fn read(value: Value) -> Result<Writable, ApiError> {
+        Writable::from_json(value.as_object().expect("object"), now())
+    }
+
+    #[test]
+    fn a_full_body_reads_every_field() {
+        let w = read(json!({
+            "displayName": "Support", "category": "billing", "agents": ["bot"], "conversationProfile": "p",
+            "languageCode": "pt-BR", "labels": {"team": "a"}, "metadata": {"k": [1]},
+            "conversationStage": "HUMAN_ASSIST_STAGE", "startTime": "2026-11-23T07:00:00+01:00", "ttl": "60s",
+            "etag": "\"10\"", "name": "ignored", "createTime": "ignored"
+        }))
+        .expect("valid");
+        assert_eq!(w.display_name.as_deref(), Some("Support"));
+        assert_eq!(w.agents, Some(vec!["bot".to_owned()]));
+        assert_eq!(w.stage, Some(Stage::HumanAssist));
+        assert_eq!(
+            w.start_time.map(|t| t.to_string()).as_deref(),
+            Some("2026-11-23T06:00:00.000000Z")
+        );
+        assert_eq!(
+            w.expire_time.map(|t| t.to_string()).as_deref(),
+            Some("2026-11-23T08:01:00.000000Z")
+        );
+        assert_eq!(w.etag, Some(Etag::Version(Version(16))));
+        assert!(w.names("ttl") && !w.names("name") && !w.names("etag"));
+    }
+
+    #[test]
+    fn every_broken_field_is_reported_in_one_422() {
+        let error = read(json!({
+            "displayName": "x".repeat(257), "agents": [], "languageCode": "english!", "labels": {"Bad": "v", "ok": "x".repeat(64)},
+            "conversationStage": "NOPE", "startTime": "soon", "metadata": "text"
+        }))
+        .expect_err("invalid");
+        let ApiError::InvalidFields(errors) = error else {
+            panic!("expected 422")
+        };
+        let fields: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
+        for f in [
+            "displayName",
+            "agents",
+            "languageCode",
+            "labels.Bad",
+            "labels.ok",
+            "conversationStage",
+            "startTime",
+            "metadata",
+        ] {
+            assert!(fields.contains(&f), "{f} missing from {fields:?}");
+        }
+    }
+
+    #[test]
+    fn ttl_and_expire_time_together_are_a_422() {
+        let error = read(json!({"ttl": "60s", "expireTime": "2030-01-01T00:00:00Z"}))
+            .expect_err("conflict");
+        assert_eq!(error.status(), 422);
+    }
+
+    #[test]
+    fn an_expiry_in_the_past_is_a_422() {
+        assert_eq!(
+            read(json!({"expireTime": "2020-01-01T00:00:00Z"}))
+                .expect_err("past")
+                .status(),
+            422
+        );
+        assert_eq!(read(json!({"ttl": "0s"})).expect_err("zero").status(), 422);
+    }
+
+    #[test]
+    fn agents_are_required_to_create() {
+        let w = read(json!({"displayName": "x"})).expect("valid body");
+        let error = NewConversation::try_from(w).expect_err("no agents");
+        let ApiError::InvalidFields(errors) = error else {
+            panic!("422")
+        };
+        assert_eq!(errors[0].field, "agents");
+        assert_eq!(errors[0].code, "required");
+    }
+
+    #[test]
+    fn unknown_fields_are_a_400() {
+        assert_eq!(
+            read(json!({"agents": ["a"], "colour": "red"}))
+                .expect_err("unknown")
+                .status(),
+            400
+        );
+    }
+
+    #[test]
+    fn language_codes_follow_bcp_47() {
+        for good in ["en", "en-US", "pt-BR", "zh-Hant-TW", "es-419"] {
+            assert!(is_language_code(good), "{good}");
+        }
+        for bad in [
+            "",
+            "e",
+            "english",
+            "en_US",
+            "en-",
+            "-en",
+            "en-toolongsubtag",
+        ] {
+            assert!(!is_language_code(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_rendered_conversation_has_every_output_field_when_fully_populated() {
+        let w = read(json!({"displayName": "d", "category": "c", "agents": ["a"], "conversationProfile": "p", "languageCode": "en",
+            "labels": {"k": "v"}, "metadata": {"m": 1}, "ttl": "60s"}))
+        .expect("valid");
+        let mut c = NewConversation::try_from(w)
+            .expect("new")
+            .into_conversation(
+                ConversationId::parse("abc").expect("id"),
+                Owner::from_header("alice").expect("owner"),
+                None,
+                now(),
+            );
+        c.end_time = Some(now());
+        c.delete_time = Some(now());
+        c.purge_time = Some(now());
+        let rendered = c.to_json();
+        let keys: Vec<&str> = rendered.keys().map(String::as_str).collect();
+        let expected: Vec<&str> = OUTPUT_FIELDS
+            .iter()
+            .copied()
+            .filter(|f| *f != "ttl")
+            .collect();
+        assert_eq!(keys, expected);
+        assert_eq!(
+            rendered["can"],
+            json!({"update": false, "delete": false, "undelete": true, "complete": false, "appendMessage": false})
+        );
+    }
+}

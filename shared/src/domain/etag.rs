@@ -1,0 +1,256 @@
+//! Etags and preconditions: optimistic concurrency on the stored `updated_at` version.
+
+use crate::domain::time::Timestamp;
+use crate::error::{ApiError, EtagSource};
+
+/// The version a write stores in `updated_at`: microseconds since the epoch of the write, strictly
+/// increasing for one conversation. The etag encodes it; `updateTime` shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Version(pub i64);
+
+impl Version {
+    /// The version for a write at `now` over a conversation whose version is `previous`: never
+    /// equal to or below a version it had before, even when clocks disagree.
+    pub fn next(now: Timestamp, previous: Option<Version>) -> Version {
+        match previous {
+            Some(Version(p)) if p >= now.micros() => Version(p + 1),
+            _ => Version(now.micros()),
+        }
+    }
+
+    /// The etag of this version: a quoted string (RFC 9110).
+    pub fn etag(self) -> String {
+        format!("\"{:x}\"", self.0)
+    }
+
+    /// The instant this version was written.
+    pub fn time(self) -> Timestamp {
+        Timestamp::from_micros(self.0).unwrap_or_else(Timestamp::now)
+    }
+}
+
+/// An entity tag given by a client. One we could not have issued matches nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Etag {
+    /// It names this version.
+    Version(Version),
+    /// It cannot name any version: every precondition with it fails.
+    Unmatchable,
+}
+
+impl Etag {
+    /// Parses `"<hex>"`; the quotes may be left out in a body field.
+    pub fn parse(text: &str) -> Self {
+        let inner = text
+            .strip_prefix('"')
+            .and_then(|t| t.strip_suffix('"'))
+            .unwrap_or(text);
+        let ok = !inner.is_empty()
+            && inner.len() <= 16
+            && inner
+                .bytes()
+                .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase());
+        match i64::from_str_radix(inner, 16) {
+            Ok(v) if ok => Self::Version(Version(v)),
+            _ => Self::Unmatchable,
+        }
+    }
+
+    fn matches(self, version: Version) -> bool {
+        self == Self::Version(version)
+    }
+}
+
+/// An `If-Match` header: `*` or a list of entity tags.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IfMatch {
+    /// `*`: the conversation must exist.
+    Any,
+    /// Any of these must be current. Weak tags (`W/"…"`) never match (strong comparison).
+    Tags(Vec<Etag>),
+}
+
+impl IfMatch {
+    /// Parses the header's value; a malformed header is a 400.
+    pub fn parse(header: &str) -> Result<Self, ApiError> {
+        let header = header.trim();
+        if header == "*" {
+            return Ok(Self::Any);
+        }
+        let mut tags = Vec::new();
+        for part in header.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            let (weak, tag) = match part.strip_prefix("W/") {
+                Some(rest) => (true, rest),
+                None => (false, part),
+            };
+            let quoted = tag.len() >= 2
+                && tag.starts_with('"')
+                && tag.ends_with('"')
+                && !tag[1..tag.len() - 1].contains('"');
+            if !quoted {
+                return Err(ApiError::InvalidArgument(format!(
+                    "If-Match must be * or a list of quoted entity tags, not {header:?}"
+                )));
+            }
+            tags.push(if weak {
+                Etag::Unmatchable
+            } else {
+                Etag::parse(tag)
+            });
+        }
+        if tags.is_empty() || tags.len() > 50 {
+            return Err(ApiError::InvalidArgument(
+                "If-Match must name between 1 and 50 entity tags".into(),
+            ));
+        }
+        Ok(Self::Tags(tags))
+    }
+}
+
+/// The version preconditions of one write.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Preconditions {
+    /// The `etag` of the body or query string.
+    pub body: Option<Etag>,
+    /// The `If-Match` header.
+    pub if_match: Option<IfMatch>,
+}
+
+impl Preconditions {
+    /// True when the client named no version.
+    pub fn is_empty(&self) -> bool {
+        self.body.is_none() && self.if_match.as_ref().is_none_or(|m| *m == IfMatch::Any)
+    }
+
+    /// Checks a stored version against the preconditions; `If-Match` is checked first.
+    pub fn check(&self, current: Version) -> Result<(), EtagSource> {
+        if let Some(IfMatch::Tags(tags)) = &self.if_match
+            && !tags.iter().any(|t| t.matches(current))
+        {
+            return Err(EtagSource::IfMatch);
+        }
+        match self.body {
+            Some(tag) if !tag.matches(current) => Err(EtagSource::Body),
+            _ => Ok(()),
+        }
+    }
+
+    /// The versions the stored one must equal: one list per precondition, every list must hold it.
+    pub fn required_versions(&self) -> Vec<Vec<Option<Version>>> {
+        let as_version = |t: &Etag| match t {
+            Etag::Version(v) => Some(*v),
+            Etag::Unmatchable => None,
+        };
+        let mut lists = Vec::new();
+        if let Some(IfMatch::Tags(tags)) = &self.if_match {
+            lists.push(tags.iter().map(as_version).collect());
+        }
+        if let Some(tag) = &self.body {
+            lists.push(vec![as_version(tag)]);
+        }
+        lists
+    }
+
+    /// The version a successful conditional write replaces, when the preconditions pin it.
+    pub fn pinned(&self) -> Option<Version> {
+        let body = match self.body {
+            Some(Etag::Version(v)) => Some(v),
+            _ => None,
+        };
+        let single_if_match = match &self.if_match {
+            Some(IfMatch::Tags(tags)) if tags.len() == 1 => match tags[0] {
+                Etag::Version(v) => Some(v),
+                Etag::Unmatchable => None,
+            },
+            _ => None,
+        };
+        body.or(single_if_match)
+    }
+}
+
+/// Reads the body of undelete and complete: `{}` or `{"etag": "…"}`.
+pub fn etag_body(
+    map: &serde_json::Map<String, serde_json::Value>,
+) -> Result<Option<Etag>, ApiError> {
+    crate::domain::body::reject_unknown(map, &["etag"], &[])?;
+    match map.get("etag") {
+        None | Some(serde_json::Value::Null) => Ok(None),
+        Some(serde_json::Value::String(s)) => Ok(Some(Etag::parse(s))),
+        Some(other) => Err(ApiError::field(
+            "etag",
+            "invalid_type",
+            format!("must be a string, not {}", crate::domain::body::kind(other)),
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_etag_round_trips_through_its_quoted_form() {
+        let v = Version(1_763_884_800_123_456);
+        assert_eq!(Etag::parse(&v.etag()), Etag::Version(v));
+        assert_eq!(Etag::parse(v.etag().trim_matches('"')), Etag::Version(v));
+    }
+
+    #[test]
+    fn etags_we_could_not_have_issued_match_nothing() {
+        for bad in [
+            "",
+            "\"\"",
+            "\"xyz\"",
+            "\"ABC\"",
+            "\"-1\"",
+            "\"11111111111111111\"",
+            "W/\"12\"",
+        ] {
+            assert_eq!(Etag::parse(bad), Etag::Unmatchable, "{bad}");
+        }
+    }
+
+    #[test]
+    fn versions_only_move_forward() {
+        let now = Timestamp::from_micros(100).expect("valid");
+        assert_eq!(Version::next(now, None), Version(100));
+        assert_eq!(Version::next(now, Some(Version(50))), Version(100));
+        assert_eq!(Version::next(now, Some(Version(100))), Version(101));
+        assert_eq!(Version::next(now, Some(Version(500))), Version(501));
+    }
+
+    #[test]
+    fn if_match_accepts_star_and_lists_and_rejects_garbage() {
+        assert_eq!(IfMatch::parse("*").expect("star"), IfMatch::Any);
+        let IfMatch::Tags(tags) = IfMatch::parse("\"a\", W/\"b\" ,\"c\"").expect("list") else {
+            panic!("tags")
+        };
+        assert_eq!(
+            tags,
+            vec![
+                Etag::Version(Version(10)),
+                Etag::Unmatchable,
+                Etag::Version(Version(12))
+            ]
+        );
+        for bad in ["", "abc", "\"a", "\"a\"b\""] {
+            assert!(IfMatch::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn if_match_is_checked_before_the_body_etag() {
+        let pre = Preconditions {
+            body: Some(Etag::Version(Version(1))),
+            if_match: Some(IfMatch::Tags(vec![Etag::Version(Version(2))])),
+        };
+        assert_eq!(pre.check(Version(3)), Err(EtagSource::IfMatch));
+        assert_eq!(pre.check(Version(2)), Err(EtagSource::Body));
+        let ok = Preconditions {
+            body: Some(Etag::Version(Version(2))),
+            if_match: None,
+        };
+        assert_eq!(ok.check(Version(2)), Ok(()));
+        assert_eq!(ok.pinned(), Some(Version(2)));
+    }
+}

@@ -1,0 +1,380 @@
+//! The `filter` of list (a subset of AIP-160) and its `orderBy`.
+
+use crate::domain::conversation::{Lifecycle, Stage, is_label_key};
+use crate::domain::ids::shorten;
+use crate::domain::time::Timestamp;
+use crate::error::ApiError;
+
+/// The longest filter accepted, in bytes.
+pub const MAX_FILTER_BYTES: usize = 4096;
+/// The most terms a filter may join.
+pub const MAX_TERMS: usize = 32;
+
+/// One term of a filter.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Term {
+    /// `lifecycleState = X`.
+    Lifecycle(Lifecycle),
+    /// `conversationStage = X`.
+    Stage(Stage),
+    /// `category = "x"`.
+    Category(String),
+    /// `labels.<key> = "v"`.
+    Label(String, String),
+    /// `agents:"a"`.
+    Agent(String),
+}
+
+/// A parsed filter: equality terms plus a `createTime` range, all joined by AND.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Filter {
+    /// The terms other than `createTime`.
+    pub terms: Vec<Term>,
+    /// `createTime` at or after this many microseconds since the epoch.
+    pub created_from: Option<i64>,
+    /// `createTime` at or before this many microseconds since the epoch.
+    pub created_to: Option<i64>,
+}
+
+impl Filter {
+    /// Parses a filter; anything outside the supported subset is a 400.
+    pub fn parse(text: &str) -> Result<Self, ApiError> {
+        if text.len() > MAX_FILTER_BYTES {
+            return Err(bad(format!(
+                "filter is longer than {MAX_FILTER_BYTES} bytes"
+            )));
+        }
+        let mut filter = Filter::default();
+        let mut cursor = Cursor { text, pos: 0 };
+        cursor.skip_ws();
+        if cursor.at_end() {
+            return Ok(filter);
+        }
+        let mut count = 0;
+        loop {
+            count += 1;
+            if count > MAX_TERMS {
+                return Err(bad(format!("filter has more than {MAX_TERMS} terms")));
+            }
+            filter.add(cursor.term()?)?;
+            let had_ws = cursor.skip_ws();
+            if cursor.at_end() {
+                break;
+            }
+            if !had_ws || !cursor.eat("AND") || !cursor.skip_ws() {
+                return Err(bad(format!(
+                    "filter terms must be joined by \" AND \" (OR, NOT and parentheses are not supported), near {:?}",
+                    shorten(cursor.rest())
+                )));
+            }
+        }
+        Ok(filter)
+    }
+
+    fn add(&mut self, (field, op, value): (String, &'static str, Value)) -> Result<(), ApiError> {
+        let term = match (field.as_str(), op) {
+            ("lifecycleState", "=") => {
+                Term::Lifecycle(Lifecycle::parse(value.text()).ok_or_else(|| {
+                    bad(format!(
+                        "lifecycleState must be one of {}",
+                        Lifecycle::NAMES.join(", ")
+                    ))
+                })?)
+            }
+            ("conversationStage", "=") => {
+                Term::Stage(Stage::parse(value.text()).ok_or_else(|| {
+                    bad(format!(
+                        "conversationStage must be one of {}",
+                        Stage::NAMES.join(", ")
+                    ))
+                })?)
+            }
+            ("category", "=") => Term::Category(value.into_text()),
+            ("agents", ":") => Term::Agent(value.into_text()),
+            ("createTime", ">" | ">=" | "<" | "<=") => {
+                let Value::Quoted(text) = &value else {
+                    return Err(bad(
+                        "createTime must be compared with a quoted RFC 3339 timestamp".into(),
+                    ));
+                };
+                let (t, cut) = Timestamp::parse_with_remainder(text).ok_or_else(|| {
+                    bad(format!(
+                        "createTime {:?} is not an RFC 3339 timestamp",
+                        shorten(text)
+                    ))
+                })?;
+                let m = t.micros();
+                match (op, cut) {
+                    (">", _) | (">=", true) => self.from(m + 1),
+                    (">=", false) => self.from(m),
+                    ("<", false) => self.to(m - 1),
+                    _ => self.to(m),
+                }
+                return Ok(());
+            }
+            (f, _) if f.starts_with("labels.") && op == "=" => {
+                let key = &f["labels.".len()..];
+                if !is_label_key(key) {
+                    return Err(bad(format!(
+                        "filter names an invalid label key {:?}",
+                        shorten(key)
+                    )));
+                }
+                Term::Label(key.to_owned(), value.into_text())
+            }
+            (f, op) => {
+                return Err(bad(format!(
+                    "filter term `{} {op} …` is not supported; use lifecycleState =, conversationStage =, category =, labels.<key> =, agents: or createTime >, >=, <, <=",
+                    shorten(f)
+                )));
+            }
+        };
+        self.terms.push(term);
+        Ok(())
+    }
+
+    fn from(&mut self, micros: i64) {
+        self.created_from = Some(self.created_from.map_or(micros, |m| m.max(micros)));
+    }
+
+    fn to(&mut self, micros: i64) {
+        self.created_to = Some(self.created_to.map_or(micros, |m| m.min(micros)));
+    }
+
+    /// A canonical text of the filter, for binding page tokens to it.
+    pub fn canonical(&self) -> String {
+        format!("{self:?}")
+    }
+}
+
+fn bad(message: String) -> ApiError {
+    ApiError::InvalidArgument(message)
+}
+
+enum Value {
+    Quoted(String),
+    Bare(String),
+}
+
+impl Value {
+    fn text(&self) -> &str {
+        match self {
+            Self::Quoted(s) | Self::Bare(s) => s,
+        }
+    }
+
+    fn into_text(self) -> String {
+        match self {
+            Self::Quoted(s) | Self::Bare(s) => s,
+        }
+    }
+}
+
+struct Cursor<'a> {
+    text: &'a str,
+    pos: usize,
+}
+
+impl Cursor<'_> {
+    fn rest(&self) -> &str {
+        &self.text[self.pos..]
+    }
+
+    fn at_end(&self) -> bool {
+        self.pos >= self.text.len()
+    }
+
+    fn skip_ws(&mut self) -> bool {
+        let start = self.pos;
+        while self.rest().starts_with([' ', '\t', '\n', '\r']) {
+            self.pos += 1;
+        }
+        self.pos > start
+    }
+
+    fn eat(&mut self, token: &str) -> bool {
+        if self.rest().starts_with(token) {
+            self.pos += token.len();
+            true
+        } else {
+            false
+        }
+    }
+
+    fn take_while(&mut self, ok: impl Fn(char) -> bool) -> String {
+        let taken: String = self.rest().chars().take_while(|&c| ok(c)).collect();
+        self.pos += taken.len();
+        taken
+    }
+
+    fn term(&mut self) -> Result<(String, &'static str, Value), ApiError> {
+        let field =
+            self.take_while(|c| c.is_ascii_alphanumeric() || c == '.' || c == '_' || c == '-');
+        if field.is_empty() {
+            return Err(bad(format!(
+                "filter expects a field name near {:?}",
+                shorten(self.rest())
+            )));
+        }
+        self.skip_ws();
+        let op = [">=", "<=", "!=", "=", ">", "<", ":"]
+            .into_iter()
+            .find(|op| self.rest().starts_with(op))
+            .ok_or_else(|| {
+                bad(format!(
+                    "filter expects an operator after {:?}",
+                    shorten(&field)
+                ))
+            })?;
+        self.pos += op.len();
+        if op == "!=" {
+            return Err(bad("filter operator != is not supported".into()));
+        }
+        self.skip_ws();
+        let value = if self.eat("\"") {
+            let mut out = String::new();
+            let mut chars = self.rest().char_indices();
+            loop {
+                match chars.next() {
+                    None => return Err(bad("filter has an unterminated string".into())),
+                    Some((i, '"')) => {
+                        self.pos += i + 1;
+                        break;
+                    }
+                    Some((_, '\\')) => match chars.next() {
+                        Some((_, c @ ('"' | '\\'))) => out.push(c),
+                        _ => {
+                            return Err(bad("filter strings may only escape \\\" and \\\\".into()));
+                        }
+                    },
+                    Some((_, c)) => out.push(c),
+                }
+            }
+            Value::Quoted(out)
+        } else {
+            let bare =
+                self.take_while(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '.');
+            if bare.is_empty() {
+                return Err(bad(format!(
+                    "filter expects a value after {:?}",
+                    shorten(&field)
+                )));
+            }
+            Value::Bare(bare)
+        };
+        Ok((field, op, value))
+    }
+}
+
+/// The order of list results.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OrderBy {
+    /// `createTime desc`, the default: newest first.
+    #[default]
+    CreateTimeDesc,
+    /// `createTime asc`: oldest first.
+    CreateTimeAsc,
+}
+
+impl OrderBy {
+    /// Parses `orderBy`: `createTime`, `createTime asc` or `createTime desc`; anything else is a 400.
+    pub fn parse(text: &str) -> Result<Self, ApiError> {
+        let words: Vec<&str> = text.split_whitespace().collect();
+        match words.as_slice() {
+            [] | ["createTime", "desc"] => Ok(Self::CreateTimeDesc),
+            ["createTime"] | ["createTime", "asc"] => Ok(Self::CreateTimeAsc),
+            _ => Err(bad(format!(
+                "orderBy must be \"createTime desc\" or \"createTime asc\", not {:?}",
+                shorten(text)
+            ))),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn micros(text: &str) -> i64 {
+        Timestamp::parse(text).expect("valid").micros()
+    }
+
+    #[test]
+    fn every_supported_term_parses() {
+        let f = Filter::parse(
+            r#"lifecycleState = COMPLETED AND conversationStage="HUMAN_ASSIST_STAGE" AND category = "a \"b\"" AND labels.team = "x y" AND agents:"bot 1""#,
+        )
+        .expect("valid");
+        assert_eq!(
+            f.terms,
+            vec![
+                Term::Lifecycle(Lifecycle::Completed),
+                Term::Stage(Stage::HumanAssist),
+                Term::Category("a \"b\"".into()),
+                Term::Label("team".into(), "x y".into()),
+                Term::Agent("bot 1".into()),
+            ]
+        );
+    }
+
+    #[test]
+    fn create_time_comparisons_become_an_inclusive_microsecond_range() {
+        let f = Filter::parse(r#"createTime > "2026-01-01T00:00:00Z" AND createTime <= "2026-02-01T00:00:00.0000005Z""#).expect("valid");
+        assert_eq!(f.created_from, Some(micros("2026-01-01T00:00:00Z") + 1));
+        assert_eq!(f.created_to, Some(micros("2026-02-01T00:00:00Z")));
+        let g = Filter::parse(r#"createTime >= "2026-01-01T00:00:00.0000001Z" AND createTime < "2026-02-01T00:00:00Z""#).expect("valid");
+        assert_eq!(g.created_from, Some(micros("2026-01-01T00:00:00Z") + 1));
+        assert_eq!(g.created_to, Some(micros("2026-02-01T00:00:00Z") - 1));
+    }
+
+    #[test]
+    fn a_string_containing_and_is_one_value() {
+        let f = Filter::parse(r#"category = "x AND y""#).expect("valid");
+        assert_eq!(f.terms, vec![Term::Category("x AND y".into())]);
+    }
+
+    #[test]
+    fn anything_outside_the_subset_is_a_400() {
+        for bad in [
+            "lifecycleState = DONE",
+            "owner = \"x\"",
+            "category != \"x\"",
+            "category = \"x\" OR category = \"y\"",
+            "(category = \"x\")",
+            "NOT category = \"x\"",
+            "category = \"x\" and category = \"y\"",
+            "category = \"x\"AND category = \"y\"",
+            "category = \"unterminated",
+            "labels.Bad = \"x\"",
+            "createTime > 2026",
+            "createTime = \"2026-01-01T00:00:00Z\"",
+            "createTime > \"yesterday\"",
+            "agents = \"a\"",
+            "category =",
+            "= \"x\"",
+            "category = \"x\" AND",
+        ] {
+            assert_eq!(Filter::parse(bad).expect_err(bad).status(), 400, "{bad}");
+        }
+        assert_eq!(Filter::parse("  ").expect("empty"), Filter::default());
+    }
+
+    #[test]
+    fn order_by_accepts_create_time_either_way_only() {
+        assert_eq!(
+            OrderBy::parse("createTime desc").expect("desc"),
+            OrderBy::CreateTimeDesc
+        );
+        assert_eq!(
+            OrderBy::parse("createTime  asc").expect("asc"),
+            OrderBy::CreateTimeAsc
+        );
+        assert_eq!(
+            OrderBy::parse("").expect("default"),
+            OrderBy::CreateTimeDesc
+        );
+        for bad in ["updateTime desc", "createTime up", "createTime desc, name"] {
+            assert!(OrderBy::parse(bad).is_err(), "{bad}");
+        }
+    }
+}

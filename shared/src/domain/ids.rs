@@ -1,0 +1,226 @@
+//! Identifiers: conversation ids, request ids, message orders and caller identities (owners).
+
+use std::fmt;
+
+use sha2::{Digest, Sha256};
+
+use crate::error::ApiError;
+
+/// A conversation id: chosen by the client (AIP-122: `^[a-z]([a-z0-9-]{0,61}[a-z0-9])?$`) or by
+/// the server (a lower-case UUID).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ConversationId(String);
+
+impl ConversationId {
+    /// Parses an id given by a client, in a path or as `conversationId`.
+    pub fn parse(text: &str) -> Result<Self, ApiError> {
+        if is_client_id(text) || is_lower_uuid(text) {
+            Ok(Self(text.to_owned()))
+        } else {
+            Err(ApiError::InvalidArgument(format!(
+                "conversation id {:?} is invalid: it must match ^[a-z]([a-z0-9-]{{0,61}}[a-z0-9])?$ or be a lower-case UUID",
+                shorten(text)
+            )))
+        }
+    }
+
+    /// A fresh random server-chosen id.
+    pub fn random() -> Self {
+        Self(uuid::Uuid::new_v4().to_string())
+    }
+
+    /// The server-chosen id of a create with a `requestId`: the same for every retry by the same
+    /// owner, different for every other owner, so retries land on the same item.
+    pub fn for_request(owner: &Owner, request: &RequestId) -> Self {
+        let mut hasher = Sha256::new();
+        hasher.update(b"conversations/request-id/v1\0");
+        hasher.update(owner.as_str().as_bytes());
+        hasher.update(b"\0");
+        hasher.update(request.as_str().as_bytes());
+        let digest = hasher.finalize();
+        let mut bytes = [0u8; 16];
+        bytes.copy_from_slice(&digest[..16]);
+        Self(uuid::Uuid::new_v8(bytes).to_string())
+    }
+
+    /// The id as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The resource name, `conversations/{id}`.
+    pub fn name(&self) -> String {
+        format!("conversations/{}", self.0)
+    }
+}
+
+impl fmt::Display for ConversationId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+fn is_client_id(text: &str) -> bool {
+    let bytes = text.as_bytes();
+    let Some((&first, rest)) = bytes.split_first() else {
+        return false;
+    };
+    if !first.is_ascii_lowercase() || bytes.len() > 63 {
+        return false;
+    }
+    let inner_ok = rest
+        .iter()
+        .all(|&b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+    let last_ok = rest
+        .last()
+        .is_none_or(|&b| b.is_ascii_lowercase() || b.is_ascii_digit());
+    inner_ok && last_ok
+}
+
+fn is_lower_uuid(text: &str) -> bool {
+    text.len() == 36
+        && text.char_indices().all(|(i, c)| match i {
+            8 | 13 | 18 | 23 => c == '-',
+            _ => c.is_ascii_digit() || ('a'..='f').contains(&c),
+        })
+}
+
+/// A client's idempotency key for create (AIP-155): a UUID, kept in its lower-case form.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestId(String);
+
+impl RequestId {
+    /// Parses a UUID in its hyphenated form, any case.
+    pub fn parse(text: &str) -> Result<Self, ApiError> {
+        let lower = text.to_ascii_lowercase();
+        if is_lower_uuid(&lower) {
+            Ok(Self(lower))
+        } else {
+            Err(ApiError::InvalidArgument(format!(
+                "requestId {:?} is not a UUID",
+                shorten(text)
+            )))
+        }
+    }
+
+    /// A request id as stored, trusted.
+    pub(crate) fn from_stored(text: String) -> Self {
+        Self(text)
+    }
+
+    /// The id as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// The caller identity that owns conversations: a JWT `sub`, or locally the `X-Owner-Id` header.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Owner(String);
+
+/// The longest identity accepted from a JWT `sub`, in bytes (it becomes part of a DynamoDB key).
+const MAX_SUB_BYTES: usize = 512;
+
+impl Owner {
+    /// An identity from the `X-Owner-Id` header: `^[A-Za-z0-9._@:-]{1,128}$`.
+    pub fn from_header(text: &str) -> Option<Self> {
+        let ok = (1..=128).contains(&text.len())
+            && text
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"._@:-".contains(&b));
+        ok.then(|| Self(text.to_owned()))
+    }
+
+    /// An identity from a verified JWT's `sub` claim: any non-empty text without control
+    /// characters, at most 512 bytes.
+    pub fn from_claim(text: &str) -> Option<Self> {
+        let ok =
+            !text.is_empty() && text.len() <= MAX_SUB_BYTES && !text.chars().any(char::is_control);
+        ok.then(|| Self(text.to_owned()))
+    }
+
+    /// An owner as stored, trusted.
+    pub(crate) fn from_stored(text: String) -> Self {
+        Self(text)
+    }
+
+    /// The identity as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// Cuts user input for echoing in an error message.
+pub(crate) fn shorten(text: &str) -> String {
+    if text.chars().count() <= 80 {
+        text.to_owned()
+    } else {
+        let mut cut: String = text.chars().take(77).collect();
+        cut.push_str("...");
+        cut
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn client_ids_follow_aip_122() {
+        for good in [
+            "a",
+            "ab",
+            "a-b",
+            "conv-1",
+            "a23456789012345678901234567890123456789012345678901234567890123",
+        ] {
+            assert!(ConversationId::parse(good).is_ok(), "{good}");
+        }
+        for bad in [
+            "",
+            "A",
+            "1abc",
+            "a-",
+            "-a",
+            "a_b",
+            "a.b",
+            "a b",
+            "é",
+            "a234567890123456789012345678901234567890123456789012345678901234",
+        ] {
+            assert!(ConversationId::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn server_ids_are_lower_case_uuids_and_are_accepted_back() {
+        let id = ConversationId::random();
+        assert!(is_lower_uuid(id.as_str()));
+        assert_eq!(ConversationId::parse(id.as_str()).ok(), Some(id));
+        assert!(ConversationId::parse("0123ABCD-0000-4000-8000-000000000000").is_err());
+    }
+
+    #[test]
+    fn request_ids_give_the_same_server_id_for_one_owner_and_another_for_the_next() {
+        let request = RequestId::parse("6F9619FF-8B86-D011-B42D-00C04FC964FF").expect("uuid");
+        assert_eq!(request.as_str(), "6f9619ff-8b86-d011-b42d-00c04fc964ff");
+        let alice = Owner::from_header("alice").expect("owner");
+        let bob = Owner::from_header("bob").expect("owner");
+        let first = ConversationId::for_request(&alice, &request);
+        assert_eq!(first, ConversationId::for_request(&alice, &request));
+        assert_ne!(first, ConversationId::for_request(&bob, &request));
+        assert!(is_lower_uuid(first.as_str()));
+        assert!(RequestId::parse("not-a-uuid").is_err());
+    }
+
+    #[test]
+    fn owner_headers_follow_the_contract_pattern() {
+        assert!(Owner::from_header("User_1.x@example.com:x-y").is_some());
+        assert!(Owner::from_header(&"x".repeat(128)).is_some());
+        for bad in ["", "a b", "a/b", "a#b", "ü", &"x".repeat(129)] {
+            assert!(Owner::from_header(bad).is_none(), "{bad}");
+        }
+        assert!(Owner::from_claim("auth0|123").is_some());
+        assert!(Owner::from_claim("a\nb").is_none());
+    }
+}

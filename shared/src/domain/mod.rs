@@ -1,0 +1,11 @@
+//! The domain: resources, identifiers and the parsing of everything a client sends.
+
+pub mod body;
+pub mod conversation;
+pub mod etag;
+pub mod field_mask;
+pub mod filter;
+pub mod ids;
+pub mod message;
+pub mod page_token;
+pub mod time;

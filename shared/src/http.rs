@@ -1,0 +1,453 @@
+//! The HTTP boundary: extracting what a request carries, rendering replies and RFC 9457
+//! problems, and the one wrapper every handler runs in.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::time::Instant;
+
+use futures_util::FutureExt;
+use lambda_http::request::RequestContext;
+use lambda_http::{Body, Error, Request, RequestExt, Response};
+use serde_json::{Map, Value};
+
+use crate::app::{App, AuthMode};
+use crate::domain::body;
+use crate::domain::conversation::Conversation;
+use crate::domain::etag::IfMatch;
+use crate::domain::field_mask::Fields;
+use crate::domain::ids::{ConversationId, Owner};
+use crate::domain::message::Message;
+use crate::error::ApiError;
+
+/// The largest request body accepted, in bytes.
+pub const MAX_BODY_BYTES: usize = 256 * 1024;
+/// The default page size.
+pub const DEFAULT_PAGE_SIZE: usize = 50;
+/// The largest page size; larger requests are cut to it.
+pub const MAX_PAGE_SIZE: usize = 1000;
+
+/// Everything a handler may read from a request, extracted once.
+#[derive(Debug)]
+pub struct Call {
+    /// The Lambda request id, echoed as `x-request-id` and in problems.
+    pub request_id: String,
+    owner: Result<Owner, ()>,
+    path_id: Option<String>,
+    query: Vec<(String, String)>,
+    content_type: Option<String>,
+    if_match: Option<String>,
+    body: Vec<u8>,
+}
+
+impl Call {
+    fn new(auth: AuthMode, req: Request) -> (Self, String, String) {
+        let request_id = req
+            .lambda_context_ref()
+            .map(|c| c.request_id.clone())
+            .filter(|id| !id.is_empty())
+            .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+        let owner = identity(auth, &req).ok_or(());
+        let path_id = req
+            .path_parameters_ref()
+            .and_then(|p| p.first("id"))
+            .map(str::to_owned);
+        let mut query: Vec<(String, String)> = Vec::new();
+        if let Some(map) = req.query_string_parameters_ref() {
+            for (k, v) in map.iter() {
+                query.push((k.to_owned(), v.to_owned()));
+            }
+        }
+        let header = |name: &str| {
+            req.headers()
+                .get(name)
+                .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+        };
+        let content_type = header("content-type");
+        let if_match = header("if-match");
+        let method = req.method().to_string();
+        let path = req.uri().path().to_owned();
+        let body = match req.into_body() {
+            Body::Empty => Vec::new(),
+            Body::Text(t) => t.into_bytes(),
+            Body::Binary(b) => b,
+            _ => Vec::new(),
+        };
+        (
+            Self {
+                request_id,
+                owner,
+                path_id,
+                query,
+                content_type,
+                if_match,
+                body,
+            },
+            method,
+            path,
+        )
+    }
+
+    /// The caller; none is a 401.
+    pub fn owner(&self) -> Result<Owner, ApiError> {
+        self.owner.clone().map_err(|()| ApiError::Unauthenticated)
+    }
+
+    /// The `{id}` path parameter.
+    pub fn id(&self) -> Result<ConversationId, ApiError> {
+        let raw = self
+            .path_id
+            .as_deref()
+            .ok_or_else(|| ApiError::InvalidArgument("the path has no conversation id".into()))?;
+        ConversationId::parse(&percent_decode(raw))
+    }
+
+    /// The query string, checked against the parameters this method accepts: an unknown or
+    /// repeated parameter is a 400.
+    pub fn query(&self, allowed: &[&str]) -> Result<Query, ApiError> {
+        let mut values = HashMap::new();
+        for (k, v) in &self.query {
+            if !allowed.contains(&k.as_str()) {
+                return Err(ApiError::InvalidArgument(format!(
+                    "unknown query parameter {:?}; this method accepts: {}",
+                    crate::domain::ids::shorten(k),
+                    allowed.join(", ")
+                )));
+            }
+            if values.insert(k.clone(), v.clone()).is_some() {
+                return Err(ApiError::InvalidArgument(format!(
+                    "query parameter {k} is given more than once"
+                )));
+            }
+        }
+        Ok(Query(values))
+    }
+
+    /// The body as a JSON object (an empty body reads as `{}`): too large → 413, not JSON → 415
+    /// or 400.
+    pub fn json(&self) -> Result<Map<String, Value>, ApiError> {
+        if self.body.len() > MAX_BODY_BYTES {
+            return Err(ApiError::PayloadTooLarge {
+                limit: MAX_BODY_BYTES,
+            });
+        }
+        if !self.body.is_empty()
+            && let Some(ct) = &self.content_type
+        {
+            let mime = ct
+                .split(';')
+                .next()
+                .unwrap_or_default()
+                .trim()
+                .to_ascii_lowercase();
+            if mime != "application/json" {
+                return Err(ApiError::UnsupportedMediaType(crate::domain::ids::shorten(
+                    ct,
+                )));
+            }
+        }
+        body::object(&self.body)
+    }
+
+    /// The `If-Match` header, if any.
+    pub fn if_match(&self) -> Result<Option<IfMatch>, ApiError> {
+        self.if_match.as_deref().map(IfMatch::parse).transpose()
+    }
+}
+
+/// Percent-decodes a path segment (cargo lambda passes path parameters undecoded).
+fn percent_decode(raw: &str) -> String {
+    if !raw.contains('%') {
+        return raw.to_owned();
+    }
+    let bytes = raw.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| (b as char).to_digit(16);
+        match (
+            bytes[i],
+            bytes.get(i + 1).copied().and_then(hex),
+            bytes.get(i + 2).copied().and_then(hex),
+        ) {
+            (b'%', Some(h), Some(l)) => {
+                out.push((h * 16 + l) as u8);
+                i += 3;
+            }
+            (b, _, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The caller identity: the JWT authorizer's `sub`, or, only when the function runs with
+/// `CONVERSATIONS_AUTH=header`, the `X-Owner-Id` header.
+fn identity(auth: AuthMode, req: &Request) -> Option<Owner> {
+    match auth {
+        AuthMode::Header => req
+            .headers()
+            .get("x-owner-id")
+            .and_then(|v| v.to_str().ok())
+            .and_then(Owner::from_header),
+        AuthMode::Jwt => match req.request_context_ref()? {
+            RequestContext::ApiGatewayV2(ctx) => {
+                let sub = ctx.authorizer.as_ref()?.jwt.as_ref()?.claims.get("sub")?;
+                Owner::from_claim(sub)
+            }
+            RequestContext::ApiGatewayV1(ctx) => {
+                let sub = ctx.authorizer.fields.get("claims")?.get("sub")?.as_str()?;
+                Owner::from_claim(sub)
+            }
+            _ => None,
+        },
+    }
+}
+
+/// A parsed query string.
+#[derive(Debug, Default)]
+pub struct Query(HashMap<String, String>);
+
+impl Query {
+    /// A parameter's value.
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.0.get(key).map(String::as_str)
+    }
+
+    /// A boolean parameter: `true` or `false`; absent is false.
+    pub fn flag(&self, key: &str) -> Result<bool, ApiError> {
+        match self.get(key) {
+            None => Ok(false),
+            Some(v) if v.eq_ignore_ascii_case("true") => Ok(true),
+            Some(v) if v.eq_ignore_ascii_case("false") => Ok(false),
+            Some(v) => Err(ApiError::InvalidArgument(format!(
+                "{key} must be true or false, not {:?}",
+                crate::domain::ids::shorten(v)
+            ))),
+        }
+    }
+
+    /// `pageSize`: absent or 0 → 50, above 1000 → 1000, negative or not a number → 400.
+    pub fn page_size(&self) -> Result<usize, ApiError> {
+        let Some(text) = self.get("pageSize") else {
+            return Ok(DEFAULT_PAGE_SIZE);
+        };
+        let bad = || {
+            ApiError::InvalidArgument(format!(
+                "pageSize must be a non-negative integer, not {:?}",
+                crate::domain::ids::shorten(text)
+            ))
+        };
+        let digits = text.strip_prefix('+').unwrap_or(text);
+        if digits.starts_with('-') {
+            return Err(bad());
+        }
+        if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(bad());
+        }
+        let trimmed = digits.trim_start_matches('0');
+        if trimmed.is_empty() {
+            return Ok(DEFAULT_PAGE_SIZE);
+        }
+        Ok(trimmed
+            .parse::<usize>()
+            .map_or(MAX_PAGE_SIZE, |n| n.min(MAX_PAGE_SIZE)))
+    }
+
+    /// `fields`, checked against the resource's field names.
+    pub fn fields(&self, known: &[&str]) -> Result<Fields, ApiError> {
+        Fields::parse(self.get("fields"), known)
+    }
+}
+
+/// A successful reply.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Reply {
+    status: u16,
+    body: Value,
+    etag: Option<String>,
+    location: Option<String>,
+}
+
+impl Reply {
+    /// A conversation, with its `ETag` header.
+    pub fn conversation(status: u16, conversation: &Conversation, fields: &Fields) -> Self {
+        Self {
+            status,
+            body: Value::Object(fields.apply(conversation.to_json())),
+            etag: Some(conversation.version.etag()),
+            location: None,
+        }
+    }
+
+    /// A conversation just created, with its `Location`.
+    pub fn created(conversation: &Conversation, fields: &Fields) -> Self {
+        Self {
+            location: Some(format!("/v1/{}", conversation.name())),
+            ..Self::conversation(201, conversation, fields)
+        }
+    }
+
+    /// A message.
+    pub fn message(status: u16, message: &Message, fields: &Fields) -> Self {
+        Self {
+            status,
+            body: Value::Object(fields.apply(message.to_json())),
+            etag: None,
+            location: None,
+        }
+    }
+
+    /// Any JSON body.
+    pub fn json(status: u16, body: Value) -> Self {
+        Self {
+            status,
+            body,
+            etag: None,
+            location: None,
+        }
+    }
+
+    /// The status.
+    pub fn status(&self) -> u16 {
+        self.status
+    }
+}
+
+fn response(status: u16, content_type: &str, request_id: &str) -> http::response::Builder {
+    Response::builder()
+        .status(status)
+        .header("content-type", content_type)
+        .header("x-request-id", request_id)
+        .header("cache-control", "no-store")
+}
+
+fn render(result: Result<Reply, ApiError>, request_id: &str) -> Result<Response<Body>, Error> {
+    let response = match result {
+        Ok(reply) => {
+            let mut builder = response(reply.status, "application/json", request_id);
+            if let Some(etag) = &reply.etag {
+                builder = builder.header("etag", etag);
+            }
+            if let Some(location) = &reply.location {
+                builder = builder.header("location", location);
+            }
+            builder.body(Body::Text(reply.body.to_string()))?
+        }
+        Err(error) => {
+            let body = error.problem(request_id);
+            let mut builder = response(error.status(), "application/problem+json", request_id);
+            if let Some(seconds) = error.retry_after() {
+                builder = builder.header("retry-after", seconds.to_string());
+            }
+            builder.body(Body::Text(body.to_string()))?
+        }
+    };
+    Ok(response)
+}
+
+/// The chain of causes of an error, for the log (never for the client).
+fn cause_chain(error: &ApiError) -> String {
+    let mut causes = Vec::new();
+    let mut next = std::error::Error::source(error);
+    while let Some(cause) = next {
+        causes.push(cause.to_string());
+        next = cause.source();
+    }
+    causes.join(": ")
+}
+
+/// Runs one request: extracts the call, runs the handler (a panic becomes a 500 problem),
+/// renders the reply or the problem, and logs one line.
+pub async fn serve<F, Fut>(app: &App, req: Request, handler: F) -> Result<Response<Body>, Error>
+where
+    F: FnOnce(Call) -> Fut,
+    Fut: Future<Output = Result<Reply, ApiError>>,
+{
+    let started = Instant::now();
+    let (call, method, path) = Call::new(app.config.auth, req);
+    let request_id = call.request_id.clone();
+    let result = match AssertUnwindSafe(handler(call)).catch_unwind().await {
+        Ok(result) => result,
+        Err(_) => Err(ApiError::internal("the handler panicked")),
+    };
+    let status = match &result {
+        Ok(reply) => reply.status,
+        Err(e) => e.status(),
+    };
+    let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
+    match &result {
+        Err(e) if status >= 500 => {
+            let cause = cause_chain(e);
+            tracing::error!(%method, %path, status, latency_ms, request_id = %request_id, error = %e, cause = %cause, "request failed");
+        }
+        _ => {
+            tracing::info!(%method, %path, status, latency_ms, request_id = %request_id, "request")
+        }
+    }
+    render(result, &request_id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn query(pairs: &[(&str, &str)]) -> Query {
+        Query(
+            pairs
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+        )
+    }
+
+    #[test]
+    fn page_sizes_default_clamp_and_reject_negatives() {
+        assert_eq!(query(&[]).page_size().expect("default"), 50);
+        assert_eq!(query(&[("pageSize", "0")]).page_size().expect("zero"), 50);
+        assert_eq!(query(&[("pageSize", "7")]).page_size().expect("seven"), 7);
+        assert_eq!(
+            query(&[("pageSize", "1001")]).page_size().expect("big"),
+            1000
+        );
+        assert_eq!(
+            query(&[("pageSize", "99999999999999999999999")])
+                .page_size()
+                .expect("huge"),
+            1000
+        );
+        for bad in ["-1", "abc", "1.5", ""] {
+            assert_eq!(
+                query(&[("pageSize", bad)])
+                    .page_size()
+                    .expect_err(bad)
+                    .status(),
+                400,
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn flags_are_true_or_false() {
+        assert!(
+            query(&[("allowMissing", "true")])
+                .flag("allowMissing")
+                .expect("true")
+        );
+        assert!(!query(&[]).flag("allowMissing").expect("absent"));
+        assert!(
+            query(&[("allowMissing", "yes")])
+                .flag("allowMissing")
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn path_segments_are_percent_decoded() {
+        assert_eq!(percent_decode("a%62c"), "abc");
+        assert_eq!(percent_decode("a%zz"), "a%zz");
+    }
+}

@@ -1,0 +1,406 @@
+//! Mapping between domain values and DynamoDB items. Nothing outside the store sees an
+//! `AttributeValue`.
+
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use serde_json::{Map, Value};
+
+use crate::domain::conversation::{Conversation, Labels, Lifecycle, Stage};
+use crate::domain::etag::Version;
+use crate::domain::ids::{ConversationId, Owner, RequestId};
+use crate::domain::message::{Message, MessageType};
+use crate::domain::time::Timestamp;
+use crate::error::ApiError;
+
+/// A DynamoDB item.
+pub type Item = HashMap<String, AttributeValue>;
+
+/// Attribute names. Every expression refers to them through `ExpressionAttributeNames`.
+pub mod attr {
+    /// Partition key: `CONV#{owner}#{id}` for a conversation and its messages.
+    pub const PK: &str = "pk";
+    /// Sort key: `C` for the conversation, `M#{incarnation}#{order}` for a message.
+    pub const SK: &str = "sk";
+    /// Index partition key (conversations only): the owner.
+    pub const GSI_PK: &str = "gsi1pk";
+    /// Index sort key (conversations only): `{createTime micros, 18 digits}#{id}`.
+    pub const GSI_SK: &str = "gsi1sk";
+    /// The DynamoDB TTL attribute, epoch seconds: `expireTime` while live, `purgeTime` while deleted.
+    pub const TTL: &str = "ttl_at";
+    pub const ID: &str = "id";
+    pub const OWNER: &str = "owner";
+    pub const DISPLAY_NAME: &str = "display_name";
+    pub const CATEGORY: &str = "category";
+    pub const AGENTS: &str = "agents";
+    pub const PROFILE: &str = "conversation_profile";
+    pub const LANGUAGE: &str = "language_code";
+    pub const LABELS: &str = "labels";
+    pub const METADATA: &str = "metadata";
+    pub const STAGE: &str = "conversation_stage";
+    pub const LIFECYCLE: &str = "lifecycle_state";
+    pub const START: &str = "start_time";
+    pub const END: &str = "end_time";
+    pub const EXPIRE: &str = "expire_time";
+    /// `expireTime` in epoch seconds (rounded up), copied into `ttl_at` by undelete.
+    pub const EXPIRE_AT: &str = "expire_at";
+    pub const CREATE: &str = "create_time";
+    /// The version: microseconds of the last write, strictly increasing.
+    pub const VERSION: &str = "updated_at";
+    pub const LAST_USED: &str = "last_used_time";
+    pub const DELETE: &str = "delete_time";
+    pub const PURGE: &str = "purge_time";
+    pub const COUNT: &str = "message_count";
+    pub const REQUEST_ID: &str = "request_id";
+    pub const ORDER: &str = "order";
+    pub const TYPE: &str = "type";
+    pub const CONTENT: &str = "content";
+}
+
+/// The sort key of a conversation item.
+pub const CONVERSATION_SK: &str = "C";
+
+/// A TTL value meaning "never": 9999-12-31T23:59:59Z.
+pub const NEVER: i64 = 253_402_300_799;
+
+/// The partition key of a conversation and its messages. The id never holds `#`, so the key is
+/// unambiguous whatever the owner holds.
+pub fn partition_key(owner: &Owner, id: &ConversationId) -> String {
+    format!("CONV#{}#{}", owner.as_str(), id.as_str())
+}
+
+/// The index sort key: createTime then id, so that ties keep a stable order.
+pub fn index_sort_key(create_time: Timestamp, id: &ConversationId) -> String {
+    format!("{:018}#{}", create_time.micros(), id.as_str())
+}
+
+/// The sort-key prefix of one incarnation's messages: a conversation re-created under the same id
+/// after its purge never sees an earlier incarnation's leftovers, and the newest sorts first.
+pub fn message_prefix(create_time: Timestamp) -> String {
+    format!("M#{:019}#", i64::MAX - create_time.micros())
+}
+
+/// The sort key of one message.
+pub fn message_sort_key(create_time: Timestamp, order: u64) -> String {
+    format!("{}{:010}", message_prefix(create_time), order)
+}
+
+/// A string attribute.
+pub fn s(value: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(value.into())
+}
+
+/// A number attribute.
+pub fn n(value: impl ToString) -> AttributeValue {
+    AttributeValue::N(value.to_string())
+}
+
+/// A string-list attribute.
+pub fn list(values: &[String]) -> AttributeValue {
+    AttributeValue::L(values.iter().map(|v| s(v.as_str())).collect())
+}
+
+/// A string-map attribute.
+pub fn labels(values: &Labels) -> AttributeValue {
+    AttributeValue::M(
+        values
+            .iter()
+            .map(|(k, v)| (k.clone(), s(v.as_str())))
+            .collect(),
+    )
+}
+
+/// A JSON object, stored as its serialised text so that it round-trips exactly.
+pub fn json(value: &Map<String, Value>) -> AttributeValue {
+    s(serde_json::to_string(value).unwrap_or_else(|_| "{}".into()))
+}
+
+fn corrupt(key: &str) -> ApiError {
+    ApiError::internal(format!(
+        "stored item has a missing or malformed attribute {key}"
+    ))
+}
+
+fn get_s<'a>(item: &'a Item, key: &str) -> Result<&'a str, ApiError> {
+    item.get(key)
+        .and_then(|v| v.as_s().ok())
+        .map(String::as_str)
+        .ok_or_else(|| corrupt(key))
+}
+
+fn opt_s(item: &Item, key: &str) -> Result<Option<String>, ApiError> {
+    item.get(key)
+        .map(|v| v.as_s().cloned().map_err(|_| corrupt(key)))
+        .transpose()
+}
+
+/// A number attribute as `i64`.
+pub fn get_n(item: &Item, key: &str) -> Result<i64, ApiError> {
+    item.get(key)
+        .and_then(|v| v.as_n().ok())
+        .and_then(|t| t.parse().ok())
+        .ok_or_else(|| corrupt(key))
+}
+
+fn opt_n(item: &Item, key: &str) -> Result<Option<i64>, ApiError> {
+    item.get(key).map(|_| get_n(item, key)).transpose()
+}
+
+fn time(item: &Item, key: &str) -> Result<Timestamp, ApiError> {
+    Timestamp::from_micros(get_n(item, key)?).ok_or_else(|| corrupt(key))
+}
+
+fn opt_time(item: &Item, key: &str) -> Result<Option<Timestamp>, ApiError> {
+    item.get(key).map(|_| time(item, key)).transpose()
+}
+
+fn opt_json(item: &Item, key: &str) -> Result<Option<Map<String, Value>>, ApiError> {
+    match opt_s(item, key)? {
+        Some(text) => serde_json::from_str(&text)
+            .map(Some)
+            .map_err(|_| corrupt(key)),
+        None => Ok(None),
+    }
+}
+
+/// Whether an item is still visible at `now`: DynamoDB's TTL deletes expired items only
+/// eventually, so expiry is also enforced on every read and in every write condition.
+pub fn is_visible(item: &Item, now: Timestamp) -> bool {
+    opt_n(item, attr::TTL)
+        .ok()
+        .flatten()
+        .is_none_or(|ttl| ttl > now.epoch_seconds())
+}
+
+/// The item of a conversation.
+pub fn conversation_item(c: &Conversation) -> Item {
+    let mut item = Item::new();
+    let mut put = |k: &str, v: AttributeValue| {
+        item.insert(k.to_owned(), v);
+    };
+    put(attr::PK, s(partition_key(&c.owner, &c.id)));
+    put(attr::SK, s(CONVERSATION_SK));
+    put(attr::GSI_PK, s(c.owner.as_str()));
+    put(attr::GSI_SK, s(index_sort_key(c.create_time, &c.id)));
+    put(attr::ID, s(c.id.as_str()));
+    put(attr::OWNER, s(c.owner.as_str()));
+    if let Some(v) = &c.display_name {
+        put(attr::DISPLAY_NAME, s(v.as_str()));
+    }
+    if let Some(v) = &c.category {
+        put(attr::CATEGORY, s(v.as_str()));
+    }
+    put(attr::AGENTS, list(&c.agents));
+    if let Some(v) = &c.conversation_profile {
+        put(attr::PROFILE, s(v.as_str()));
+    }
+    if let Some(v) = &c.language_code {
+        put(attr::LANGUAGE, s(v.as_str()));
+    }
+    put(attr::LABELS, labels(&c.labels));
+    if let Some(v) = &c.metadata {
+        put(attr::METADATA, json(v));
+    }
+    put(attr::STAGE, s(c.stage.as_str()));
+    put(attr::LIFECYCLE, s(c.lifecycle.as_str()));
+    if let Some(t) = c.start_time {
+        put(attr::START, n(t.micros()));
+    }
+    if let Some(t) = c.end_time {
+        put(attr::END, n(t.micros()));
+    }
+    if let Some(t) = c.expire_time {
+        put(attr::EXPIRE, n(t.micros()));
+        put(attr::EXPIRE_AT, n(t.epoch_seconds_ceil()));
+    }
+    put(attr::CREATE, n(c.create_time.micros()));
+    put(attr::VERSION, n(c.version.0));
+    put(attr::LAST_USED, n(c.last_used_time.micros()));
+    if let Some(t) = c.delete_time {
+        put(attr::DELETE, n(t.micros()));
+    }
+    if let Some(t) = c.purge_time {
+        put(attr::PURGE, n(t.micros()));
+    }
+    let ttl = match (c.purge_time, c.expire_time) {
+        (Some(purge), _) => Some(purge.epoch_seconds_ceil()),
+        (None, expire) => expire.map(Timestamp::epoch_seconds_ceil),
+    };
+    if let Some(ttl) = ttl {
+        put(attr::TTL, n(ttl));
+    }
+    put(attr::COUNT, n(c.message_count));
+    if let Some(r) = &c.request_id {
+        put(attr::REQUEST_ID, s(r.as_str()));
+    }
+    item
+}
+
+/// A conversation from its item.
+pub fn conversation_from(item: &Item) -> Result<Conversation, ApiError> {
+    let agents = item
+        .get(attr::AGENTS)
+        .and_then(|v| v.as_l().ok())
+        .ok_or_else(|| corrupt(attr::AGENTS))?
+        .iter()
+        .map(|v| v.as_s().cloned().map_err(|_| corrupt(attr::AGENTS)))
+        .collect::<Result<Vec<_>, _>>()?;
+    let labels = match item.get(attr::LABELS) {
+        Some(v) => v
+            .as_m()
+            .map_err(|_| corrupt(attr::LABELS))?
+            .iter()
+            .map(|(k, v)| {
+                v.as_s()
+                    .map(|v| (k.clone(), v.clone()))
+                    .map_err(|_| corrupt(attr::LABELS))
+            })
+            .collect::<Result<Labels, _>>()?,
+        None => Labels::new(),
+    };
+    Ok(Conversation {
+        id: ConversationId::parse(get_s(item, attr::ID)?).map_err(|_| corrupt(attr::ID))?,
+        owner: Owner::from_stored(get_s(item, attr::OWNER)?.to_owned()),
+        display_name: opt_s(item, attr::DISPLAY_NAME)?,
+        category: opt_s(item, attr::CATEGORY)?,
+        agents,
+        conversation_profile: opt_s(item, attr::PROFILE)?,
+        language_code: opt_s(item, attr::LANGUAGE)?,
+        labels,
+        metadata: opt_json(item, attr::METADATA)?,
+        stage: Stage::parse(get_s(item, attr::STAGE)?).ok_or_else(|| corrupt(attr::STAGE))?,
+        lifecycle: Lifecycle::parse(get_s(item, attr::LIFECYCLE)?)
+            .ok_or_else(|| corrupt(attr::LIFECYCLE))?,
+        start_time: opt_time(item, attr::START)?,
+        end_time: opt_time(item, attr::END)?,
+        expire_time: opt_time(item, attr::EXPIRE)?,
+        create_time: time(item, attr::CREATE)?,
+        version: Version(get_n(item, attr::VERSION)?),
+        last_used_time: time(item, attr::LAST_USED)?,
+        delete_time: opt_time(item, attr::DELETE)?,
+        purge_time: opt_time(item, attr::PURGE)?,
+        message_count: u64::try_from(get_n(item, attr::COUNT)?)
+            .map_err(|_| corrupt(attr::COUNT))?,
+        request_id: opt_s(item, attr::REQUEST_ID)?.map(RequestId::from_stored),
+    })
+}
+
+/// The item of a message.
+pub fn message_item(owner: &Owner, incarnation: Timestamp, m: &Message) -> Item {
+    let mut item = Item::new();
+    item.insert(attr::PK.into(), s(partition_key(owner, &m.conversation)));
+    item.insert(attr::SK.into(), s(message_sort_key(incarnation, m.order)));
+    item.insert(attr::ORDER.into(), n(m.order));
+    item.insert(attr::TYPE.into(), s(m.kind.as_str()));
+    item.insert(attr::CONTENT.into(), s(m.content.as_str()));
+    if let Some(meta) = &m.metadata {
+        item.insert(attr::METADATA.into(), json(meta));
+    }
+    item.insert(attr::CREATE.into(), n(m.create_time.micros()));
+    item
+}
+
+/// A message from its item.
+pub fn message_from(conversation: &ConversationId, item: &Item) -> Result<Message, ApiError> {
+    Ok(Message {
+        conversation: conversation.clone(),
+        order: u64::try_from(get_n(item, attr::ORDER)?).map_err(|_| corrupt(attr::ORDER))?,
+        kind: MessageType::parse(get_s(item, attr::TYPE)?).ok_or_else(|| corrupt(attr::TYPE))?,
+        content: get_s(item, attr::CONTENT)?.to_owned(),
+        metadata: opt_json(item, attr::METADATA)?,
+        create_time: time(item, attr::CREATE)?,
+    })
+}
+
+/// The sort key of an item.
+pub fn sort_key(item: &Item) -> Result<&str, ApiError> {
+    get_s(item, attr::SK)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::conversation::{NewConversation, Writable};
+    use serde_json::json;
+
+    fn conversation() -> Conversation {
+        let now = Timestamp::parse("2026-11-23T08:00:00.5Z").expect("valid");
+        let body = json!({"displayName": "d", "category": "c", "agents": ["a", "b"], "conversationProfile": "p", "languageCode": "en",
+            "labels": {"k": "v"}, "metadata": {"n": 1.5, "deep": {"x": [1, "two", null]}}, "conversationStage": "HUMAN_ASSIST_STAGE",
+            "startTime": "2026-11-23T07:00:00Z", "ttl": "3600s"});
+        let w = Writable::from_json(body.as_object().expect("object"), now).expect("valid");
+        let request = RequestId::parse("6f9619ff-8b86-d011-b42d-00c04fc964ff").expect("uuid");
+        let mut c = NewConversation::try_from(w)
+            .expect("new")
+            .into_conversation(
+                ConversationId::parse("conv-1").expect("id"),
+                Owner::from_claim("auth0|abc#def").expect("owner"),
+                Some(request),
+                now,
+            );
+        c.end_time = Some(now);
+        c.message_count = 7;
+        c
+    }
+
+    #[test]
+    fn a_conversation_round_trips_through_its_item() {
+        let c = conversation();
+        assert_eq!(
+            conversation_from(&conversation_item(&c)).expect("valid item"),
+            c
+        );
+    }
+
+    #[test]
+    fn a_deleted_conversation_stores_its_purge_time_as_ttl() {
+        let mut c = conversation();
+        let purge = Timestamp::parse("2026-12-23T08:00:00.1Z").expect("valid");
+        c.delete_time = Some(c.create_time);
+        c.purge_time = Some(purge);
+        let item = conversation_item(&c);
+        assert_eq!(
+            get_n(&item, attr::TTL).expect("ttl"),
+            purge.epoch_seconds() + 1
+        );
+        assert_eq!(conversation_from(&item).expect("valid"), c);
+    }
+
+    #[test]
+    fn a_message_round_trips_through_its_item() {
+        let c = conversation();
+        let m = Message {
+            conversation: c.id.clone(),
+            order: 42,
+            kind: MessageType::Tool,
+            content: "hello".into(),
+            metadata: Some(json!({"a": 1}).as_object().cloned().expect("object")),
+            create_time: c.create_time,
+        };
+        let item = message_item(&c.owner, c.create_time, &m);
+        assert_eq!(message_from(&c.id, &item).expect("valid"), m);
+        assert!(
+            sort_key(&item)
+                .expect("sk")
+                .starts_with(&message_prefix(c.create_time))
+        );
+    }
+
+    #[test]
+    fn message_keys_sort_by_order_and_newer_incarnations_first() {
+        let early = Timestamp::from_micros(1_000).expect("valid");
+        let late = Timestamp::from_micros(2_000).expect("valid");
+        assert!(message_sort_key(early, 9) < message_sort_key(early, 10));
+        assert!(message_sort_key(late, 999) < message_sort_key(early, 1));
+        assert!(CONVERSATION_SK < message_sort_key(late, 1).as_str());
+    }
+
+    #[test]
+    fn expired_items_are_invisible() {
+        let mut item = conversation_item(&conversation());
+        let now = Timestamp::parse("2026-11-23T08:30:00Z").expect("valid");
+        assert!(is_visible(&item, now));
+        item.insert(attr::TTL.into(), n(now.epoch_seconds()));
+        assert!(!is_visible(&item, now));
+    }
+}

@@ -1,0 +1,402 @@
+//! Test helpers: DynamoDB Local, a fresh table per test binary, a request-counting SDK client,
+//! hand-built `lambda_http` requests and readable responses.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::config::interceptors::BeforeTransmitInterceptorContextRef;
+use aws_sdk_dynamodb::config::{ConfigBag, Intercept, RuntimeComponents};
+use aws_sdk_dynamodb::types::AttributeValue;
+use aws_smithy_runtime_api::box_error::BoxError;
+use conversations::app::sdk_config;
+use conversations::domain::page_token::TokenKey;
+use conversations::lambda_http::{Body, Request, RequestExt, Response};
+use conversations::{App, AuthMode, Config};
+use serde_json::Value;
+use tokio::sync::OnceCell;
+
+pub mod http_client;
+
+/// Records the operation name of every request a DynamoDB client sends.
+#[derive(Debug, Clone, Default)]
+pub struct Counter(Arc<Mutex<Vec<String>>>);
+
+impl Counter {
+    /// The operations since the last call, emptied.
+    pub fn take(&self) -> Vec<String> {
+        std::mem::take(&mut *self.0.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+}
+
+impl Intercept for Counter {
+    fn name(&self) -> &'static str {
+        "RequestCounter"
+    }
+
+    /// Runs once per HTTP request sent (retries included): the operation is named by the
+    /// `X-Amz-Target` header, e.g. `DynamoDB_20120810.GetItem`.
+    fn read_before_transmit(
+        &self,
+        ctx: &BeforeTransmitInterceptorContextRef<'_>,
+        _: &RuntimeComponents,
+        _: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        let target = ctx
+            .request()
+            .headers()
+            .get("x-amz-target")
+            .unwrap_or("unknown");
+        let name = target.rsplit('.').next().unwrap_or(target).to_owned();
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).push(name);
+        Ok(())
+    }
+}
+
+fn require_endpoint() {
+    assert!(
+        std::env::var("AWS_ENDPOINT_URL_DYNAMODB").is_ok(),
+        "AWS_ENDPOINT_URL_DYNAMODB is not set: run the tests with `make test`, which starts DynamoDB Local"
+    );
+}
+
+/// A plain SDK client for DynamoDB Local.
+pub async fn client() -> Client {
+    require_endpoint();
+    Client::new(&sdk_config().await)
+}
+
+static TABLE: OnceCell<String> = OnceCell::const_new();
+
+/// The table of this test binary: created once, fresh for every run.
+pub async fn table() -> String {
+    TABLE
+        .get_or_init(|| async {
+            let name = format!("conversations-test-{}", uuid::Uuid::new_v4());
+            conversations::store::schema::ensure_table(&client().await, &name)
+                .await
+                .expect("create the test table");
+            name
+        })
+        .await
+        .clone()
+}
+
+/// A fresh, unique owner id.
+pub fn owner() -> String {
+    format!("user-{}", uuid::Uuid::new_v4().simple())
+}
+
+/// A fresh, unique client-chosen conversation id.
+pub fn id() -> String {
+    format!("c-{}", uuid::Uuid::new_v4().simple())
+}
+
+/// The nine methods, dispatched to their functions' handlers in-process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Method {
+    Create,
+    Get,
+    List,
+    Update,
+    Delete,
+    Undelete,
+    Complete,
+    Append,
+    ListMessages,
+}
+
+impl Method {
+    fn http(self) -> (&'static str, &'static str) {
+        match self {
+            Self::Create => ("POST", "/v1/conversations"),
+            Self::Get => ("GET", "/v1/conversations/{id}"),
+            Self::List => ("GET", "/v1/conversations"),
+            Self::Update => ("PATCH", "/v1/conversations/{id}"),
+            Self::Delete => ("DELETE", "/v1/conversations/{id}"),
+            Self::Undelete => ("POST", "/v1/conversations/{id}/undelete"),
+            Self::Complete => ("POST", "/v1/conversations/{id}/complete"),
+            Self::Append => ("POST", "/v1/conversations/{id}/messages"),
+            Self::ListMessages => ("GET", "/v1/conversations/{id}/messages"),
+        }
+    }
+}
+
+/// A request being built.
+#[derive(Debug, Clone)]
+pub struct Req {
+    method: Method,
+    id: Option<String>,
+    query: Vec<(String, String)>,
+    headers: Vec<(String, String)>,
+    body: Option<Vec<u8>>,
+    context: Option<Value>,
+}
+
+impl Req {
+    /// A request to a method; `id` is the path id for the methods that have one.
+    pub fn new(method: Method) -> Self {
+        Self {
+            method,
+            id: None,
+            query: Vec::new(),
+            headers: Vec::new(),
+            body: None,
+            context: None,
+        }
+    }
+
+    /// Sets the `{id}` path parameter.
+    pub fn id(mut self, id: &str) -> Self {
+        self.id = Some(id.to_owned());
+        self
+    }
+
+    /// Adds a query parameter.
+    pub fn query(mut self, key: &str, value: &str) -> Self {
+        self.query.push((key.to_owned(), value.to_owned()));
+        self
+    }
+
+    /// Adds a header.
+    pub fn header(mut self, key: &str, value: &str) -> Self {
+        self.headers.push((key.to_owned(), value.to_owned()));
+        self
+    }
+
+    /// Calls as this owner (the `X-Owner-Id` header).
+    pub fn owner(self, owner: &str) -> Self {
+        self.header("x-owner-id", owner)
+    }
+
+    /// A JSON body with `Content-Type: application/json`.
+    pub fn json(self, body: Value) -> Self {
+        self.header("content-type", "application/json")
+            .raw(body.to_string().into_bytes())
+    }
+
+    /// A raw body.
+    pub fn raw(mut self, body: Vec<u8>) -> Self {
+        self.body = Some(body);
+        self
+    }
+
+    /// An API Gateway request context (JSON), e.g. with JWT claims.
+    pub fn context(mut self, context: Value) -> Self {
+        self.context = Some(context);
+        self
+    }
+
+    /// The `lambda_http` request, as API Gateway and cargo lambda would deliver it.
+    pub fn build(self) -> Request {
+        let (method, template) = self.method.http();
+        let path = match &self.id {
+            Some(id) => template.replace("{id}", id),
+            None => template.to_owned(),
+        };
+        let mut builder = http::Request::builder()
+            .method(method)
+            .uri(format!("https://api.example.com{path}"));
+        for (k, v) in &self.headers {
+            builder = builder.header(k, v);
+        }
+        let body = match self.body {
+            Some(b) => Body::Binary(b),
+            None => Body::Empty,
+        };
+        let mut query: HashMap<String, Vec<String>> = HashMap::new();
+        for (k, v) in self.query {
+            query.entry(k).or_default().push(v);
+        }
+        let mut req = builder
+            .body(body)
+            .expect("valid request")
+            .with_query_string_parameters(query);
+        if let Some(id) = self.id {
+            req = req.with_path_parameters(HashMap::from([("id".to_owned(), id)]));
+        }
+        if let Some(context) = self.context {
+            req = req.with_request_context(
+                serde_json::from_value(context).expect("valid request context"),
+            );
+        }
+        req
+    }
+}
+
+/// A response, read.
+#[derive(Debug, Clone)]
+pub struct Res {
+    pub status: u16,
+    pub headers: http::HeaderMap,
+    pub body: Value,
+}
+
+impl Res {
+    /// A header's value.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// Reads a handler's response.
+    pub fn from_response(response: Response<Body>) -> Self {
+        let (parts, body) = response.into_parts();
+        let bytes: Vec<u8> = match body {
+            Body::Empty => Vec::new(),
+            Body::Text(t) => t.into_bytes(),
+            Body::Binary(b) => b,
+            _ => Vec::new(),
+        };
+        let body = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes).expect("a JSON body")
+        };
+        Self {
+            status: parts.status.as_u16(),
+            headers: parts.headers,
+            body,
+        }
+    }
+
+    /// Asserts an RFC 9457 problem with this status and code.
+    #[track_caller]
+    pub fn assert_problem(&self, status: u16, code: &str) {
+        assert_eq!(
+            (self.status, self.body["code"].as_str()),
+            (status, Some(code)),
+            "body: {}",
+            self.body
+        );
+        assert_eq!(
+            self.header("content-type"),
+            Some("application/problem+json")
+        );
+        assert_eq!(self.body["status"], status);
+        assert_eq!(self.body["type"], "about:blank");
+        assert!(self.body["title"].is_string() && self.body["detail"].is_string());
+        assert_eq!(self.body["requestId"].as_str(), self.header("x-request-id"));
+    }
+}
+
+/// An app over DynamoDB Local with its own request counter.
+pub struct TestApp {
+    pub app: App,
+    pub counter: Counter,
+    pub table: String,
+    raw: Client,
+}
+
+impl TestApp {
+    /// An app reading the owner from `X-Owner-Id`.
+    pub async fn new() -> Self {
+        Self::with_auth(AuthMode::Header).await
+    }
+
+    /// An app with this identity source.
+    pub async fn with_auth(auth: AuthMode) -> Self {
+        conversations::app::init_tracing();
+        let table = table().await;
+        let counter = Counter::default();
+        let sdk = sdk_config().await;
+        let config = aws_sdk_dynamodb::config::Builder::from(&sdk)
+            .interceptor(counter.clone())
+            .build();
+        let client = Client::from_conf(config);
+        let app = App::new(
+            Config {
+                table: table.clone(),
+                auth,
+                token_key: TokenKey::new("test-key"),
+            },
+            client,
+        );
+        Self {
+            app,
+            counter,
+            table,
+            raw: Client::new(&sdk),
+        }
+    }
+
+    /// Calls a method's handler in-process.
+    pub async fn call(&self, req: Req) -> Res {
+        let method = req.method;
+        let req = req.build();
+        let app = &self.app;
+        let response = match method {
+            Method::Create => create_conversation::handle(app, req).await,
+            Method::Get => get_conversation::handle(app, req).await,
+            Method::List => list_conversations::handle(app, req).await,
+            Method::Update => update_conversation::handle(app, req).await,
+            Method::Delete => delete_conversation::handle(app, req).await,
+            Method::Undelete => undelete_conversation::handle(app, req).await,
+            Method::Complete => complete_conversation::handle(app, req).await,
+            Method::Append => append_message::handle(app, req).await,
+            Method::ListMessages => list_messages::handle(app, req).await,
+        };
+        Res::from_response(response.expect("handlers answer every request"))
+    }
+
+    /// Creates a conversation for `owner` with id `id` and returns its body.
+    pub async fn create(&self, owner: &str, id: &str, body: Value) -> Value {
+        let res = self
+            .call(
+                Req::new(Method::Create)
+                    .owner(owner)
+                    .query("conversationId", id)
+                    .json(body),
+            )
+            .await;
+        assert_eq!(res.status, 201, "create failed: {}", res.body);
+        res.body
+    }
+
+    /// The stored conversation item, read around the counter.
+    pub async fn stored(&self, owner: &str, id: &str) -> Option<HashMap<String, AttributeValue>> {
+        self.raw
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", AttributeValue::S(format!("CONV#{owner}#{id}")))
+            .key("sk", AttributeValue::S("C".into()))
+            .consistent_read(true)
+            .send()
+            .await
+            .expect("read the stored item")
+            .item
+    }
+
+    /// Every stored item of a conversation's collection (the conversation and its messages).
+    pub async fn collection(&self, owner: &str, id: &str) -> Vec<HashMap<String, AttributeValue>> {
+        self.raw
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk")
+            .expression_attribute_values(":pk", AttributeValue::S(format!("CONV#{owner}#{id}")))
+            .consistent_read(true)
+            .send()
+            .await
+            .expect("query the collection")
+            .items
+            .unwrap_or_default()
+    }
+
+    /// The raw, uncounted client.
+    pub fn raw(&self) -> &Client {
+        &self.raw
+    }
+}
+
+/// A string attribute of a stored item.
+pub fn attr_s<'a>(item: &'a HashMap<String, AttributeValue>, key: &str) -> Option<&'a str> {
+    item.get(key)
+        .and_then(|v| v.as_s().ok())
+        .map(String::as_str)
+}
+
+/// A number attribute of a stored item.
+pub fn attr_n(item: &HashMap<String, AttributeValue>, key: &str) -> Option<i64> {
+    item.get(key)
+        .and_then(|v| v.as_n().ok())
+        .and_then(|n| n.parse().ok())
+}
