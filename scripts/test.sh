@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# make test: every test. Installs what it needs, starts a throwaway DynamoDB Local on a free port
+# and cargo lambda watch (the whole API over HTTP, for the end-to-end tests), then runs the unit,
+# in-process handler, concurrency and end-to-end tests.
+source "$(dirname "$0")/lib.sh"
+cd "$ROOT"
+
+ensure_cargo_lambda
+ensure_dynamodb_local
+
+WORK="$(mktemp -d)"
+DDB_PID=""
+WATCH_PID=""
+cleanup() {
+  local status=$?
+  stop_pid "$WATCH_PID"
+  stop_pid "$DDB_PID"
+  if [ $status -ne 0 ] && [ -f "$WORK/watch.log" ]; then
+    echo "---- last lines of the cargo lambda watch log ----" >&2
+    tail -n 40 "$WORK/watch.log" >&2
+  fi
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+DDB_PORT="$(free_port)"
+log "starting DynamoDB Local (in memory) on port $DDB_PORT"
+start_dynamodb_local "$DDB_PORT" -inMemory "$WORK/dynamodb.log"
+use_local_aws "http://127.0.0.1:$DDB_PORT"
+
+log "building the workspace and its tests"
+cargo build --workspace --all-targets --locked
+
+TABLE="conversations-e2e-$(date +%s)"
+cargo run --quiet -p api-tests --bin create-table -- "$TABLE"
+WATCH_PORT="$(free_port)"
+log "starting cargo lambda watch on port $WATCH_PORT"
+CONVERSATIONS_TABLE="$TABLE" CONVERSATIONS_AUTH=header \
+  cargo lambda watch --ignore-changes --disable-cors -A 127.0.0.1 -P "$WATCH_PORT" >"$WORK/watch.log" 2>&1 &
+WATCH_PID=$!
+wait_for_port "$WATCH_PORT" 60 "cargo lambda watch"
+# Start every function once, one at a time: each start is a `cargo run`, which must not wait on
+# the build lock that the test run holds.
+for route in "GET /v1/conversations" "POST /v1/conversations" "GET /v1/conversations/warm" \
+  "PATCH /v1/conversations/warm" "DELETE /v1/conversations/warm" "POST /v1/conversations/warm/undelete" \
+  "POST /v1/conversations/warm/complete" "POST /v1/conversations/warm/messages" "GET /v1/conversations/warm/messages"; do
+  curl --silent --show-error --max-time 120 -o /dev/null -X "${route%% *}" "http://127.0.0.1:$WATCH_PORT${route#* }"
+done
+
+export API_BASE_URL="http://127.0.0.1:$WATCH_PORT"
+export REQUIRE_API_BASE_URL=1
+log "running the tests"
+cargo test --workspace --locked "$@"

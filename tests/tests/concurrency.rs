@@ -1,0 +1,233 @@
+//! Many clients at once against DynamoDB Local: preconditions let exactly one writer win, appends
+//! never share or skip an order, creates of one id make one conversation.
+
+use api_tests::{Method, Req, TestApp, attr_n, id, owner};
+use futures_util::future::join_all;
+use serde_json::json;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn racing_patches_with_one_etag_let_exactly_one_win() {
+    let t = TestApp::new().await;
+    let (o, i) = (owner(), id());
+    let etag = t.create(&o, &i, json!({"agents": ["a"]})).await["etag"]
+        .as_str()
+        .expect("etag")
+        .to_owned();
+    let results = join_all((0..20).map(|n| {
+        let req = Req::new(Method::Update)
+            .owner(&o)
+            .id(&i)
+            .json(json!({"displayName": format!("writer {n}"), "etag": etag}));
+        t.call(req)
+    }))
+    .await;
+    let winners: Vec<_> = results.iter().filter(|r| r.status == 200).collect();
+    assert_eq!(
+        winners.len(),
+        1,
+        "{:?}",
+        results.iter().map(|r| r.status).collect::<Vec<_>>()
+    );
+    assert!(
+        results
+            .iter()
+            .filter(|r| r.status != 200)
+            .all(|r| r.status == 409 && r.body["code"] == "ABORTED")
+    );
+    let stored = t.call(Req::new(Method::Get).owner(&o).id(&i)).await;
+    assert_eq!(stored.body["displayName"], winners[0].body["displayName"]);
+    assert_eq!(stored.body["etag"], winners[0].body["etag"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn racing_patches_with_one_if_match_let_exactly_one_win() {
+    let t = TestApp::new().await;
+    let (o, i) = (owner(), id());
+    let etag = t.create(&o, &i, json!({"agents": ["a"]})).await["etag"]
+        .as_str()
+        .expect("etag")
+        .to_owned();
+    let results = join_all((0..20).map(|n| {
+        t.call(
+            Req::new(Method::Update)
+                .owner(&o)
+                .id(&i)
+                .header("if-match", &etag)
+                .json(json!({"displayName": format!("writer {n}")})),
+        )
+    }))
+    .await;
+    let statuses: Vec<u16> = results.iter().map(|r| r.status).collect();
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 200).count(),
+        1,
+        "{statuses:?}"
+    );
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 412).count(),
+        19,
+        "{statuses:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn racing_appends_get_gap_free_orders() {
+    let t = TestApp::new().await;
+    let (o, i) = (owner(), id());
+    t.create(&o, &i, json!({"agents": ["a"]})).await;
+    let results = join_all((0..50).map(|n| {
+        t.call(
+            Req::new(Method::Append)
+                .owner(&o)
+                .id(&i)
+                .json(json!({"type": "USER", "content": format!("m{n}")})),
+        )
+    }))
+    .await;
+    let mut orders: Vec<u64> = results
+        .iter()
+        .map(|r| {
+            assert_eq!(r.status, 201, "{}", r.body);
+            r.body["order"].as_u64().expect("order")
+        })
+        .collect();
+    orders.sort_unstable();
+    assert_eq!(orders, (1..=50).collect::<Vec<u64>>());
+    let stored = t.stored(&o, &i).await.expect("stored");
+    assert_eq!(attr_n(&stored, "message_count"), Some(50));
+    assert_eq!(
+        t.collection(&o, &i).await.len(),
+        51,
+        "the conversation and 50 messages, nothing more"
+    );
+    let listed = t
+        .call(
+            Req::new(Method::ListMessages)
+                .owner(&o)
+                .id(&i)
+                .query("pageSize", "100"),
+        )
+        .await;
+    let listed: Vec<u64> = listed.body["messages"]
+        .as_array()
+        .expect("messages")
+        .iter()
+        .map(|m| m["order"].as_u64().expect("order"))
+        .collect();
+    assert_eq!(listed, (1..=50).collect::<Vec<u64>>());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn appends_racing_a_complete_never_land_after_it() {
+    let t = TestApp::new().await;
+    let (o, i) = (owner(), id());
+    t.create(&o, &i, json!({"agents": ["a"]})).await;
+    let appends = join_all((0..20).map(|n| {
+        t.call(
+            Req::new(Method::Append)
+                .owner(&o)
+                .id(&i)
+                .json(json!({"type": "USER", "content": format!("m{n}")})),
+        )
+    }));
+    let complete = t.call(Req::new(Method::Complete).owner(&o).id(&i));
+    let (appends, completed) = tokio::join!(appends, complete);
+    assert_eq!(completed.status, 200);
+    let accepted = appends.iter().filter(|r| r.status == 201).count();
+    assert!(
+        appends.iter().all(
+            |r| r.status == 201 || (r.status == 400 && r.body["code"] == "FAILED_PRECONDITION")
+        )
+    );
+    let end = t.call(Req::new(Method::Get).owner(&o).id(&i)).await;
+    assert_eq!(end.body["lifecycleState"], "COMPLETED");
+    assert_eq!(end.body["messageCount"], accepted);
+    let end_time = end.body["endTime"].as_str().expect("endTime").to_owned();
+    let messages = t
+        .call(
+            Req::new(Method::ListMessages)
+                .owner(&o)
+                .id(&i)
+                .query("pageSize", "100"),
+        )
+        .await;
+    for m in messages.body["messages"].as_array().expect("messages") {
+        assert!(
+            m["createTime"].as_str().expect("time") <= end_time.as_str(),
+            "a message landed after completion"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn racing_creates_of_one_id_make_one_conversation() {
+    let t = TestApp::new().await;
+    let (o, i) = (owner(), id());
+    let results = join_all((0..10).map(|n| {
+        t.call(
+            Req::new(Method::Create)
+                .owner(&o)
+                .query("conversationId", &i)
+                .json(json!({"agents": [format!("a{n}")]})),
+        )
+    }))
+    .await;
+    let statuses: Vec<u16> = results.iter().map(|r| r.status).collect();
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 201).count(),
+        1,
+        "{statuses:?}"
+    );
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 409).count(),
+        9,
+        "{statuses:?}"
+    );
+    let request = uuid::Uuid::new_v4().to_string();
+    let retried = join_all((0..10).map(|_| {
+        t.call(
+            Req::new(Method::Create)
+                .owner(&o)
+                .query("requestId", &request)
+                .json(json!({"agents": ["a"]})),
+        )
+    }))
+    .await;
+    assert!(
+        retried.iter().all(|r| r.status == 201),
+        "{:?}",
+        retried.iter().map(|r| r.status).collect::<Vec<_>>()
+    );
+    assert!(retried.iter().all(|r| r.body == retried[0].body));
+    let listed = t.call(Req::new(Method::List).owner(&o)).await;
+    assert_eq!(
+        listed.body["conversations"].as_array().map(Vec::len),
+        Some(2)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn delete_racing_update_ends_in_a_serial_outcome() {
+    let t = TestApp::new().await;
+    let (o, i) = (owner(), id());
+    t.create(&o, &i, json!({"agents": ["a"]})).await;
+    let (deleted, updated) = tokio::join!(
+        t.call(Req::new(Method::Delete).owner(&o).id(&i)),
+        t.call(
+            Req::new(Method::Update)
+                .owner(&o)
+                .id(&i)
+                .json(json!({"displayName": "late"}))
+        )
+    );
+    assert_eq!(deleted.status, 200);
+    let end = t.call(Req::new(Method::Get).owner(&o).id(&i)).await;
+    assert_eq!(end.body["deleted"], true);
+    match updated.status {
+        // Update first, then delete: the deleted conversation carries the update.
+        200 => assert_eq!(end.body["displayName"], "late"),
+        // Delete first: the update found nothing live and wrote nothing.
+        404 => assert!(end.body.get("displayName").is_none()),
+        other => panic!("unexpected update status {other}: {}", updated.body),
+    }
+}

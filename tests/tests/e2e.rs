@@ -1,0 +1,226 @@
+//! End to end over HTTP: the whole API as `cargo lambda watch` serves it (`make test` starts it
+//! and sets `API_BASE_URL`), walked through the life of a conversation.
+
+use api_tests::http_client::{base_url, send};
+use api_tests::{id, owner};
+use serde_json::json;
+
+fn base() -> Option<String> {
+    let url = base_url();
+    if url.is_none() {
+        assert!(
+            std::env::var("REQUIRE_API_BASE_URL").is_err(),
+            "API_BASE_URL must be set when REQUIRE_API_BASE_URL is"
+        );
+        eprintln!("skipped: API_BASE_URL is not set (make test sets it)");
+    }
+    url
+}
+
+#[tokio::test]
+async fn a_conversation_lives_its_whole_life_over_http() {
+    let Some(base) = base() else { return };
+    let http = reqwest::Client::new();
+    let (alice, bob, i) = (owner(), owner(), id());
+    let one = format!("{base}/v1/conversations/{i}");
+
+    let created = send(
+        &http,
+        "POST",
+        &format!("{base}/v1/conversations?conversationId={i}"),
+        &alice,
+        Some(json!({"agents": ["bot"], "displayName": "First"})),
+        &[],
+    )
+    .await;
+    assert_eq!(created.status, 201, "{}", created.body);
+    assert_eq!(
+        created.header("location"),
+        Some(format!("/v1/conversations/{i}").as_str())
+    );
+    assert!(created.header("x-request-id").is_some());
+    let etag = created.body["etag"].as_str().expect("etag").to_owned();
+    assert_eq!(created.header("etag"), Some(etag.as_str()));
+
+    let patched = send(
+        &http,
+        "PATCH",
+        &format!("{one}?updateMask=displayName"),
+        &alice,
+        Some(json!({"displayName": "Second", "etag": etag})),
+        &[],
+    )
+    .await;
+    assert_eq!(patched.status, 200, "{}", patched.body);
+    assert_eq!(patched.body["displayName"], "Second");
+
+    let stale = send(
+        &http,
+        "PATCH",
+        &one,
+        &alice,
+        Some(json!({"displayName": "Third", "etag": etag})),
+        &[],
+    )
+    .await;
+    assert_eq!(stale.status, 409);
+    assert_eq!(
+        stale.header("content-type"),
+        Some("application/problem+json")
+    );
+    assert_eq!(stale.body["code"], "ABORTED");
+    assert_eq!(
+        stale.body["requestId"].as_str(),
+        stale.header("x-request-id")
+    );
+    let stale_header = send(
+        &http,
+        "PATCH",
+        &one,
+        &alice,
+        Some(json!({"displayName": "Third"})),
+        &[("if-match", &etag)],
+    )
+    .await;
+    assert_eq!(stale_header.status, 412);
+
+    for (n, kind) in [(1, "USER"), (2, "AGENT")] {
+        let m = send(
+            &http,
+            "POST",
+            &format!("{one}/messages"),
+            &alice,
+            Some(json!({"type": kind, "content": format!("message {n}")})),
+            &[],
+        )
+        .await;
+        assert_eq!(m.status, 201, "{}", m.body);
+        assert_eq!(m.body["order"], n);
+    }
+    let messages = send(
+        &http,
+        "GET",
+        &format!("{one}/messages?pageSize=1"),
+        &alice,
+        None,
+        &[],
+    )
+    .await;
+    assert_eq!(messages.status, 200);
+    assert_eq!(messages.body["messages"][0]["content"], "message 1");
+    let token = messages.body["nextPageToken"]
+        .as_str()
+        .expect("a second page");
+    let second = send(
+        &http,
+        "GET",
+        &format!("{one}/messages?pageSize=1&pageToken={token}"),
+        &alice,
+        None,
+        &[],
+    )
+    .await;
+    assert_eq!(second.body["messages"][0]["order"], 2);
+
+    assert_eq!(
+        send(&http, "GET", &one, &bob, None, &[]).await.status,
+        404,
+        "another owner sees nothing"
+    );
+
+    let completed = send(&http, "POST", &format!("{one}/complete"), &alice, None, &[]).await;
+    assert_eq!(completed.body["lifecycleState"], "COMPLETED");
+    let late = send(
+        &http,
+        "POST",
+        &format!("{one}/messages"),
+        &alice,
+        Some(json!({"type": "USER", "content": "late"})),
+        &[],
+    )
+    .await;
+    assert_eq!(
+        (late.status, late.body["code"].as_str()),
+        (400, Some("FAILED_PRECONDITION"))
+    );
+
+    let deleted = send(&http, "DELETE", &one, &alice, None, &[]).await;
+    assert_eq!(
+        (deleted.status, deleted.body["deleted"].as_bool()),
+        (200, Some(true))
+    );
+    let listed = send(
+        &http,
+        "GET",
+        &format!(
+            "{base}/v1/conversations?filter=lifecycleState%20%3D%20COMPLETED&showDeleted=true"
+        ),
+        &alice,
+        None,
+        &[],
+    )
+    .await;
+    assert_eq!(
+        listed.body["conversations"][0]["name"],
+        format!("conversations/{i}")
+    );
+    let undeleted = send(
+        &http,
+        "POST",
+        &format!("{one}/undelete"),
+        &alice,
+        Some(json!({})),
+        &[],
+    )
+    .await;
+    assert_eq!(
+        (undeleted.status, undeleted.body["deleted"].as_bool()),
+        (200, Some(false))
+    );
+    let got = send(
+        &http,
+        "GET",
+        &format!("{one}?fields=name,messageCount"),
+        &alice,
+        None,
+        &[],
+    )
+    .await;
+    assert_eq!(
+        got.body,
+        json!({"name": format!("conversations/{i}"), "messageCount": 2})
+    );
+}
+
+#[tokio::test]
+async fn errors_over_http_are_problem_documents() {
+    let Some(base) = base() else { return };
+    let http = reqwest::Client::new();
+    let o = owner();
+    let unauthenticated = http
+        .get(format!("{base}/v1/conversations"))
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(unauthenticated.status().as_u16(), 401);
+    let invalid = send(
+        &http,
+        "POST",
+        &format!("{base}/v1/conversations"),
+        &o,
+        Some(json!({"agents": []})),
+        &[],
+    )
+    .await;
+    assert_eq!(invalid.status, 422);
+    assert_eq!(invalid.body["errors"][0]["field"], "agents");
+    let raw = http
+        .post(format!("{base}/v1/conversations"))
+        .header("x-owner-id", &o)
+        .header("content-type", "text/plain")
+        .body("hello")
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(raw.status().as_u16(), 415);
+}
