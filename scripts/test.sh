@@ -50,4 +50,11 @@ done
 export API_BASE_URL="http://127.0.0.1:$WATCH_PORT"
 export REQUIRE_API_BASE_URL=1
 log "running the tests"
-cargo test --workspace --locked "$@"
+set +e
+cargo test --workspace --locked "$@" 2>&1 | tee "$WORK/test.log"
+status=${PIPESTATUS[0]}
+set -e
+# One closing line for the whole run, summed over every test binary.
+awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
+     END { printf "all tests: %d passed, %d failed\n", p, f }' "$WORK/test.log"
+exit "$status"
