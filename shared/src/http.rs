@@ -300,6 +300,28 @@ impl Reply {
         }
     }
 
+    /// One page of a list: `{"<key>": [...], "nextPageToken": "..."}` (no token on the last page).
+    pub fn page(
+        key: &str,
+        items: impl IntoIterator<Item = Map<String, Value>>,
+        next_page_token: Option<String>,
+    ) -> Self {
+        let mut body = Map::new();
+        body.insert(
+            key.to_owned(),
+            Value::Array(items.into_iter().map(Value::Object).collect()),
+        );
+        if let Some(token) = next_page_token {
+            body.insert("nextPageToken".into(), token.into());
+        }
+        Self::json(200, Value::Object(body))
+    }
+
+    /// `200 {}`: success with nothing to show.
+    pub fn empty() -> Self {
+        Self::json(200, Value::Object(Map::new()))
+    }
+
     /// Any JSON body.
     pub fn json(status: u16, body: Value) -> Self {
         Self {

@@ -320,10 +320,9 @@ impl TestApp {
     }
 
     /// Calls a method's handler in-process.
-    pub async fn call(&self, req: Req) -> Res {
+    pub async fn call_app(app: &App, req: Req) -> Res {
         let method = req.method;
         let req = req.build();
-        let app = &self.app;
         let response = match method {
             Method::Create => create_conversation::handle(app, req).await,
             Method::Get => get_conversation::handle(app, req).await,
@@ -336,6 +335,29 @@ impl TestApp {
             Method::ListMessages => list_messages::handle(app, req).await,
         };
         Res::from_response(response.expect("handlers answer every request"))
+    }
+
+    /// Calls a method's handler in-process.
+    pub async fn call(&self, req: Req) -> Res {
+        Self::call_app(&self.app, req).await
+    }
+
+    /// An app whose DynamoDB endpoint is `endpoint` (a fault-injecting server, a closed port).
+    pub async fn app_at(endpoint: &str) -> App {
+        let sdk = sdk_config().await;
+        let client = Client::from_conf(
+            aws_sdk_dynamodb::config::Builder::from(&sdk)
+                .endpoint_url(endpoint)
+                .build(),
+        );
+        App::new(
+            Config {
+                table: "conversations".into(),
+                auth: AuthMode::Header,
+                token_key: TokenKey::new("k"),
+            },
+            client,
+        )
     }
 
     /// Creates a conversation for `owner` with id `id` and returns its body.

@@ -24,7 +24,7 @@ pub async fn handle(app: &App, req: Request) -> Result<Response<Body>, Error> {
         Ok(match deleted {
             Some(conversation) => Reply::conversation(200, &conversation, &fields),
             // allowMissing and nothing there: success with nothing to show (AIP-135).
-            None => Reply::json(200, serde_json::json!({})),
+            None => Reply::empty(),
         })
     })
     .await

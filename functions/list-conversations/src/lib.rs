@@ -7,7 +7,6 @@ use conversations::domain::filter::{Filter, OrderBy};
 use conversations::http::{self, Reply};
 use conversations::lambda_http::{Body, Error, Request, Response};
 use conversations::store::ListQuery;
-use serde_json::{Map, Value};
 
 /// Handles one request.
 pub async fn handle(app: &App, req: Request) -> Result<Response<Body>, Error> {
@@ -33,17 +32,8 @@ pub async fn handle(app: &App, req: Request) -> Result<Response<Body>, Error> {
                 .map(str::to_owned),
         };
         let page = app.store.list(&owner, &list).await?;
-        let mut body = Map::new();
-        let items = page
-            .items
-            .iter()
-            .map(|c| Value::Object(fields.apply(c.to_json())))
-            .collect();
-        body.insert("conversations".into(), Value::Array(items));
-        if let Some(token) = page.next_page_token {
-            body.insert("nextPageToken".into(), token.into());
-        }
-        Ok(Reply::json(200, Value::Object(body)))
+        let items = page.items.iter().map(|c| fields.apply(c.to_json()));
+        Ok(Reply::page("conversations", items, page.next_page_token))
     })
     .await
 }

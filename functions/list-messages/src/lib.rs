@@ -4,7 +4,6 @@ use conversations::App;
 use conversations::domain::message::OUTPUT_FIELDS;
 use conversations::http::{self, Reply};
 use conversations::lambda_http::{Body, Error, Request, Response};
-use serde_json::{Map, Value};
 
 /// Handles one request.
 pub async fn handle(app: &App, req: Request) -> Result<Response<Body>, Error> {
@@ -18,17 +17,8 @@ pub async fn handle(app: &App, req: Request) -> Result<Response<Body>, Error> {
             .store
             .list_messages(&owner, &id, query.page_size()?, token)
             .await?;
-        let mut body = Map::new();
-        let items = page
-            .items
-            .iter()
-            .map(|m| Value::Object(fields.apply(m.to_json())))
-            .collect();
-        body.insert("messages".into(), Value::Array(items));
-        if let Some(token) = page.next_page_token {
-            body.insert("nextPageToken".into(), token.into());
-        }
-        Ok(Reply::json(200, Value::Object(body)))
+        let items = page.items.iter().map(|m| fields.apply(m.to_json()));
+        Ok(Reply::page("messages", items, page.next_page_token))
     })
     .await
 }
