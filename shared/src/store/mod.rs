@@ -15,7 +15,8 @@ use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{
-    Put, ReturnValue, ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update as TxUpdate,
+    DeleteRequest, Put, ReturnValue, ReturnValuesOnConditionCheckFailure, TransactWriteItem,
+    Update as TxUpdate, WriteRequest,
 };
 
 use crate::domain::conversation::{Conversation, Lifecycle, MAX_LABELS, NewConversation, Writable};
@@ -953,6 +954,85 @@ impl Store {
             next_page_token: next
                 .map(|position| PageToken { position }.encode(&self.token_key, owner, &scope)),
         })
+    }
+}
+
+impl Store {
+    /// Deletes the messages of one incarnation of a conversation whose item DynamoDB's TTL has
+    /// removed (the stream purger): one keys-only `Query` per page and `BatchWriteItem`s of 25.
+    /// Returns how many messages it deleted. Idempotent: a retried purge deletes what is left.
+    pub async fn purge_messages(
+        &self,
+        partition: &str,
+        incarnation: Timestamp,
+    ) -> Result<usize, ApiError> {
+        let prefix = item::message_prefix(incarnation);
+        let mut deleted = 0;
+        let mut start: Option<Item> = None;
+        loop {
+            let mut e = Expr::new();
+            let (pk, sk) = (e.name(attr::PK), e.name(attr::SK));
+            let (pk_v, prefix_v) = (
+                e.value(item::s(partition)),
+                e.value(item::s(prefix.as_str())),
+            );
+            let out = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression(format!(
+                    "{pk} = {pk_v} AND begins_with({sk}, {prefix_v})"
+                ))
+                .projection_expression(format!("{pk}, {sk}"))
+                .set_expression_attribute_names(e.names())
+                .set_expression_attribute_values(e.values())
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(classify)?;
+            let keys = out.items.unwrap_or_default();
+            for chunk in keys.chunks(25) {
+                deleted += chunk.len();
+                self.delete_keys(chunk.to_vec()).await?;
+            }
+            match out.last_evaluated_key {
+                Some(key) => start = Some(key),
+                None => return Ok(deleted),
+            }
+        }
+    }
+
+    async fn delete_keys(&self, keys: Vec<Item>) -> Result<(), ApiError> {
+        let mut pending: Vec<WriteRequest> = keys
+            .into_iter()
+            .map(|key| {
+                DeleteRequest::builder()
+                    .set_key(Some(key))
+                    .build()
+                    .map(|d| WriteRequest::builder().delete_request(d).build())
+            })
+            .collect::<Result<_, _>>()
+            .map_err(ApiError::internal)?;
+        for attempt in 0..MAX_RETRIES {
+            if pending.is_empty() {
+                return Ok(());
+            }
+            let out = self
+                .client
+                .batch_write_item()
+                .request_items(self.table.clone(), std::mem::take(&mut pending))
+                .send()
+                .await
+                .map_err(classify)?;
+            pending = out
+                .unprocessed_items
+                .and_then(|mut u| u.remove(&self.table))
+                .unwrap_or_default();
+            backoff(attempt).await;
+        }
+        Err(ApiError::Aborted(
+            "DynamoDB left deletes unprocessed; the purge will be retried".into(),
+        ))
     }
 }
 
