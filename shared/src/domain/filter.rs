@@ -277,12 +277,13 @@ pub enum OrderBy {
 }
 
 impl OrderBy {
-    /// Parses `orderBy`: `createTime`, `createTime asc` or `createTime desc`; anything else is a 400.
+    /// Parses `orderBy`: `createTime desc` or `createTime asc` (spaces between the words may
+    /// repeat); empty means the default; anything else is a 400.
     pub fn parse(text: &str) -> Result<Self, ApiError> {
         let words: Vec<&str> = text.split_whitespace().collect();
         match words.as_slice() {
             [] | ["createTime", "desc"] => Ok(Self::CreateTimeDesc),
-            ["createTime"] | ["createTime", "asc"] => Ok(Self::CreateTimeAsc),
+            ["createTime", "asc"] => Ok(Self::CreateTimeAsc),
             _ => Err(bad(format!(
                 "orderBy must be \"createTime desc\" or \"createTime asc\", not {:?}",
                 shorten(text)
@@ -373,7 +374,13 @@ mod tests {
             OrderBy::parse("").expect("default"),
             OrderBy::CreateTimeDesc
         );
-        for bad in ["updateTime desc", "createTime up", "createTime desc, name"] {
+        for bad in [
+            "updateTime desc",
+            "createTime up",
+            "createTime desc, name",
+            "createTime",
+            "createtime asc",
+        ] {
             assert!(OrderBy::parse(bad).is_err(), "{bad}");
         }
     }
