@@ -1575,6 +1575,8 @@ async fn list_rejects_bad_parameters_with_400() {
         ("pageSize", "-1"),
         ("pageSize", "ten"),
         ("orderBy", "displayName"),
+        ("orderBy", ""),
+        ("orderBy", "createTime  desc"),
         ("filter", "owner = \"x\""),
         ("filter", "category = \"x\" OR category = \"y\""),
         ("pageToken", "not-a-token"),
@@ -1645,4 +1647,46 @@ async fn page_sizes_above_1000_are_cut_and_fields_apply_to_each_item() {
             .map(|m| m.keys().cloned().collect::<Vec<_>>()),
         Some(vec!["name".to_owned()])
     );
+}
+
+#[tokio::test]
+async fn if_match_tags_may_hold_commas() {
+    let t = TestApp::new().await;
+    let (o, i) = (owner(), id());
+    let etag = t.create(&o, &i, body()).await["etag"]
+        .as_str()
+        .expect("etag")
+        .to_owned();
+    let stale = t
+        .call(
+            Req::new(Method::Complete)
+                .owner(&o)
+                .id(&i)
+                .header("if-match", "\"a,b\""),
+        )
+        .await;
+    stale.assert_problem(412, "FAILED_PRECONDITION");
+    let listed = t
+        .call(
+            Req::new(Method::Complete)
+                .owner(&o)
+                .id(&i)
+                .header("if-match", &format!("\"x,y\", {etag}")),
+        )
+        .await;
+    assert_eq!(listed.status, 200, "{}", listed.body);
+}
+
+#[tokio::test]
+async fn a_body_that_is_not_utf_8_is_400() {
+    let t = TestApp::new().await;
+    let res = t
+        .call(
+            Req::new(Method::Create)
+                .owner(&owner())
+                .header("content-type", "application/json")
+                .raw(vec![0xff, 0xfe]),
+        )
+        .await;
+    res.assert_problem(400, "INVALID_ARGUMENT");
 }

@@ -23,7 +23,11 @@ pub async fn handle(app: &App, req: Request) -> Result<Response<Body>, Error> {
         let fields = query.fields(&OUTPUT_FIELDS)?;
         let list = ListQuery {
             filter: Filter::parse(query.get("filter").unwrap_or_default())?,
-            order: OrderBy::parse(query.get("orderBy").unwrap_or_default())?,
+            order: query
+                .get("orderBy")
+                .map(OrderBy::parse)
+                .transpose()?
+                .unwrap_or_default(),
             show_deleted: query.flag("showDeleted")?,
             page_size: query.page_size()?,
             page_token: query

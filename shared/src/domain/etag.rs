@@ -71,32 +71,43 @@ pub enum IfMatch {
 }
 
 impl IfMatch {
-    /// Parses the header's value; a malformed header is a 400.
+    /// Parses the header's value (RFC 9110: `*` or `#entity-tag`, where a quoted tag may hold
+    /// commas); a malformed header is a 400.
     pub fn parse(header: &str) -> Result<Self, ApiError> {
+        let malformed = || {
+            ApiError::InvalidArgument(format!(
+                "If-Match must be * or a list of quoted entity tags, not {:?}",
+                crate::domain::ids::shorten(header)
+            ))
+        };
         let header = header.trim();
         if header == "*" {
             return Ok(Self::Any);
         }
         let mut tags = Vec::new();
-        for part in header.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-            let (weak, tag) = match part.strip_prefix("W/") {
-                Some(rest) => (true, rest),
-                None => (false, part),
-            };
-            let quoted = tag.len() >= 2
-                && tag.starts_with('"')
-                && tag.ends_with('"')
-                && !tag[1..tag.len() - 1].contains('"');
-            if !quoted {
-                return Err(ApiError::InvalidArgument(format!(
-                    "If-Match must be * or a list of quoted entity tags, not {header:?}"
-                )));
+        let mut rest = header;
+        loop {
+            rest = rest.trim_start_matches([' ', '\t', ',']);
+            if rest.is_empty() {
+                break;
             }
+            let (weak, tag) = match rest.strip_prefix("W/") {
+                Some(r) => (true, r),
+                None => (false, rest),
+            };
+            let inner = tag.strip_prefix('"').ok_or_else(malformed)?;
+            let close = inner.find('"').ok_or_else(malformed)?;
+            let (value, after) = (&inner[..close], &inner[close + 1..]);
             tags.push(if weak {
                 Etag::Unmatchable
             } else {
-                Etag::parse(tag)
+                Etag::parse(value)
             });
+            let after = after.trim_start_matches([' ', '\t']);
+            if !(after.is_empty() || after.starts_with(',')) {
+                return Err(malformed());
+            }
+            rest = after;
         }
         if tags.is_empty() || tags.len() > 50 {
             return Err(ApiError::InvalidArgument(
@@ -233,9 +244,14 @@ mod tests {
                 Etag::Version(Version(12))
             ]
         );
-        for bad in ["", "abc", "\"a", "\"a\"b\""] {
+        for bad in ["", "abc", "\"a", "\"a\"b\"", "\"a\" \"b\"", ","] {
             assert!(IfMatch::parse(bad).is_err(), "{bad}");
         }
+        let IfMatch::Tags(commas) = IfMatch::parse("\"x,y\", \"c\"").expect("a comma inside a tag")
+        else {
+            panic!("tags")
+        };
+        assert_eq!(commas, vec![Etag::Unmatchable, Etag::Version(Version(12))]);
     }
 
     #[test]

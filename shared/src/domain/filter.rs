@@ -277,13 +277,12 @@ pub enum OrderBy {
 }
 
 impl OrderBy {
-    /// Parses `orderBy`: `createTime desc` or `createTime asc` (spaces between the words may
-    /// repeat); empty means the default; anything else is a 400.
+    /// Parses `orderBy`: exactly `createTime desc` or `createTime asc`; anything else (an empty
+    /// value included) is a 400. An absent `orderBy` is the default, `createTime desc`.
     pub fn parse(text: &str) -> Result<Self, ApiError> {
-        let words: Vec<&str> = text.split_whitespace().collect();
-        match words.as_slice() {
-            [] | ["createTime", "desc"] => Ok(Self::CreateTimeDesc),
-            ["createTime", "asc"] => Ok(Self::CreateTimeAsc),
+        match text {
+            "createTime desc" => Ok(Self::CreateTimeDesc),
+            "createTime asc" => Ok(Self::CreateTimeAsc),
             _ => Err(bad(format!(
                 "orderBy must be \"createTime desc\" or \"createTime asc\", not {:?}",
                 shorten(text)
@@ -367,21 +366,21 @@ mod tests {
             OrderBy::CreateTimeDesc
         );
         assert_eq!(
-            OrderBy::parse("createTime  asc").expect("asc"),
+            OrderBy::parse("createTime asc").expect("asc"),
             OrderBy::CreateTimeAsc
         );
-        assert_eq!(
-            OrderBy::parse("").expect("default"),
-            OrderBy::CreateTimeDesc
-        );
         for bad in [
+            "",
+            " ",
+            "createTime  asc",
+            " createTime desc",
             "updateTime desc",
             "createTime up",
             "createTime desc, name",
             "createTime",
             "createtime asc",
         ] {
-            assert!(OrderBy::parse(bad).is_err(), "{bad}");
+            assert!(OrderBy::parse(bad).is_err(), "{bad:?}");
         }
     }
 }
