@@ -374,6 +374,13 @@ impl TestApp {
         res.body
     }
 
+    /// Appends a `USER` message with this content as `owner`.
+    pub async fn append(&self, owner: &str, id: &str, content: impl Into<String>) -> Res {
+        let body = serde_json::json!({"type": "USER", "content": content.into()});
+        self.call(Req::new(Method::Append).owner(owner).id(id).json(body))
+            .await
+    }
+
     /// The stored conversation item, read around the counter.
     pub async fn stored(&self, owner: &str, id: &str) -> Option<HashMap<String, AttributeValue>> {
         self.raw

@@ -75,15 +75,7 @@ async fn racing_appends_get_gap_free_orders() {
     let t = TestApp::new().await;
     let (o, i) = (owner(), id());
     t.create(&o, &i, json!({"agents": ["a"]})).await;
-    let results = join_all((0..50).map(|n| {
-        t.call(
-            Req::new(Method::Append)
-                .owner(&o)
-                .id(&i)
-                .json(json!({"type": "USER", "content": format!("m{n}")})),
-        )
-    }))
-    .await;
+    let results = join_all((0..50).map(|n| t.append(&o, &i, format!("m{n}")))).await;
     let mut orders: Vec<u64> = results
         .iter()
         .map(|r| {
@@ -122,14 +114,7 @@ async fn appends_racing_a_complete_never_land_after_it() {
     let t = TestApp::new().await;
     let (o, i) = (owner(), id());
     t.create(&o, &i, json!({"agents": ["a"]})).await;
-    let appends = join_all((0..20).map(|n| {
-        t.call(
-            Req::new(Method::Append)
-                .owner(&o)
-                .id(&i)
-                .json(json!({"type": "USER", "content": format!("m{n}")})),
-        )
-    }));
+    let appends = join_all((0..20).map(|n| t.append(&o, &i, format!("m{n}"))));
     let complete = t.call(Req::new(Method::Complete).owner(&o).id(&i));
     let (appends, completed) = tokio::join!(appends, complete);
     assert_eq!(completed.status, 200);

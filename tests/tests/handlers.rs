@@ -874,17 +874,7 @@ async fn etags_change_on_every_write_and_never_repeat() {
             .await;
         seen.push(res.body["etag"].clone());
     }
-    seen.push(
-        t.call(
-            Req::new(Method::Append)
-                .owner(&o)
-                .id(&i)
-                .json(json!({"type": "USER", "content": "hi"})),
-        )
-        .await
-        .body["name"]
-            .clone(),
-    );
+    seen.push(t.append(&o, &i, "hi").await.body["name"].clone());
     let after_append = t.call(Req::new(Method::Get).owner(&o).id(&i)).await.body["etag"].clone();
     seen.pop();
     seen.push(after_append);
@@ -1219,14 +1209,7 @@ async fn append_to_a_deleted_or_missing_conversation_is_404() {
     let (o, i) = (owner(), id());
     t.create(&o, &i, body()).await;
     t.call(Req::new(Method::Delete).owner(&o).id(&i)).await;
-    t.call(
-        Req::new(Method::Append)
-            .owner(&o)
-            .id(&i)
-            .json(json!({"type": "USER", "content": "x"})),
-    )
-    .await
-    .assert_problem(404, "NOT_FOUND");
+    t.append(&o, &i, "x").await.assert_problem(404, "NOT_FOUND");
     t.call(
         Req::new(Method::Append)
             .owner(&o)
@@ -1278,13 +1261,7 @@ async fn list_messages_pages_in_ascending_order_with_one_query_per_page() {
     let (o, i) = (owner(), id());
     t.create(&o, &i, body()).await;
     for n in 1..=5 {
-        t.call(
-            Req::new(Method::Append)
-                .owner(&o)
-                .id(&i)
-                .json(json!({"type": "USER", "content": format!("m{n}")})),
-        )
-        .await;
+        t.append(&o, &i, format!("m{n}")).await;
     }
     t.counter.take();
     let mut orders = Vec::new();
@@ -1340,13 +1317,7 @@ async fn a_message_page_token_is_bound_to_its_conversation() {
     t.create(&o, &a, body()).await;
     t.create(&o, &b, body()).await;
     for _ in 0..3 {
-        t.call(
-            Req::new(Method::Append)
-                .owner(&o)
-                .id(&a)
-                .json(json!({"type": "USER", "content": "x"})),
-        )
-        .await;
+        t.append(&o, &a, "x").await;
     }
     let page = t
         .call(

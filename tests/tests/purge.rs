@@ -46,13 +46,7 @@ async fn a_purged_conversation_loses_its_messages() {
     let (o, i) = (owner(), id());
     t.create(&o, &i, json!({"agents": ["a"]})).await;
     for n in 0..30 {
-        t.call(
-            Req::new(Method::Append)
-                .owner(&o)
-                .id(&i)
-                .json(json!({"type": "USER", "content": format!("m{n}")})),
-        )
-        .await;
+        t.append(&o, &i, format!("m{n}")).await;
     }
     assert_eq!(t.collection(&o, &i).await.len(), 31);
     let event = expire(&t, &o, &i).await;
@@ -66,13 +60,7 @@ async fn a_conversation_recreated_under_the_purged_id_keeps_its_own_messages() {
     let t = TestApp::new().await;
     let (o, i) = (owner(), id());
     t.create(&o, &i, json!({"agents": ["a"]})).await;
-    t.call(
-        Req::new(Method::Append)
-            .owner(&o)
-            .id(&i)
-            .json(json!({"type": "USER", "content": "old"})),
-    )
-    .await;
+    t.append(&o, &i, "old").await;
     let event = expire(&t, &o, &i).await;
     t.create(&o, &i, json!({"agents": ["b"]})).await;
     let fresh = t
@@ -83,13 +71,7 @@ async fn a_conversation_recreated_under_the_purged_id_keeps_its_own_messages() {
         json!([]),
         "the old incarnation's messages are not shown"
     );
-    t.call(
-        Req::new(Method::Append)
-            .owner(&o)
-            .id(&i)
-            .json(json!({"type": "USER", "content": "new"})),
-    )
-    .await;
+    t.append(&o, &i, "new").await;
     purge(&t, event).await;
     let listed = t
         .call(Req::new(Method::ListMessages).owner(&o).id(&i))
