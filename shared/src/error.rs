@@ -58,6 +58,17 @@ pub enum ApiError {
     /// 404 `NOT_FOUND`: missing, deleted where that counts as missing, or another owner's.
     #[error("{0} was not found")]
     NotFound(String),
+    /// 405 `METHOD_NOT_ALLOWED`: a path of the API with a method it does not serve; `allow` lists
+    /// the methods it does serve (the `Allow` header).
+    #[error("{path} does not serve {method}; it serves {}", .allow.join(", "))]
+    MethodNotAllowed {
+        /// The method asked for.
+        method: String,
+        /// The path asked for.
+        path: String,
+        /// The methods the path serves.
+        allow: &'static [&'static str],
+    },
     /// 409 `ALREADY_EXISTS`: create with a taken id; undelete of a live conversation.
     #[error("{0}")]
     AlreadyExists(String),
@@ -117,6 +128,7 @@ impl ApiError {
             Self::InvalidArgument(_) | Self::FailedPrecondition(_) => 400,
             Self::Unauthenticated => 401,
             Self::NotFound(_) => 404,
+            Self::MethodNotAllowed { .. } => 405,
             Self::AlreadyExists(_) | Self::Aborted(_) => 409,
             Self::Stale {
                 source_kind: EtagSource::Body,
@@ -142,6 +154,7 @@ impl ApiError {
             Self::FailedPrecondition(_) => "FAILED_PRECONDITION",
             Self::Unauthenticated => "UNAUTHENTICATED",
             Self::NotFound(_) => "NOT_FOUND",
+            Self::MethodNotAllowed { .. } => "METHOD_NOT_ALLOWED",
             Self::AlreadyExists(_) => "ALREADY_EXISTS",
             Self::Aborted(_) => "ABORTED",
             Self::Stale {
@@ -165,6 +178,14 @@ impl ApiError {
         match self {
             Self::Throttled(_) => Some(1),
             Self::Unavailable(_) => Some(2),
+            _ => None,
+        }
+    }
+
+    /// The methods a 405 names in its `Allow` header.
+    pub fn allow(&self) -> Option<String> {
+        match self {
+            Self::MethodNotAllowed { allow, .. } => Some(allow.join(", ")),
             _ => None,
         }
     }
@@ -198,6 +219,7 @@ fn title(status: u16) -> &'static str {
         400 => "Bad Request",
         401 => "Unauthorized",
         404 => "Not Found",
+        405 => "Method Not Allowed",
         409 => "Conflict",
         412 => "Precondition Failed",
         413 => "Content Too Large",

@@ -19,6 +19,7 @@ use crate::domain::field_mask::Fields;
 use crate::domain::ids::{ConversationId, Owner};
 use crate::domain::message::Message;
 use crate::error::ApiError;
+use crate::routes;
 
 /// The largest request body accepted, in bytes.
 pub const MAX_BODY_BYTES: usize = 256 * 1024;
@@ -32,6 +33,9 @@ pub const MAX_PAGE_SIZE: usize = 1000;
 pub struct Call {
     /// The Lambda request id, echoed as `x-request-id` and in problems.
     pub request_id: String,
+    method: String,
+    path: String,
+    base: String,
     owner: Result<Owner, ()>,
     path_id: Option<String>,
     query: Vec<(String, String)>,
@@ -41,7 +45,7 @@ pub struct Call {
 }
 
 impl Call {
-    fn new(auth: AuthMode, req: Request) -> (Self, String, String) {
+    fn new(auth: AuthMode, req: Request) -> Self {
         let request_id = req
             .lambda_context_ref()
             .map(|c| c.request_id.clone())
@@ -67,25 +71,35 @@ impl Call {
         let if_match = header("if-match");
         let method = req.method().to_string();
         let path = req.uri().path().to_owned();
+        let base = stage_prefix(&req, &path);
         let body = match req.into_body() {
             Body::Empty => Vec::new(),
             Body::Text(t) => t.into_bytes(),
             Body::Binary(b) => b,
             _ => Vec::new(),
         };
-        (
-            Self {
-                request_id,
-                owner,
-                path_id,
-                query,
-                content_type,
-                if_match,
-                body,
-            },
+        Self {
+            request_id,
             method,
             path,
-        )
+            base,
+            owner,
+            path_id,
+            query,
+            content_type,
+            if_match,
+            body,
+        }
+    }
+
+    /// The request method.
+    pub fn method(&self) -> &str {
+        &self.method
+    }
+
+    /// The request path without the stage prefix, e.g. `/v1/conversations/abc`.
+    pub fn route_path(&self) -> &str {
+        &self.path[self.base.len()..]
     }
 
     /// The caller; none is a 401.
@@ -152,6 +166,28 @@ impl Call {
     /// The `If-Match` header, if any.
     pub fn if_match(&self) -> Result<Option<IfMatch>, ApiError> {
         self.if_match.as_deref().map(IfMatch::parse).transpose()
+    }
+}
+
+/// `/{stage}` when the path starts with a named API Gateway stage (not `$default`): the prefix
+/// the client's URLs carry, which `Location` keeps and routing ignores.
+fn stage_prefix(req: &Request, path: &str) -> String {
+    let stage = match req.request_context_ref() {
+        Some(RequestContext::ApiGatewayV2(ctx)) => ctx.stage.as_deref(),
+        Some(RequestContext::ApiGatewayV1(ctx)) => ctx.stage.as_deref(),
+        _ => None,
+    };
+    match stage {
+        Some(stage) if !stage.is_empty() && stage != "$default" => {
+            let prefix = format!("/{stage}");
+            let rest = path.strip_prefix(&prefix);
+            if rest.is_some_and(|r| r.is_empty() || r.starts_with('/')) {
+                prefix
+            } else {
+                String::new()
+            }
+        }
+        _ => String::new(),
     }
 }
 
@@ -346,7 +382,11 @@ fn response(status: u16, content_type: &str, request_id: &str) -> http::response
         .header("cache-control", "no-store")
 }
 
-fn render(result: Result<Reply, ApiError>, request_id: &str) -> Result<Response<Body>, Error> {
+fn render(
+    result: Result<Reply, ApiError>,
+    request_id: &str,
+    base: &str,
+) -> Result<Response<Body>, Error> {
     let response = match result {
         Ok(reply) => {
             let mut builder = response(reply.status, "application/json", request_id);
@@ -354,7 +394,7 @@ fn render(result: Result<Reply, ApiError>, request_id: &str) -> Result<Response<
                 builder = builder.header("etag", etag);
             }
             if let Some(location) = &reply.location {
-                builder = builder.header("location", location);
+                builder = builder.header("location", format!("{base}{location}"));
             }
             builder.body(Body::Text(reply.body.to_string()))?
         }
@@ -363,6 +403,9 @@ fn render(result: Result<Reply, ApiError>, request_id: &str) -> Result<Response<
             let mut builder = response(error.status(), "application/problem+json", request_id);
             if let Some(seconds) = error.retry_after() {
                 builder = builder.header("retry-after", seconds.to_string());
+            }
+            if let Some(allow) = error.allow() {
+                builder = builder.header("allow", allow);
             }
             builder.body(Body::Text(body.to_string()))?
         }
@@ -389,8 +432,12 @@ where
     Fut: Future<Output = Result<Reply, ApiError>>,
 {
     let started = Instant::now();
-    let (call, method, path) = Call::new(app.config.auth, req);
+    let call = Call::new(app.config.auth, req);
     let request_id = call.request_id.clone();
+    let method = call.method.clone();
+    let path = call.path.clone();
+    let base = call.base.clone();
+    let route = routes::find(call.route_path()).map_or("-", |r| r.path);
     let result = match AssertUnwindSafe(handler(call)).catch_unwind().await {
         Ok(result) => result,
         Err(_) => Err(ApiError::internal("the handler panicked")),
@@ -403,13 +450,13 @@ where
     match &result {
         Err(e) if status >= 500 => {
             let cause = cause_chain(e);
-            tracing::error!(%method, %path, status, latency_ms, request_id = %request_id, error = %e, cause = %cause, "request failed");
+            tracing::error!(%method, route, %path, status, latency_ms, request_id = %request_id, error = %e, cause = %cause, "request failed");
         }
         _ => {
-            tracing::info!(%method, %path, status, latency_ms, request_id = %request_id, "request")
+            tracing::info!(%method, route, %path, status, latency_ms, request_id = %request_id, "request")
         }
     }
-    render(result, &request_id)
+    render(result, &request_id, &base)
 }
 
 #[cfg(test)]

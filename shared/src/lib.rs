@@ -1,10 +1,11 @@
 //! The Conversations API: the domain, the DynamoDB store, the HTTP boundary and start-up, shared
-//! by the nine Lambda functions.
+//! by the Lambda functions.
 
 pub mod app;
 pub mod domain;
 pub mod error;
 pub mod http;
+pub mod routes;
 pub mod store;
 
 pub use app::{App, AuthMode, Config};

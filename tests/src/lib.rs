@@ -104,6 +104,9 @@ pub enum Method {
     Complete,
     Append,
     ListMessages,
+    /// Any method on any path, as API Gateway's `ANY` and `$default` routes deliver them to the
+    /// fallback function.
+    Unserved(&'static str, &'static str),
 }
 
 impl Method {
@@ -118,6 +121,7 @@ impl Method {
             Self::Complete => ("POST", "/v1/conversations/{id}/complete"),
             Self::Append => ("POST", "/v1/conversations/{id}/messages"),
             Self::ListMessages => ("GET", "/v1/conversations/{id}/messages"),
+            Self::Unserved(method, path) => (method, path),
         }
     }
 }
@@ -131,6 +135,7 @@ pub struct Req {
     headers: Vec<(String, String)>,
     body: Option<Vec<u8>>,
     context: Option<Value>,
+    prefix: String,
 }
 
 impl Req {
@@ -143,7 +148,14 @@ impl Req {
             headers: Vec::new(),
             body: None,
             context: None,
+            prefix: String::new(),
         }
+    }
+
+    /// Puts `prefix` before the path, as `lambda_http` does with a named API Gateway stage.
+    pub fn path_prefix(mut self, prefix: &str) -> Self {
+        self.prefix = prefix.to_owned();
+        self
     }
 
     /// Sets the `{id}` path parameter.
@@ -194,6 +206,7 @@ impl Req {
             Some(id) => template.replace("{id}", id),
             None => template.to_owned(),
         };
+        let path = format!("{}{path}", self.prefix);
         let mut builder = http::Request::builder()
             .method(method)
             .uri(format!("https://api.example.com{path}"));
@@ -333,6 +346,7 @@ impl TestApp {
             Method::Complete => complete_conversation::handle(app, req).await,
             Method::Append => append_message::handle(app, req).await,
             Method::ListMessages => list_messages::handle(app, req).await,
+            Method::Unserved(..) => fallback::handle(app, req).await,
         };
         Res::from_response(response.expect("handlers answer every request"))
     }

@@ -224,3 +224,32 @@ async fn errors_over_http_are_problem_documents() {
         .expect("answer");
     assert_eq!(raw.status().as_u16(), 415);
 }
+
+#[tokio::test]
+async fn methods_and_paths_the_api_does_not_serve_are_405_and_404_problems() {
+    let Some(base) = base() else { return };
+    let http = reqwest::Client::new();
+    let o = owner();
+    for (method, path, allow) in [
+        ("PUT", "/v1/conversations", "GET, POST"),
+        ("POST", "/v1/conversations/abc", "GET, PATCH, DELETE"),
+        ("TRACE", "/v1/conversations/abc/messages", "GET, POST"),
+    ] {
+        let res = send(&http, method, &format!("{base}{path}"), &o, None, &[]).await;
+        assert_eq!(res.status, 405, "{method} {path}: {}", res.body);
+        assert_eq!(res.header("allow"), Some(allow));
+        assert_eq!(res.header("content-type"), Some("application/problem+json"));
+        assert_eq!(res.body["code"], "METHOD_NOT_ALLOWED");
+    }
+    let res = send(
+        &http,
+        "GET",
+        &format!("{base}/v1/nothing/here"),
+        &o,
+        None,
+        &[],
+    )
+    .await;
+    assert_eq!(res.status, 404, "{}", res.body);
+    assert_eq!(res.body["code"], "NOT_FOUND");
+}

@@ -1,4 +1,5 @@
-//! `openapi.yaml` and the code agree on the fields of Conversation and Message, so a field added
+//! `openapi.yaml` and the code agree on the fields of Conversation and Message, and the code, the
+//! spec, `template.yaml` and the local router on the routes, so a field or route added
 //! to one cannot be forgotten in the other.
 
 use std::collections::BTreeSet;
@@ -7,6 +8,7 @@ use conversations::domain::conversation::{self, NewConversation, Writable};
 use conversations::domain::ids::{ConversationId, Owner};
 use conversations::domain::message;
 use conversations::domain::time::Timestamp;
+use conversations::routes::ROUTES;
 use serde_yaml_ng::Value;
 
 fn spec() -> Value {
@@ -94,4 +96,156 @@ fn the_spec_accepts_every_writable_field_in_request_bodies() {
     for field in ["type", "content", "metadata", "etag"] {
         assert!(message_input.contains(field), "MessageInput lacks {field}");
     }
+}
+
+/// The methods the local router sends somewhere for every path: RFC 9110's but CONNECT, PATCH,
+/// and QUERY (the safe method with a body, draft-ietf-httpbis-safe-method-w-body).
+const ALL_METHODS: [&str; 9] = [
+    "GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "QUERY",
+];
+
+type Routes = BTreeSet<(String, String, String)>;
+
+/// `(path, method, function)` of every route `template.yaml` gives API Gateway; `ANY` and the
+/// `$default` route (no path) included.
+fn template_routes() -> Routes {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../template.yaml");
+    let template: Value =
+        serde_yaml_ng::from_str(&std::fs::read_to_string(path).expect("read")).expect("valid YAML");
+    let mut routes = BTreeSet::new();
+    for (_, resource) in template["Resources"].as_mapping().expect("resources") {
+        if resource["Type"].as_str() != Some("AWS::Serverless::Function") {
+            continue;
+        }
+        let binary = resource["Metadata"]["BuildProperties"]["Binary"]
+            .as_str()
+            .expect("every function names its binary");
+        let Some(events) = resource["Properties"]["Events"].as_mapping() else {
+            continue;
+        };
+        for (_, event) in events {
+            if event["Type"].as_str() != Some("HttpApi") {
+                continue;
+            }
+            let props = &event["Properties"];
+            let path = props["Path"].as_str().unwrap_or("$default");
+            let method = props["Method"].as_str().unwrap_or("ANY");
+            routes.insert((path.to_owned(), method.to_owned(), binary.to_owned()));
+        }
+    }
+    routes
+}
+
+/// `(path, method, function)` of every route of the `cargo lambda watch` router in Cargo.toml; a
+/// path routed for any method is reported with method `ANY`.
+fn router_routes() -> Routes {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../Cargo.toml");
+    let manifest: toml::Table = std::fs::read_to_string(path)
+        .expect("read")
+        .parse()
+        .expect("valid TOML");
+    let router = manifest["workspace"]["metadata"]["lambda"]["watch"]["router"]
+        .as_table()
+        .expect("a router");
+    let mut routes = BTreeSet::new();
+    for (path, target) in router {
+        match target {
+            toml::Value::String(function) => {
+                routes.insert((path.clone(), "ANY".to_owned(), function.clone()));
+            }
+            toml::Value::Array(entries) => {
+                for entry in entries {
+                    let field = |name: &str| entry[name].as_str().expect(name).to_owned();
+                    routes.insert((path.clone(), field("method"), field("function")));
+                }
+            }
+            other => panic!("unexpected router entry {other:?}"),
+        }
+    }
+    routes
+}
+
+#[test]
+fn every_route_agrees_across_the_code_the_spec_the_template_and_the_local_router() {
+    let code: BTreeSet<(String, String)> = ROUTES
+        .iter()
+        .flat_map(|r| {
+            r.methods
+                .iter()
+                .map(|m| (r.path.to_owned(), (*m).to_owned()))
+        })
+        .collect();
+
+    let spec = spec();
+    let mut in_spec = BTreeSet::new();
+    for (path, item) in spec["paths"].as_mapping().expect("paths") {
+        for (method, _) in item.as_mapping().expect("a path item") {
+            let method = method.as_str().expect("a key");
+            if [
+                "get", "put", "post", "delete", "options", "head", "patch", "trace",
+            ]
+            .contains(&method)
+            {
+                let path = path.as_str().expect("a path").to_owned();
+                in_spec.insert((path, method.to_ascii_uppercase()));
+            }
+        }
+    }
+    assert_eq!(in_spec, code, "openapi.yaml vs shared/src/routes.rs");
+
+    let template = template_routes();
+    let router = router_routes();
+    let served = |routes: &Routes| -> Routes {
+        routes
+            .iter()
+            .filter(|(_, method, function)| method != "ANY" && function != "fallback")
+            .cloned()
+            .collect()
+    };
+    let served_template = served(&template);
+    assert_eq!(
+        served_template
+            .iter()
+            .map(|(p, m, _)| (p.clone(), m.clone()))
+            .collect::<BTreeSet<_>>(),
+        code,
+        "template.yaml vs shared/src/routes.rs"
+    );
+    assert_eq!(
+        served(&router),
+        served_template,
+        "the same function serves each route in template.yaml and the local router"
+    );
+
+    // What no function serves goes to the fallback: ANY per path and $default when deployed; every
+    // other method per path and a catch-all locally.
+    let mut fallback_template: Routes = ROUTES
+        .iter()
+        .map(|r| (r.path.to_owned(), "ANY".to_owned(), "fallback".to_owned()))
+        .collect();
+    fallback_template.insert(("$default".into(), "ANY".into(), "fallback".into()));
+    assert_eq!(
+        template
+            .difference(&served_template)
+            .cloned()
+            .collect::<Routes>(),
+        fallback_template
+    );
+    let mut fallback_router: Routes = ROUTES
+        .iter()
+        .flat_map(|r| {
+            ALL_METHODS
+                .iter()
+                .filter(|m| !r.methods.contains(m))
+                .map(|m| (r.path.to_owned(), (*m).to_owned(), "fallback".to_owned()))
+        })
+        .collect();
+    fallback_router.insert(("/{*path}".into(), "ANY".into(), "fallback".into()));
+    assert_eq!(
+        router
+            .difference(&served(&router))
+            .cloned()
+            .collect::<Routes>(),
+        fallback_router
+    );
 }

@@ -1,0 +1,10 @@
+//! Lambda entry point of every method and path no other function serves (405 or 404).
+
+use conversations::App;
+use conversations::lambda_http::{Error, run, service_fn};
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    let app = App::from_env().await;
+    run(service_fn(|req| fallback::handle(&app, req))).await
+}
