@@ -36,6 +36,33 @@ pub use sdk::classify;
 /// between (version ordering or a racing append).
 const MAX_RETRIES: usize = 64;
 
+/// The most bytes of rendered JSON one page of a list carries. A page holds `pageSize` items or
+/// fewer (AIP-158 allows a short page that is not the last): with the largest items the contract
+/// allows (and JSON escapes, which can make a stored byte six), a full page could pass Lambda's
+/// 6 MB response limit, and the runtime envelope escapes the body once more. 2 MiB of items leave
+/// room for both; a page always holds at least one item.
+pub const MAX_PAGE_BYTES: usize = 2 * 1024 * 1024;
+
+/// How many of `sizes` (rendered sizes in bytes, in page order) fit in one page: at least one,
+/// then as many as keep the total within [`MAX_PAGE_BYTES`].
+fn fitting(sizes: impl IntoIterator<Item = usize>) -> usize {
+    let mut total = 0;
+    let mut count = 0;
+    for size in sizes {
+        total += size;
+        if count > 0 && total > MAX_PAGE_BYTES {
+            break;
+        }
+        count += 1;
+    }
+    count
+}
+
+/// The size of a value's JSON rendering, in bytes.
+fn rendered_len(value: &serde_json::Map<String, serde_json::Value>) -> usize {
+    serde_json::to_vec(value).map_or(usize::MAX / 2, |v| v.len())
+}
+
 /// One page of a list.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Page<T> {
@@ -815,24 +842,24 @@ impl Store {
             .await
             .map_err(classify)?;
         let mut items = out.items.unwrap_or_default();
-        let next = if items.len() > query.page_size {
-            items.truncate(query.page_size);
-            items
-                .last()
-                .and_then(|i| i.get(attr::GSI_SK))
-                .and_then(|v| v.as_s().ok())
-                .cloned()
-        } else {
-            out.last_evaluated_key
-                .as_ref()
-                .and_then(|k| k.get(attr::GSI_SK))
-                .and_then(|v| v.as_s().ok())
-                .cloned()
-        };
-        let conversations = items
+        let position = |i: &Item| i.get(attr::GSI_SK).and_then(|v| v.as_s().ok()).cloned();
+        let mut cut = items.len() > query.page_size;
+        items.truncate(query.page_size);
+        let mut conversations = items
             .iter()
             .map(item::conversation_from)
             .collect::<Result<Vec<_>, _>>()?;
+        let keep = fitting(conversations.iter().map(|c| rendered_len(&c.to_json())));
+        if keep < conversations.len() {
+            conversations.truncate(keep);
+            items.truncate(keep);
+            cut = true;
+        }
+        let next = if cut {
+            items.last().and_then(position)
+        } else {
+            out.last_evaluated_key.as_ref().and_then(position)
+        };
         Ok(Page {
             items: conversations,
             next_page_token: next
@@ -925,6 +952,7 @@ impl Store {
         let mut messages = Vec::new();
         let mut last_key = None;
         let mut left_incarnation = false;
+        let mut bytes = 0;
         for i in items {
             let key = item::sort_key(&i)?.to_owned();
             if !key.starts_with(&prefix) {
@@ -932,8 +960,11 @@ impl Store {
                 left_incarnation = true;
                 break;
             }
-            if messages.len() == page_size {
-                // One more than the page exists: the page ends at the last kept message.
+            let message = item::message_from(id, &i)?;
+            bytes += rendered_len(&message.to_json());
+            let over_budget = !messages.is_empty() && bytes > MAX_PAGE_BYTES;
+            if messages.len() == page_size || over_budget {
+                // More than the page holds: the page ends at the last kept message.
                 return Ok(Page {
                     next_page_token: last_key.map(|position| {
                         PageToken { position }.encode(&self.token_key, owner, &scope)
@@ -941,7 +972,7 @@ impl Store {
                     items: messages,
                 });
             }
-            messages.push(item::message_from(id, &i)?);
+            messages.push(message);
             last_key = Some(key);
         }
         let next = if more_in_table && !left_incarnation {
@@ -1046,3 +1077,18 @@ async fn backoff(attempt: usize) {
 }
 
 use expr::Expr;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_page_keeps_items_while_they_fit_and_always_at_least_one() {
+        assert_eq!(fitting([]), 0);
+        assert_eq!(fitting([10, 20, 30]), 3);
+        assert_eq!(fitting([MAX_PAGE_BYTES * 3, 1]), 1, "one huge item");
+        let half = MAX_PAGE_BYTES / 2;
+        assert_eq!(fitting([half, half, 1]), 2, "exactly the budget fits");
+        assert_eq!(fitting([half, half + 1, 1]), 1);
+    }
+}
