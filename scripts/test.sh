@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # make test: every test. Installs what it needs, starts a throwaway DynamoDB Local on a free port
 # and cargo lambda watch (the whole API over HTTP, for the end-to-end tests), then runs the unit,
-# in-process handler, concurrency and end-to-end tests.
+# in-process handler, concurrency and end-to-end tests, and Schemathesis against the same stack.
 source "$(dirname "$0")/lib.sh"
 cd "$ROOT"
 
@@ -16,8 +16,10 @@ cleanup() {
   stop_pid "$WATCH_PID"
   stop_pid "$DDB_PID"
   if [ $status -ne 0 ] && [ -f "$WORK/watch.log" ]; then
+    echo "---- errors and warnings in the cargo lambda watch log ----" >&2
+    grep -E 'ERROR|WARN|panicked|status=5' "$WORK/watch.log" | grep -v AWS_LAMBDA_MAX_CONCURRENCY | tail -n 40 >&2 || true
     echo "---- last lines of the cargo lambda watch log ----" >&2
-    tail -n 40 "$WORK/watch.log" >&2
+    tail -n 20 "$WORK/watch.log" >&2
   fi
   rm -rf "$WORK"
 }
@@ -43,7 +45,8 @@ wait_for_port "$WATCH_PORT" 60 "cargo lambda watch"
 # the build lock that the test run holds.
 for route in "GET /v1/conversations" "POST /v1/conversations" "GET /v1/conversations/warm" \
   "PATCH /v1/conversations/warm" "DELETE /v1/conversations/warm" "POST /v1/conversations/warm/undelete" \
-  "POST /v1/conversations/warm/complete" "POST /v1/conversations/warm/messages" "GET /v1/conversations/warm/messages"; do
+  "POST /v1/conversations/warm/complete" "POST /v1/conversations/warm/messages" "GET /v1/conversations/warm/messages" \
+  "PUT /v1/conversations"; do
   curl --silent --show-error --max-time 120 -o /dev/null -X "${route%% *}" "http://127.0.0.1:$WATCH_PORT${route#* }"
 done
 
@@ -54,7 +57,30 @@ set +e
 cargo test --workspace --locked "$@" 2>&1 | tee "$WORK/test.log"
 status=${PIPESTATUS[0]}
 set -e
+
+# Property-based tests of the whole API over HTTP, driven by openapi.yaml (skip with
+# SKIP_SCHEMATHESIS=1 when iterating on Rust tests).
+st_status=0
+if [ "${SKIP_SCHEMATHESIS:-0}" != 1 ]; then
+  log "running schemathesis against the same stack"
+  set +e
+  SCHEMATHESIS_REPORT_DIR="${SCHEMATHESIS_REPORT_DIR:-$WORK/schemathesis}" \
+    SCHEMATHESIS_FUNCTION_LOG="$WORK/watch.log" \
+    "$ROOT/scripts/schemathesis.sh" 2>&1 | tee "$WORK/schemathesis.log"
+  st_status=${PIPESTATUS[0]}
+  set -e
+fi
+
 # One closing line for the whole run, summed over every test binary.
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
      END { printf "all tests: %d passed, %d failed\n", p, f }' "$WORK/test.log"
-exit "$status"
+if [ "${SKIP_SCHEMATHESIS:-0}" = 1 ]; then
+  echo "schemathesis: skipped (SKIP_SCHEMATHESIS=1)"
+elif [ "$st_status" = 0 ]; then
+  lost="$(grep -Eo '^[0-9]+ response\(s\) lost by the emulator' "$WORK/schemathesis.log" | grep -Eo '^[0-9]+' || echo 0)"
+  echo "schemathesis: passed ($(grep -Eo '[0-9]+ generated' "$WORK/schemathesis.log" | tail -1) test cases, 0 service failures, $lost response(s) lost by the emulator)"
+else
+  echo "schemathesis: FAILED (exit $st_status; see the log above)"
+fi
+[ "$status" = 0 ] || exit "$status"
+exit "$st_status"

@@ -1661,3 +1661,174 @@ async fn a_body_that_is_not_utf_8_is_400() {
         .await;
     res.assert_problem(400, "INVALID_ARGUMENT");
 }
+
+// ---------------------------------------------------------------- routing
+
+#[tokio::test]
+async fn a_method_a_path_does_not_serve_is_405_with_allow_and_touches_nothing() {
+    let t = TestApp::new().await;
+    let cases = [
+        ("PUT", "/v1/conversations", "GET, POST"),
+        ("TRACE", "/v1/conversations/abc", "GET, PATCH, DELETE"),
+        ("POST", "/v1/conversations/abc", "GET, PATCH, DELETE"),
+        ("GET", "/v1/conversations/abc/complete", "POST"),
+        ("DELETE", "/v1/conversations/abc/messages", "GET, POST"),
+    ];
+    for (method, path, allow) in cases {
+        let res = t
+            .call(Req::new(Method::Unserved(method, path)).owner(&owner()))
+            .await;
+        res.assert_problem(405, "METHOD_NOT_ALLOWED");
+        assert_eq!(res.header("allow"), Some(allow), "{method} {path}");
+        assert_eq!(res.body["title"], "Method Not Allowed");
+    }
+    assert!(t.counter.take().is_empty());
+}
+
+#[tokio::test]
+async fn a_path_outside_the_api_is_404_behind_a_stage_too() {
+    let t = TestApp::new().await;
+    for path in ["/", "/v2/conversations", "/v1/conversations/a/b/c"] {
+        let res = t
+            .call(Req::new(Method::Unserved("GET", path)).owner(&owner()))
+            .await;
+        res.assert_problem(404, "NOT_FOUND");
+        assert_eq!(res.header("allow"), None);
+    }
+    let staged = json!({"stage": "prod", "http": {"method": "PUT", "path": "/prod/v1/conversations", "protocol": "HTTP/1.1", "sourceIp": "1.2.3.4", "userAgent": "t"}, "timeEpoch": 0});
+    let res = t
+        .call(
+            Req::new(Method::Unserved("PUT", "/v1/conversations"))
+                .path_prefix("/prod")
+                .context(staged)
+                .owner(&owner()),
+        )
+        .await;
+    res.assert_problem(405, "METHOD_NOT_ALLOWED");
+    assert!(t.counter.take().is_empty());
+}
+
+#[tokio::test]
+async fn behind_a_named_stage_location_keeps_the_stage_prefix() {
+    let t = TestApp::new().await;
+    let (o, i) = (owner(), id());
+    let staged = json!({"stage": "prod", "http": {"method": "POST", "path": "/prod/v1/conversations", "protocol": "HTTP/1.1", "sourceIp": "1.2.3.4", "userAgent": "t"}, "timeEpoch": 0});
+    let res = t
+        .call(
+            Req::new(Method::Create)
+                .path_prefix("/prod")
+                .context(staged)
+                .owner(&o)
+                .query("conversationId", &i)
+                .json(body()),
+        )
+        .await;
+    assert_eq!(res.status, 201, "{}", res.body);
+    assert_eq!(
+        res.header("location"),
+        Some(format!("/prod/v1/conversations/{i}").as_str())
+    );
+    assert_eq!(res.body["name"], format!("conversations/{i}"));
+}
+
+#[tokio::test]
+async fn a_message_page_stops_at_2_mib_and_the_next_page_goes_on_from_there() {
+    let t = TestApp::new().await;
+    let (o, i) = (owner(), id());
+    t.create(&o, &i, body()).await;
+    // Each message renders to about 240 kB (a control character is six bytes in JSON) but is
+    // stored in 40 kB: all twelve come back from one Query, far over the page budget.
+    let content = "\u{1}".repeat(40_000);
+    for _ in 0..12 {
+        let res = t
+            .call(
+                Req::new(Method::Append)
+                    .owner(&o)
+                    .id(&i)
+                    .json(json!({"type": "USER", "content": content})),
+            )
+            .await;
+        assert_eq!(res.status, 201, "{}", res.body);
+    }
+    let mut orders = Vec::new();
+    let mut pages = 0;
+    let mut token = String::new();
+    loop {
+        let res = t
+            .call(
+                Req::new(Method::ListMessages)
+                    .owner(&o)
+                    .id(&i)
+                    .query("pageSize", "1000")
+                    .query("pageToken", &token),
+            )
+            .await;
+        assert_eq!(res.status, 200, "{}", res.body);
+        let rendered = res.body.to_string().len();
+        assert!(
+            rendered <= 2 * 1024 * 1024 + 1024,
+            "page of {rendered} bytes"
+        );
+        pages += 1;
+        for m in res.body["messages"].as_array().expect("messages") {
+            orders.push(m["order"].as_i64().expect("order"));
+        }
+        match res.body["nextPageToken"].as_str() {
+            Some(next) => token = next.to_owned(),
+            None => break,
+        }
+    }
+    assert_eq!(orders, (1..=12).collect::<Vec<_>>());
+    assert_eq!(
+        pages, 2,
+        "8 messages fit in the first page, 4 in the second"
+    );
+}
+
+#[tokio::test]
+async fn a_conversation_page_stops_at_2_mib_and_the_next_page_goes_on_from_there() {
+    let t = TestApp::new().await;
+    let o = owner();
+    // 64 labels of 63 control characters: about 25 kB rendered each, under 5 kB stored.
+    let labels: serde_json::Map<String, Value> = (0..64)
+        .map(|n| (format!("k{n}"), Value::from("\u{1}".repeat(63))))
+        .collect();
+    for _ in 0..100 {
+        t.create(&o, &id(), json!({"agents": ["a"], "labels": labels}))
+            .await;
+    }
+    let mut names = std::collections::BTreeSet::new();
+    let mut pages = Vec::new();
+    let mut token = String::new();
+    loop {
+        let res = t
+            .call(
+                Req::new(Method::List)
+                    .owner(&o)
+                    .query("pageSize", "1000")
+                    .query("pageToken", &token),
+            )
+            .await;
+        assert_eq!(res.status, 200, "{}", res.body);
+        let rendered = res.body.to_string().len();
+        assert!(
+            rendered <= 2 * 1024 * 1024 + 1024,
+            "page of {rendered} bytes"
+        );
+        let items = res.body["conversations"].as_array().expect("items");
+        pages.push(items.len());
+        for c in items {
+            assert!(
+                names.insert(c["name"].to_string()),
+                "listed twice: {}",
+                c["name"]
+            );
+        }
+        match res.body["nextPageToken"].as_str() {
+            Some(next) => token = next.to_owned(),
+            None => break,
+        }
+    }
+    assert_eq!(names.len(), 100);
+    assert!(pages.len() >= 2 && pages[0] < 100, "pages: {pages:?}");
+}
