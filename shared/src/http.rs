@@ -438,7 +438,9 @@ where
     let path = call.path.clone();
     let base = call.base.clone();
     let route = routes::find(call.route_path()).map_or("-", |r| r.path);
-    let result = match AssertUnwindSafe(handler(call)).catch_unwind().await {
+    let (result, dynamodb_requests) =
+        crate::store::count::counting(AssertUnwindSafe(handler(call)).catch_unwind()).await;
+    let result = match result {
         Ok(result) => result,
         Err(_) => Err(ApiError::internal("the handler panicked")),
     };
@@ -450,10 +452,10 @@ where
     match &result {
         Err(e) if status >= 500 => {
             let cause = cause_chain(e);
-            tracing::error!(%method, route, %path, status, latency_ms, request_id = %request_id, error = %e, cause = %cause, "request failed");
+            tracing::error!(%method, route, %path, status, latency_ms, dynamodb_requests, request_id = %request_id, error = %e, cause = %cause, "request failed");
         }
         _ => {
-            tracing::info!(%method, route, %path, status, latency_ms, request_id = %request_id, "request")
+            tracing::info!(%method, route, %path, status, latency_ms, dynamodb_requests, request_id = %request_id, "request")
         }
     }
     render(result, &request_id, &base)

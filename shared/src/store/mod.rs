@@ -2,6 +2,7 @@
 //! sparse index for listing by owner. Every write states its condition; a failed condition comes
 //! back with the old item (`ALL_OLD`) and is translated here into the API's errors.
 
+pub mod count;
 pub mod expr;
 pub mod item;
 pub mod schema;
@@ -119,6 +120,13 @@ fn not_found(id: &ConversationId) -> ApiError {
 impl Store {
     /// A store over a table. The client is built once per process.
     pub fn new(client: Client, table: impl Into<String>, token_key: TokenKey) -> Self {
+        let client = Client::from_conf(
+            client
+                .config()
+                .to_builder()
+                .interceptor(count::RequestCount)
+                .build(),
+        );
         Self {
             client,
             table: table.into(),
