@@ -1,21 +1,26 @@
 # The verbs a user types. Each installs what it needs into git-ignored folders (.venv, .local).
-.PHONY: dev test lint build docs clean
+.PHONY: dev test staging-test lint build docs clean
 
 ## dev: the whole API on http://127.0.0.1:9000/v1 with DynamoDB Local (data kept in .local/)
 dev:
 	@scripts/dev.sh
 
-## test: every test (unit, in-process handlers, concurrency, end to end) against DynamoDB Local
+## test: every test (unit, in-process handlers, concurrency, end to end, Schemathesis) against DynamoDB Local
 test:
 	@scripts/test.sh
+
+## staging-test: the black-box HTTP tests against a deployed stage (STAGING_API_URL, STAGING_TOKEN,
+## STAGING_TOKEN_2); without them it says it skipped and exits 0
+staging-test:
+	@scripts/staging-test.sh
 
 ## lint: formatting, clippy and the SAM template checks
 lint:
 	@scripts/lint.sh
 
-## build: release binaries of the nine functions for Lambda (arm64), as sam build does
+## build: release binaries of every function for Lambda (arm64), as sam build does
 build:
-	@. scripts/lib.sh && ensure_cargo_lambda && cargo lambda build --release --arm64
+	@scripts/build.sh
 
 ## docs: openapi.yaml rendered to .local/docs/index.html
 docs:

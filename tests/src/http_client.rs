@@ -1,13 +1,89 @@
-//! A small HTTP client for the black-box tests against a running stack (cargo lambda watch).
+//! A small HTTP client for the black-box tests (tests/tests/e2e.rs), which run against either
+//! stack:
+//!
+//! - **local**: `API_BASE_URL` (cargo lambda watch, started by `make test`); callers are
+//!   `X-Owner-Id` headers with fresh random owners;
+//! - **staging**: `STAGING_API_URL` with `STAGING_TOKEN` and `STAGING_TOKEN_2`, bearer JWTs of two
+//!   different users of a deployed stack (`make staging-test`).
 
 use serde_json::Value;
 
-/// Where the black-box tests send requests, from `API_BASE_URL`.
-pub fn base_url() -> Option<String> {
-    std::env::var("API_BASE_URL")
-        .ok()
-        .filter(|u| !u.is_empty())
-        .map(|u| u.trim_end_matches('/').to_owned())
+/// Where the black-box tests send requests, and as whom.
+#[derive(Debug, Clone)]
+pub struct Target {
+    /// The base URL, without a trailing slash (e.g. `https://abc.execute-api.eu-west-1.amazonaws.com/prod`).
+    pub base: String,
+    tokens: Option<(String, String)>,
+}
+
+/// Who sends a request.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    header: (&'static str, String),
+}
+
+impl Caller {
+    /// Adds this caller's identity to a request.
+    pub fn apply(&self, request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        request.header(self.header.0, &self.header.1)
+    }
+}
+
+fn env(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.is_empty())
+}
+
+impl Target {
+    /// The staging stack when `STAGING_API_URL` is set (both tokens are then required), else the
+    /// local one at `API_BASE_URL`, else none.
+    pub fn from_env() -> Option<Self> {
+        if let Some(url) = env("STAGING_API_URL") {
+            let token = |name: &str| {
+                env(name).unwrap_or_else(|| panic!("{name} must be set with STAGING_API_URL"))
+            };
+            return Some(Self {
+                base: url.trim_end_matches('/').to_owned(),
+                tokens: Some((token("STAGING_TOKEN"), token("STAGING_TOKEN_2"))),
+            });
+        }
+        env("API_BASE_URL").map(|url| Self {
+            base: url.trim_end_matches('/').to_owned(),
+            tokens: None,
+        })
+    }
+
+    /// Whether this is a deployed stage (JWT identities, API Gateway in front).
+    pub fn is_staging(&self) -> bool {
+        self.tokens.is_some()
+    }
+
+    /// Two different callers: the two token holders on staging, two fresh owners locally.
+    pub fn two_callers(&self) -> (Caller, Caller) {
+        match &self.tokens {
+            Some((a, b)) => (
+                Caller {
+                    header: ("authorization", format!("Bearer {a}")),
+                },
+                Caller {
+                    header: ("authorization", format!("Bearer {b}")),
+                },
+            ),
+            None => (
+                Caller {
+                    header: ("x-owner-id", crate::owner()),
+                },
+                Caller {
+                    header: ("x-owner-id", crate::owner()),
+                },
+            ),
+        }
+    }
+
+    /// The path the base URL carries (a named stage: `/prod`), which `Location` headers keep.
+    pub fn path_prefix(&self) -> &str {
+        let after_scheme = self.base.split_once("://").map_or(&*self.base, |(_, r)| r);
+        after_scheme.find('/').map_or("", |i| &after_scheme[i..])
+    }
 }
 
 /// A response over HTTP.
@@ -25,17 +101,17 @@ impl HttpRes {
     }
 }
 
-/// Sends one request as `owner`.
+/// Sends one request as `caller`.
 pub async fn send(
     client: &reqwest::Client,
     method: &str,
     url: &str,
-    owner: &str,
+    caller: &Caller,
     body: Option<Value>,
     headers: &[(&str, &str)],
 ) -> HttpRes {
     let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
-    let mut request = client.request(method, url).header("x-owner-id", owner);
+    let mut request = caller.apply(client.request(method, url));
     for (k, v) in headers {
         request = request.header(*k, *v);
     }

@@ -1,27 +1,31 @@
-//! End to end over HTTP: the whole API as `cargo lambda watch` serves it (`make test` starts it
-//! and sets `API_BASE_URL`), walked through the life of a conversation.
+//! End to end over HTTP, black-box: the life of a conversation, errors, isolation between two
+//! callers and routing, against the local stack (`make test` starts cargo lambda watch and sets
+//! `API_BASE_URL`) or a deployed stage (`make staging-test`: `STAGING_API_URL`, `STAGING_TOKEN`,
+//! `STAGING_TOKEN_2`). The tests touch only conversations they create, and delete them at the end.
 
-use api_tests::http_client::{base_url, send};
-use api_tests::{id, owner};
+use api_tests::http_client::{Target, send};
+use api_tests::id;
 use serde_json::json;
 
-fn base() -> Option<String> {
-    let url = base_url();
-    if url.is_none() {
+fn target() -> Option<Target> {
+    let target = Target::from_env();
+    if target.is_none() {
         assert!(
             std::env::var("REQUIRE_API_BASE_URL").is_err(),
             "API_BASE_URL must be set when REQUIRE_API_BASE_URL is"
         );
-        eprintln!("skipped: API_BASE_URL is not set (make test sets it)");
+        eprintln!("skipped: neither API_BASE_URL nor STAGING_API_URL is set (make test sets it)");
     }
-    url
+    target
 }
 
 #[tokio::test]
 async fn a_conversation_lives_its_whole_life_over_http() {
-    let Some(base) = base() else { return };
+    let Some(t) = target() else { return };
+    let base = t.base.clone();
     let http = reqwest::Client::new();
-    let (alice, bob, i) = (owner(), owner(), id());
+    let (alice, bob) = t.two_callers();
+    let i = id();
     let one = format!("{base}/v1/conversations/{i}");
 
     let created = send(
@@ -36,7 +40,7 @@ async fn a_conversation_lives_its_whole_life_over_http() {
     assert_eq!(created.status, 201, "{}", created.body);
     assert_eq!(
         created.header("location"),
-        Some(format!("/v1/conversations/{i}").as_str())
+        Some(format!("{}/v1/conversations/{i}", t.path_prefix()).as_str())
     );
     assert!(created.header("x-request-id").is_some());
     let etag = created.body["etag"].as_str().expect("etag").to_owned();
@@ -127,6 +131,45 @@ async fn a_conversation_lives_its_whole_life_over_http() {
         404,
         "another owner sees nothing"
     );
+    for (method, url, body) in [
+        (
+            "PATCH",
+            one.clone(),
+            Some(json!({"displayName": "taken over"})),
+        ),
+        ("DELETE", one.clone(), None),
+        ("POST", format!("{one}/complete"), None),
+        ("GET", format!("{one}/messages"), None),
+        (
+            "POST",
+            format!("{one}/messages"),
+            Some(json!({"type": "USER", "content": "intruder"})),
+        ),
+    ] {
+        let res = send(&http, method, &url, &bob, body, &[]).await;
+        assert_eq!(
+            res.status, 404,
+            "another owner's {method} {url}: {}",
+            res.body
+        );
+    }
+    let bobs = send(
+        &http,
+        "GET",
+        &format!("{base}/v1/conversations?pageSize=1000&showDeleted=true"),
+        &bob,
+        None,
+        &[],
+    )
+    .await;
+    assert!(
+        !bobs.body["conversations"]
+            .as_array()
+            .expect("a list")
+            .iter()
+            .any(|c| c["name"] == format!("conversations/{i}")),
+        "another owner's list does not show it"
+    );
 
     let completed = send(&http, "POST", &format!("{one}/complete"), &alice, None, &[]).await;
     assert_eq!(completed.body["lifecycleState"], "COMPLETED");
@@ -190,13 +233,17 @@ async fn a_conversation_lives_its_whole_life_over_http() {
         got.body,
         json!({"name": format!("conversations/{i}"), "messageCount": 2})
     );
+
+    let cleaned = send(&http, "DELETE", &one, &alice, None, &[]).await;
+    assert_eq!(cleaned.status, 200, "{}", cleaned.body);
 }
 
 #[tokio::test]
 async fn errors_over_http_are_problem_documents() {
-    let Some(base) = base() else { return };
+    let Some(t) = target() else { return };
+    let base = t.base.clone();
     let http = reqwest::Client::new();
-    let o = owner();
+    let (o, _) = t.two_callers();
     let unauthenticated = http
         .get(format!("{base}/v1/conversations"))
         .send()
@@ -214,9 +261,8 @@ async fn errors_over_http_are_problem_documents() {
     .await;
     assert_eq!(invalid.status, 422);
     assert_eq!(invalid.body["errors"][0]["field"], "agents");
-    let raw = http
-        .post(format!("{base}/v1/conversations"))
-        .header("x-owner-id", &o)
+    let raw = o
+        .apply(http.post(format!("{base}/v1/conversations")))
         .header("content-type", "text/plain")
         .body("hello")
         .send()
@@ -227,13 +273,14 @@ async fn errors_over_http_are_problem_documents() {
 
 #[tokio::test]
 async fn methods_and_paths_the_api_does_not_serve_are_405_and_404_problems() {
-    let Some(base) = base() else { return };
+    let Some(t) = target() else { return };
+    let base = t.base.clone();
     let http = reqwest::Client::new();
-    let o = owner();
+    let (o, _) = t.two_callers();
     for (method, path, allow) in [
         ("PUT", "/v1/conversations", "GET, POST"),
         ("POST", "/v1/conversations/abc", "GET, PATCH, DELETE"),
-        ("TRACE", "/v1/conversations/abc/messages", "GET, POST"),
+        ("DELETE", "/v1/conversations/abc/messages", "GET, POST"),
     ] {
         let res = send(&http, method, &format!("{base}{path}"), &o, None, &[]).await;
         assert_eq!(res.status, 405, "{method} {path}: {}", res.body);

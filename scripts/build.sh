@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# make build: every Lambda function's release binary for arm64 (aarch64-unknown-linux-gnu), as
+# `sam build` (BuildMethod rust-cargolambda) makes them: cargo lambda build --release --arm64,
+# cross-linked with Zig (from cargo-lambda's PyPI package). Binaries land in target/lambda/<name>/.
+# Prints each function's binary and zipped size at the end.
+source "$(dirname "$0")/lib.sh"
+cd "$ROOT"
+
+ensure_cargo_lambda
+TARGET=aarch64-unknown-linux-gnu
+if ! rustup target list --installed | grep -qx "$TARGET"; then
+  log "adding the Rust target $TARGET"
+  rustup target add "$TARGET"
+fi
+
+log "cargo lambda build --release --arm64 (every function)"
+cargo lambda build --release --arm64 --locked --workspace --exclude api-tests
+
+log "sizes"
+python3 - <<'PY'
+import io, os, zipfile
+root = "target/lambda"
+for name in sorted(os.listdir(root)):
+    path = os.path.join(root, name, "bootstrap")
+    if name == "create-table" or not os.path.exists(path):
+        continue
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED, compresslevel=9) as z:
+        z.write(path, "bootstrap")
+    print(f"{name:24} {os.path.getsize(path) / 1e6:6.2f} MB binary  {len(buf.getvalue()) / 1e6:5.2f} MB zipped")
+PY

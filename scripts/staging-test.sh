@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# make staging-test: the black-box HTTP suite (tests/tests/e2e.rs, the same tests make test runs
+# against cargo lambda watch) against a deployed stage.
+#
+#   STAGING_API_URL=https://<api>.execute-api.<region>.amazonaws.com/prod \
+#   STAGING_TOKEN=<JWT of one user> STAGING_TOKEN_2=<JWT of another user> make staging-test
+#
+# The two tokens must belong to different users (different `sub`): the isolation tests use one
+# as the owner and the other as an intruder. The suite touches only conversations it creates and
+# deletes them (soft delete; DynamoDB's TTL purges them at their purgeTime).
+source "$(dirname "$0")/lib.sh"
+cd "$ROOT"
+
+missing=()
+for name in STAGING_API_URL STAGING_TOKEN STAGING_TOKEN_2; do
+  [ -n "${!name:-}" ] || missing+=("$name")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+  echo "staging tests skipped: ${missing[*]} not set (they need a deployed stack and bearer tokens of two users; see README, Deploy)"
+  exit 0
+fi
+if [ "$STAGING_TOKEN" = "$STAGING_TOKEN_2" ]; then
+  echo "STAGING_TOKEN and STAGING_TOKEN_2 must be tokens of two different users" >&2
+  exit 2
+fi
+case "$STAGING_API_URL" in
+  https://*) ;;
+  *) echo "STAGING_API_URL must be an https:// URL, not $STAGING_API_URL" >&2; exit 2 ;;
+esac
+
+log "black-box tests against $STAGING_API_URL"
+unset API_BASE_URL REQUIRE_API_BASE_URL
+cargo test --locked -p api-tests --test e2e
