@@ -1,0 +1,149 @@
+//! Property tests of everything that parses client input: whatever the bytes, a parser answers
+//! (never panics) and a rejection is a 4xx; what the documented grammar allows parses; a page
+//! token works only for the caller, the query and the key it was issued with.
+
+use conversations::domain::body;
+use conversations::domain::conversation::OUTPUT_FIELDS;
+use conversations::domain::etag::IfMatch;
+use conversations::domain::field_mask::{Fields, UpdateMask};
+use conversations::domain::filter::{Filter, OrderBy};
+use conversations::domain::ids::{ConversationId, Owner, RequestId};
+use conversations::domain::page_token::{PageToken, TokenKey};
+use proptest::prelude::*;
+
+/// Text a client could send: arbitrary Unicode, and strings built from the parsers' own
+/// vocabulary, which reach deeper into them than random characters do.
+fn client_text() -> impl Strategy<Value = String> {
+    let words = prop::sample::select(vec![
+        "labels.",
+        "agents",
+        "displayName",
+        "lifecycleState",
+        "createTime",
+        "=",
+        ">=",
+        "<",
+        ":",
+        " AND ",
+        " OR ",
+        "\"",
+        "\\",
+        "*",
+        ",",
+        " ",
+        "COMPLETED",
+        "\"2026-01-01T00:00:00Z\"",
+        "desc",
+        "asc",
+        "(",
+        ")",
+        "-",
+        "NOT ",
+        "\u{0}",
+        "é",
+        "W/",
+        "\"abc\"",
+    ]);
+    prop_oneof![
+        any::<String>(),
+        prop::collection::vec(words, 0..12).prop_map(|w| w.concat()),
+    ]
+}
+
+fn assert_client_error<T>(result: Result<T, conversations::ApiError>) {
+    if let Err(e) = result {
+        assert!((400..500).contains(&e.status()), "{e} is {}", e.status());
+        assert!(!e.to_string().is_empty());
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(2000))]
+
+    #[test]
+    fn every_parser_answers_any_text_with_a_value_or_a_4xx(text in client_text()) {
+        assert_client_error(UpdateMask::parse(&text));
+        assert_client_error(Fields::parse(Some(&text), &OUTPUT_FIELDS));
+        assert_client_error(Filter::parse(&text));
+        assert_client_error(OrderBy::parse(&text));
+        assert_client_error(ConversationId::parse(&text));
+        assert_client_error(RequestId::parse(&text));
+        assert_client_error(IfMatch::parse(&text));
+        let key = TokenKey::new("k");
+        let owner = Owner::from_header("alice").expect("owner");
+        assert_client_error(PageToken::decode(&text, &key, &owner, "scope"));
+    }
+
+    #[test]
+    fn any_body_is_an_object_or_a_400(bytes in prop::collection::vec(any::<u8>(), 0..512)) {
+        if let Err(e) = body::object(&bytes) {
+            prop_assert_eq!(e.status(), 400);
+        }
+    }
+
+    #[test]
+    fn ids_of_the_documented_form_parse(id in "[a-z]([a-z0-9-]{0,61}[a-z0-9])?") {
+        let parsed = ConversationId::parse(&id).expect("valid");
+        prop_assert_eq!(parsed.as_str(), id.as_str());
+    }
+
+    #[test]
+    fn supported_filters_parse(
+        state in prop::sample::select(vec!["IN_PROGRESS", "COMPLETED"]),
+        key in "[a-z][a-z0-9_-]{0,20}",
+        value in "[ -~]{0,30}",
+    ) {
+        let quoted = value.replace('\\', "\\\\").replace('"', "\\\"");
+        let text = format!("lifecycleState = {state} AND labels.{key} = \"{quoted}\"");
+        prop_assert!(Filter::parse(&text).is_ok(), "{}", text);
+    }
+
+    #[test]
+    fn a_page_token_works_only_for_its_caller_query_and_key(
+        position in "[ -~]{1,80}",
+        scope in "[a-z|]{1,20}",
+        flip in any::<prop::sample::Index>(),
+    ) {
+        let key = TokenKey::new("secret");
+        let alice = Owner::from_header("alice").expect("owner");
+        let bob = Owner::from_header("bob").expect("owner");
+        let token = PageToken { position: position.clone() }.encode(&key, &alice, &scope);
+        let back = PageToken::decode(&token, &key, &alice, &scope).expect("round trip");
+        prop_assert_eq!(back.position, position);
+        let foreign = PageToken::decode(&token, &key, &bob, &scope);
+        prop_assert_eq!(foreign.expect_err("another owner").status(), 400);
+        let other_query = PageToken::decode(&token, &key, &alice, &format!("{scope}x"));
+        prop_assert_eq!(other_query.expect_err("another query").status(), 400);
+        let other_key = PageToken::decode(&token, &TokenKey::new("other"), &alice, &scope);
+        prop_assert_eq!(other_key.expect_err("another key").status(), 400);
+        // One character changed: the token no longer authenticates.
+        let mut chars: Vec<char> = token.chars().collect();
+        let i = flip.index(chars.len());
+        chars[i] = if chars[i] == 'A' { 'B' } else { 'A' };
+        let tampered: String = chars.into_iter().collect();
+        prop_assert!(PageToken::decode(&tampered, &key, &alice, &scope).is_err());
+    }
+}
+
+#[test]
+fn hostile_bodies_are_400_or_one_object_never_a_crash() {
+    let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
+    let deep_objects = format!("{}{}", "{\"a\":".repeat(50_000), "}".repeat(50_000));
+    let huge_number = format!("{{\"n\": 1{}}}", "0".repeat(100_000));
+    let cases: Vec<Vec<u8>> = vec![
+        deep.into_bytes(),
+        deep_objects.into_bytes(),
+        b"{\"a\": \"\\u0000\"}".to_vec(),
+        vec![0xff, 0xfe, b'{', b'}'],
+        b"{\"a\": 1, \"a\": 2}".to_vec(),
+        huge_number.into_bytes(),
+        b"{\"a\": \"\xed\xa0\x80\"}".to_vec(),
+        b"{\"a\": \"\\ud800\"}".to_vec(),
+    ];
+    for bytes in cases {
+        match body::object(&bytes) {
+            Ok(map) => assert!(map.len() <= 1),
+            Err(e) => assert_eq!(e.status(), 400, "{e}"),
+        }
+    }
+}
