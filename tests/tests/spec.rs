@@ -249,3 +249,23 @@ fn every_route_agrees_across_the_code_the_spec_the_template_and_the_local_router
         fallback_router
     );
 }
+
+#[test]
+fn deployed_functions_get_only_the_table_name_so_identity_comes_from_the_jwt() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../template.yaml");
+    let template: Value =
+        serde_yaml_ng::from_str(&std::fs::read_to_string(path).expect("read")).expect("valid YAML");
+    let globals = template["Globals"]["Function"]["Environment"]["Variables"]
+        .as_mapping()
+        .expect("global variables");
+    let names: Vec<&str> = globals.keys().filter_map(Value::as_str).collect();
+    // Without CONVERSATIONS_AUTH the functions read the caller from the JWT authorizer's `sub`
+    // and ignore X-Owner-Id (tests/tests/handlers.rs proves the handler side).
+    assert_eq!(names, ["CONVERSATIONS_TABLE"]);
+    for (name, resource) in template["Resources"].as_mapping().expect("resources") {
+        assert!(
+            resource["Properties"]["Environment"].is_null(),
+            "{name:?} sets its own environment"
+        );
+    }
+}
