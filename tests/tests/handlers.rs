@@ -1731,6 +1731,27 @@ async fn behind_a_named_stage_location_keeps_the_stage_prefix() {
     assert_eq!(res.body["name"], format!("conversations/{i}"));
 }
 
+/// Follows `nextPageToken` from the first page to the last, checking that each page is a 200 of
+/// at most 2 MiB (and a little for the envelope); returns the `key` items of each page.
+async fn every_page(t: &TestApp, key: &str, request: impl Fn(&str) -> Req) -> Vec<Vec<Value>> {
+    let mut pages = Vec::new();
+    let mut token = String::new();
+    loop {
+        let res = t.call(request(&token)).await;
+        assert_eq!(res.status, 200, "{}", res.body);
+        let rendered = res.body.to_string().len();
+        assert!(
+            rendered <= 2 * 1024 * 1024 + 1024,
+            "page of {rendered} bytes"
+        );
+        pages.push(res.body[key].as_array().expect("items").clone());
+        match res.body["nextPageToken"].as_str() {
+            Some(next) => token = next.to_owned(),
+            None => return pages,
+        }
+    }
+}
+
 #[tokio::test]
 async fn a_message_page_stops_at_2_mib_and_the_next_page_goes_on_from_there() {
     let t = TestApp::new().await;
@@ -1750,37 +1771,23 @@ async fn a_message_page_stops_at_2_mib_and_the_next_page_goes_on_from_there() {
             .await;
         assert_eq!(res.status, 201, "{}", res.body);
     }
-    let mut orders = Vec::new();
-    let mut pages = 0;
-    let mut token = String::new();
-    loop {
-        let res = t
-            .call(
-                Req::new(Method::ListMessages)
-                    .owner(&o)
-                    .id(&i)
-                    .query("pageSize", "1000")
-                    .query("pageToken", &token),
-            )
-            .await;
-        assert_eq!(res.status, 200, "{}", res.body);
-        let rendered = res.body.to_string().len();
-        assert!(
-            rendered <= 2 * 1024 * 1024 + 1024,
-            "page of {rendered} bytes"
-        );
-        pages += 1;
-        for m in res.body["messages"].as_array().expect("messages") {
-            orders.push(m["order"].as_i64().expect("order"));
-        }
-        match res.body["nextPageToken"].as_str() {
-            Some(next) => token = next.to_owned(),
-            None => break,
-        }
-    }
+    let pages = every_page(&t, "messages", |token| {
+        Req::new(Method::ListMessages)
+            .owner(&o)
+            .id(&i)
+            .query("pageSize", "1000")
+            .query("pageToken", token)
+    })
+    .await;
+    let orders: Vec<i64> = pages
+        .iter()
+        .flatten()
+        .map(|m| m["order"].as_i64().expect("order"))
+        .collect();
     assert_eq!(orders, (1..=12).collect::<Vec<_>>());
     assert_eq!(
-        pages, 2,
+        pages.len(),
+        2,
         "8 messages fit in the first page, 4 in the second"
     );
 }
@@ -1797,38 +1804,22 @@ async fn a_conversation_page_stops_at_2_mib_and_the_next_page_goes_on_from_there
         t.create(&o, &id(), json!({"agents": ["a"], "labels": labels}))
             .await;
     }
+    let pages = every_page(&t, "conversations", |token| {
+        Req::new(Method::List)
+            .owner(&o)
+            .query("pageSize", "1000")
+            .query("pageToken", token)
+    })
+    .await;
     let mut names = std::collections::BTreeSet::new();
-    let mut pages = Vec::new();
-    let mut token = String::new();
-    loop {
-        let res = t
-            .call(
-                Req::new(Method::List)
-                    .owner(&o)
-                    .query("pageSize", "1000")
-                    .query("pageToken", &token),
-            )
-            .await;
-        assert_eq!(res.status, 200, "{}", res.body);
-        let rendered = res.body.to_string().len();
+    for c in pages.iter().flatten() {
         assert!(
-            rendered <= 2 * 1024 * 1024 + 1024,
-            "page of {rendered} bytes"
+            names.insert(c["name"].to_string()),
+            "listed twice: {}",
+            c["name"]
         );
-        let items = res.body["conversations"].as_array().expect("items");
-        pages.push(items.len());
-        for c in items {
-            assert!(
-                names.insert(c["name"].to_string()),
-                "listed twice: {}",
-                c["name"]
-            );
-        }
-        match res.body["nextPageToken"].as_str() {
-            Some(next) => token = next.to_owned(),
-            None => break,
-        }
     }
+    let pages: Vec<usize> = pages.iter().map(Vec::len).collect();
     assert_eq!(names.len(), 100);
     assert!(pages.len() >= 2 && pages[0] < 100, "pages: {pages:?}");
 }
