@@ -1,5 +1,5 @@
 # The verbs a user types. Each installs what it needs into git-ignored folders (.venv, .local).
-.PHONY: dev test staging-test lint build docs clean
+.PHONY: dev test staging-test lint build bench deploy docs clean
 
 ## dev: the whole API on http://127.0.0.1:9000/v1 with DynamoDB Local (data kept in .local/)
 dev:
@@ -21,6 +21,15 @@ lint:
 ## build: release binaries of every function for Lambda (arm64), as sam build does
 build:
 	@scripts/build.sh
+
+## bench: cold start, warm overhead, DynamoDB cost, size, memory, scale and throughput, measured
+## against DynamoDB Local; writes bench/RESULTS.md and bench/chart.png (see the README, Performance)
+bench:
+	@scripts/bench.sh
+
+## deploy: sam build, then sam deploy --guided (asks for the stack's parameters the first time)
+deploy:
+	@scripts/deploy.sh
 
 ## docs: openapi.yaml rendered to .local/docs/index.html
 docs:

@@ -14,18 +14,7 @@ if ! rustup target list --installed | grep -qx "$TARGET"; then
 fi
 
 log "cargo lambda build --release --arm64 (every function)"
-cargo lambda build --release --arm64 --locked --workspace --exclude api-tests
+cargo lambda build --release --arm64 --locked --workspace --exclude api-tests --exclude bench --exclude hello-world
 
 log "sizes"
-python3 - <<'PY'
-import io, os, zipfile
-root = "target/lambda"
-for name in sorted(os.listdir(root)):
-    path = os.path.join(root, name, "bootstrap")
-    if name == "create-table" or not os.path.exists(path):
-        continue
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED, compresslevel=9) as z:
-        z.write(path, "bootstrap")
-    print(f"{name:24} {os.path.getsize(path) / 1e6:6.2f} MB binary  {len(buf.getvalue()) / 1e6:5.2f} MB zipped")
-PY
+python3 scripts/sizes.py

@@ -71,6 +71,17 @@ if [ "${SKIP_SCHEMATHESIS:-0}" != 1 ]; then
   set -e
 fi
 
+# The benchmark harness in smoke mode (every scenario, a few invocations each, seconds): make bench
+# must keep working. Its figures are not looked at.
+bench_status=0
+if [ "${SKIP_BENCH_SMOKE:-0}" != 1 ]; then
+  log "running the benchmarks in smoke mode"
+  set +e
+  "$ROOT/scripts/bench.sh" --smoke 2>&1 | tee "$WORK/bench.log"
+  bench_status=${PIPESTATUS[0]}
+  set -e
+fi
+
 # One closing line for the whole run, summed over every test binary.
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
      END { printf "all tests: %d passed, %d failed\n", p, f }' "$WORK/test.log"
@@ -82,5 +93,13 @@ elif [ "$st_status" = 0 ]; then
 else
   echo "schemathesis: FAILED (exit $st_status; see the log above)"
 fi
+if [ "${SKIP_BENCH_SMOKE:-0}" = 1 ]; then
+  echo "bench smoke: skipped (SKIP_BENCH_SMOKE=1)"
+elif [ "$bench_status" = 0 ]; then
+  echo "bench smoke: passed (every scenario ran; .local/bench-smoke/RESULTS.md)"
+else
+  echo "bench smoke: FAILED (exit $bench_status; see the log above)"
+fi
 [ "$status" = 0 ] || exit "$status"
-exit "$st_status"
+[ "$st_status" = 0 ] || exit "$st_status"
+exit "$bench_status"

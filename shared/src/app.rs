@@ -6,6 +6,7 @@ use aws_config::BehaviorVersion;
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_sdk_dynamodb::Client;
+use aws_smithy_http_client::tls;
 
 use crate::domain::page_token::TokenKey;
 use crate::store::Store;
@@ -76,8 +77,19 @@ impl App {
         Self { config, store }
     }
 
-    /// Start-up of a function: logging, configuration and the SDK client, once per process.
+    /// Start-up of a function: logging, configuration and the SDK client, once per process;
+    /// then the connection to DynamoDB is opened (see [`Store::warm_up`]) so that the first
+    /// request does not pay for it. `CONVERSATIONS_WARM_UP=off` skips that (benchmarks only).
     pub async fn from_env() -> Self {
+        let app = Self::from_env_unconnected().await;
+        if std::env::var("CONVERSATIONS_WARM_UP").as_deref() != Ok("off") {
+            app.store.warm_up().await;
+        }
+        app
+    }
+
+    /// Start-up of a function that never calls DynamoDB (`fallback`): no connection at init.
+    pub async fn from_env_unconnected() -> Self {
         init_tracing();
         let config = Config::from_env().unwrap_or_else(|e| panic!("invalid configuration: {e}"));
         let client = Client::new(&sdk_config().await);
@@ -93,6 +105,7 @@ pub async fn sdk_config() -> aws_config::SdkConfig {
         .or_else(|_| std::env::var("AWS_DEFAULT_REGION"))
         .unwrap_or_else(|_| "us-east-1".into());
     aws_config::defaults(BehaviorVersion::latest())
+        .http_client(http_client())
         .region(aws_config::Region::new(region))
         .timeout_config(
             TimeoutConfig::builder()
@@ -104,6 +117,29 @@ pub async fn sdk_config() -> aws_config::SdkConfig {
         .retry_config(RetryConfig::standard().with_max_attempts(3))
         .load()
         .await
+}
+
+/// The roots of Amazon Trust Services, which sign every AWS endpoint's certificate.
+const AWS_ROOTS: &[u8] = include_bytes!("../certs/amazon-trust-services.pem");
+
+/// The SDK's HTTPS client: rustls on ring, trusting the roots that sign AWS endpoints. Reading
+/// and parsing the platform's whole CA store at init costs milliseconds of every cold start
+/// (README, Performance); set `SSL_CERT_FILE` or `SSL_CERT_DIR` (a TLS-inspecting proxy, say)
+/// and the platform's roots are trusted as well.
+fn http_client() -> aws_sdk_dynamodb::config::SharedHttpClient {
+    let platform_roots =
+        std::env::var_os("SSL_CERT_FILE").is_some() || std::env::var_os("SSL_CERT_DIR").is_some();
+    let trust = tls::TrustStore::empty()
+        .with_native_roots(platform_roots)
+        .with_pem_certificate(AWS_ROOTS);
+    let builder = aws_smithy_http_client::Builder::new().tls_provider(tls::Provider::Rustls(
+        tls::rustls_provider::CryptoMode::Ring,
+    ));
+    match tls::TlsContext::builder().with_trust_store(trust).build() {
+        Ok(context) => builder.tls_context(context).build_https(),
+        // Unreachable with rustls; the platform's roots are the safe fallback.
+        Err(_) => builder.build_https(),
+    }
 }
 
 /// Logs as JSON inside AWS Lambda and as readable text elsewhere (override with

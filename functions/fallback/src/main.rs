@@ -3,8 +3,8 @@
 use conversations::App;
 use conversations::lambda_http::{Error, run, service_fn};
 
-#[tokio::main]
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
-    let app = App::from_env().await;
+    let app = App::from_env_unconnected().await;
     run(service_fn(|req| fallback::handle(&app, req))).await
 }

@@ -3,7 +3,7 @@
 use conversations::App;
 use conversations::lambda_http::{Error, run, service_fn};
 
-#[tokio::main]
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
     let app = App::from_env().await;
     run(service_fn(|req| update_conversation::handle(&app, req))).await

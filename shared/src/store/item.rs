@@ -60,6 +60,10 @@ pub mod attr {
 /// The sort key of a conversation item.
 pub const CONVERSATION_SK: &str = "C";
 
+/// The partition key read at init to open the connection ([`crate::store::Store::warm_up`]).
+/// Conversation keys start with `CONV#`, so no item ever has it.
+pub const WARM_UP_KEY: &str = "#warm-up";
+
 /// A TTL value meaning "never": 9999-12-31T23:59:59Z.
 pub const NEVER: i64 = 253_402_300_799;
 
@@ -322,6 +326,13 @@ mod tests {
     use super::*;
     use crate::domain::conversation::{NewConversation, Writable};
     use serde_json::json;
+
+    #[test]
+    fn the_warm_up_key_is_no_conversation_s_partition_key() {
+        let c = conversation();
+        assert!(partition_key(&c.owner, &c.id).starts_with("CONV#"));
+        assert!(!WARM_UP_KEY.starts_with("CONV#"));
+    }
 
     fn conversation() -> Conversation {
         let now = Timestamp::parse("2026-11-23T08:00:00.5Z").expect("valid");

@@ -134,6 +134,34 @@ impl Store {
         }
     }
 
+    /// Opens the connection to DynamoDB during a function's init, so that the first request
+    /// finds it open: one eventually consistent `GetItem` of a key no conversation ever has
+    /// ([`item::WARM_UP_KEY`]), which also resolves the credentials and the endpoint and loads
+    /// the TLS roots. The IAM policy lets every function read that one key (template.yaml). A
+    /// failure is logged and otherwise ignored: the first request then opens the connection.
+    pub async fn warm_up(&self) {
+        let started = std::time::Instant::now();
+        let result = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key(attr::PK, item::s(item::WARM_UP_KEY))
+            .key(attr::SK, item::s(item::CONVERSATION_SK))
+            .projection_expression("#pk")
+            .expression_attribute_names("#pk", attr::PK)
+            .send()
+            .await;
+        let ms = started.elapsed().as_secs_f64() * 1e3;
+        match result {
+            Ok(_) => tracing::debug!(latency_ms = ms, "DynamoDB connection opened at init"),
+            Err(e) => tracing::warn!(
+                latency_ms = ms,
+                error = %aws_sdk_dynamodb::error::DisplayErrorContext(&e),
+                "could not open the DynamoDB connection at init; the first request will"
+            ),
+        }
+    }
+
     /// The table name.
     pub fn table(&self) -> &str {
         &self.table

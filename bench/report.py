@@ -1,0 +1,243 @@
+"""Turns the harness's results.json into RESULTS.md and a PNG chart.
+
+usage: report.py RESULTS_JSON OUT_DIR [--sizes target/lambda]
+
+Every figure is shown with the floor it is divided by and the goal of issue 5; a missed goal says
+by how much (the README's Performance section says why and what would close it).
+"""
+import json
+import os
+import platform
+import subprocess
+import sys
+from datetime import datetime, timezone
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "scripts"))
+import sizes as sizes_mod  # noqa: E402
+
+GOALS = {
+    "cold": 1.5,  # init p50 / hello-world init p50
+    "warm": 1.10,  # p50 / raw SDK p50
+    "zip_mb": 4.0,
+    "rss_mb": 24.0,
+    "scale": 1.2,
+}
+
+
+def sh(*cmd):
+    try:
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=20).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return ""
+
+
+def machine():
+    cpu = ""
+    for line in sh("lscpu").splitlines():
+        if line.startswith("Model name:"):
+            cpu = line.split(":", 1)[1].strip()
+    mem = ""
+    try:
+        with open("/proc/meminfo") as f:
+            kb = int(f.readline().split()[1])
+            mem = f"{kb / 1024 / 1024:.0f} GiB"
+    except (OSError, ValueError, IndexError):
+        pass
+    java = subprocess.run(["java", "-version"], capture_output=True, text=True).stderr.splitlines()
+    return {
+        "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "machine": f"{cpu or platform.processor()}, {os.cpu_count()} cores, {mem}, Linux {platform.release()} ({platform.machine()})",
+        "rustc": sh("rustc", "-V"),
+        "cargo-lambda": sh("cargo", "lambda", "--version"),
+        "java": java[0] if java else "",
+        "dynamodb_local": os.environ.get("DYNAMODB_LOCAL_VERSION", ""),
+    }
+
+
+def verdict(value, goal, unit="×"):
+    if value is None:
+        return "n/a"
+    if value <= goal:
+        return f"met (≤ {goal}{unit})"
+    return f"**missed by {value - goal:.2f}{unit}** (goal ≤ {goal}{unit})"
+
+
+def mb(b):
+    return b / 1e6
+
+
+def main():
+    results_path, out = sys.argv[1], sys.argv[2]
+    lambda_dir = "target/lambda"
+    if "--sizes" in sys.argv:
+        lambda_dir = sys.argv[sys.argv.index("--sizes") + 1]
+    r = json.load(open(results_path))
+    meta = machine()
+    built = sizes_mod.sizes(lambda_dir, include=("hello-world",))
+    s = r["settings"]
+    lines = []
+    w = lines.append
+    w("# Benchmark results")
+    w("")
+    if s["smoke"]:
+        w("> **Smoke run** (a few invocations of everything, debug binaries): these figures only prove the harness works.")
+        w("")
+    w(f"Written by `make bench` on {meta['date']}. Machine: {meta['machine']}. {meta['rustc']}; "
+      f"{meta['cargo-lambda']}; DynamoDB Local {meta['dynamodb_local']} on {meta['java']}. "
+      f"The functions run as x86_64 release binaries (the release profile of Cargo.toml) under the "
+      f"harness's own Lambda Runtime API, reaching DynamoDB Local over loopback; every ratio divides "
+      f"by a floor measured in the same run. Whole run: {r['duration_seconds']:.0f} s.")
+    w("")
+    w("![benchmark chart](chart.png)")
+    w("")
+
+    # 1. Cold starts
+    cold = r["cold"]
+    floor = cold[0]
+    w(f"## 1. Cold start (median of {s['cold_starts']} starts each)")
+    w("")
+    w("*init*: from exec to the first `GET /next` of the runtime loop. *init + first request*: from exec to the answer of an event that was waiting when the process started.")
+    w(f"Floor: `hello-world` (bare `lambda_runtime`, same profile), init p50 {floor['init']['p50_ms']:.2f} ms. Goal: init ≤ {GOALS['cold']}× the floor.")
+    w("")
+    w("| function | init p50 (ms) | init p99 (ms) | × hello-world | init + first request p50 (ms) | goal |")
+    w("|---|---:|---:|---:|---:|---|")
+    for c in cold:
+        goal = "floor" if c is floor else verdict(c["init_ratio"], GOALS["cold"])
+        if "no warm-up" in c["function"]:
+            goal = "for comparison"
+        w(f"| {c['function']} | {c['init']['p50_ms']:.2f} | {c['init']['p99_ms']:.2f} | {c['init_ratio']:.2f} | "
+          f"{c['init_and_first_request']['p50_ms']:.2f} | {goal} |")
+    w("")
+
+    # 2. Warm
+    warm = r["warm"]
+    w(f"## 2. Warm latency ({warm['invocations']} invocations each, through the runtime loop)")
+    w("")
+    lf = warm["runtime_loop_floor"]
+    w(f"Function latency: from the event leaving the Runtime API to the function's answer. Floor: the raw SDK call(s) the method needs, "
+      f"made directly by the harness, interleaved with the function's invocations. The runtime loop alone (hello-world) takes p50 {lf['p50_ms']:.3f} ms. "
+      f"Goal: p50 ratio ≤ {GOALS['warm']}.")
+    w("")
+    w("| method | function p50 (ms) | function p99 (ms) | raw SDK p50 (ms) | p50 ratio | goal |")
+    w("|---|---:|---:|---:|---:|---|")
+    for m in warm["methods"]:
+        raw = m["raw_sdk_latency"]
+        raw_p50 = f"{raw['p50_ms']:.3f}" if raw else "— (no DynamoDB call)"
+        goal = verdict(m["p50_ratio"], GOALS["warm"]) if raw else "against the runtime loop floor"
+        w(f"| {m['method']} | {m['function_latency']['p50_ms']:.3f} | {m['function_latency']['p99_ms']:.3f} | {raw_p50} | {m['p50_ratio']:.2f} | {goal} |")
+    w("")
+
+    # 3. Cost
+    w("## 3. DynamoDB cost per request")
+    w("")
+    w("Counted by a proxy in front of DynamoDB Local that adds `ReturnConsumedCapacity: INDEXES` to every request. "
+      "Capacity units are what DynamoDB Local reports (table + index). Real DynamoDB bills a transactional write at twice the units of a plain one, which DynamoDB Local does not show: "
+      "the `TransactWriteItems` of an append costs twice the figure below. At init every function but fallback sends one `GetItem` (the connection warm-up, 0.5 RCU).")
+    w("")
+    w("| method | requests | operations | capacity units |")
+    w("|---|---:|---|---:|")
+    for c in r["cost"]:
+        req = str(c["requests_min"]) if c["requests_min"] == c["requests_max"] else f"{c['requests_min']}–{c['requests_max']}"
+        ops = " + ".join(c["operations"]) or "none"
+        w(f"| {c['method']} | {req} | {ops} | {c['capacity_units'] + 0:.1f} |")
+    w("")
+
+    # 4. Size and memory
+    w("## 4. Size and memory")
+    w("")
+    w(f"Sizes: the arm64 release binaries that `make build` (and `sam build`) make, zipped as a deployment package. Goal: ≤ {GOALS['zip_mb']} MB zipped. "
+      f"Peak RSS (`VmHWM`) of the x86_64 release process after {warm['invocations']} warm invocations. Goal: ≤ {GOALS['rss_mb']} MB.")
+    w("")
+    w("| function | binary (MB) | zipped (MB) | size goal | peak RSS (MB) | memory goal |")
+    w("|---|---:|---:|---|---:|---|")
+    rss = {m["function"]: m["peak_rss_bytes"] for m in warm["methods"]}
+    rss["hello-world"] = warm.get("hello_world_peak_rss_bytes")
+    names = sorted(set(built) | set(rss), key=lambda n: (n == "hello-world", n))
+    for name in names:
+        b = built.get(name)
+        size = f"{mb(b[0]):.2f} | {mb(b[1]):.2f} | {verdict(mb(b[1]), GOALS['zip_mb'], ' MB')}" if b else "— | — | not built"
+        peak = rss.get(name)
+        mem = f"{mb(peak):.1f} | {verdict(mb(peak), GOALS['rss_mb'], ' MB')}" if peak else "— | —"
+        w(f"| {name} | {size} | {mem} |")
+    w("")
+
+    # 5. Scale
+    sc = r["scale"]
+    w(f"## 5. Scale ({s['scale_iterations']} invocations of each case, alternating; {sc['other_owners_items']} other owners' conversations in the table)")
+    w("")
+    w("| request | small case | p50 (ms) | large case | p50 (ms) | ratio | goal |")
+    w("|---|---|---:|---|---:|---:|---|")
+    for row in sc["rows"]:
+        w(f"| {row['what']} | {row['small_case']} | {row['small']['p50_ms']:.3f} | {row['large_case']} | {row['large']['p50_ms']:.3f} | "
+          f"{row['p50_ratio']:.2f} | {verdict(row['p50_ratio'], GOALS['scale'])} |")
+    w("")
+
+    # 6. Throughput
+    w(f"## 6. Throughput ({s['throughput_seconds']:.1f} s per cell; one function process per client, as Lambda runs one request per instance)")
+    w("")
+    w("| method | clients | requests/s | p50 (ms) | p99 (ms) |")
+    w("|---|---:|---:|---:|---:|")
+    for t in r["throughput"]:
+        w(f"| {t['method']} | {t['clients']} | {t['requests_per_second']:.0f} | {t['latency']['p50_ms']:.2f} | {t['latency']['p99_ms']:.2f} |")
+    w("")
+    w("The two cores run the clients, every function process and DynamoDB Local (a JVM) at once: throughput here is bounded by the machine, mostly by DynamoDB Local; on AWS each instance has its own CPU and DynamoDB scales on its own.")
+    w("")
+
+    os.makedirs(out, exist_ok=True)
+    with open(os.path.join(out, "RESULTS.md"), "w") as f:
+        f.write("\n".join(lines))
+    chart(r, built, rss, os.path.join(out, "chart.png"))
+    print(f"wrote {os.path.join(out, 'RESULTS.md')} and chart.png")
+
+
+def chart(r, built, rss, path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(2, 3, figsize=(18, 10))
+    short = lambda n: n.replace("-conversation", "").replace("conversations", "convs").replace(" (no warm-up)", "*")
+
+    def bars(ax, labels, values, goal, title, ylabel, floor_label=None):
+        colors = ["tab:green" if v <= goal else "tab:red" for v in values]
+        ax.bar(range(len(values)), values, color=colors)
+        ax.axhline(goal, color="black", linestyle="--", linewidth=1, label=f"goal {goal}")
+        ax.set_xticks(range(len(labels)))
+        ax.set_xticklabels(labels, rotation=45, ha="right", fontsize=8)
+        ax.set_title(title, fontsize=10)
+        ax.set_ylabel(ylabel)
+        ax.legend(fontsize=8)
+
+    cold = r["cold"][1:]
+    bars(axes[0][0], [short(c["function"]) for c in cold], [c["init_ratio"] for c in cold], GOALS["cold"],
+         "1. init p50 ÷ hello-world init p50 (* = no warm-up)", "ratio")
+    warm = [m for m in r["warm"]["methods"] if m["raw_sdk_latency"]]
+    bars(axes[0][1], [short(m["function"]) for m in warm], [m["p50_ratio"] for m in warm], GOALS["warm"],
+         "2. warm p50 ÷ raw SDK p50", "ratio")
+    names = [n for n in built if n != "hello-world"]
+    bars(axes[0][2], [short(n) for n in names], [mb(built[n][1]) for n in names], GOALS["zip_mb"],
+         "4. zipped arm64 size", "MB")
+    names = [n for n in rss if rss[n] and n != "hello-world"]
+    bars(axes[1][0], [short(n) for n in names], [mb(rss[n]) for n in names], GOALS["rss_mb"],
+         f"4. peak RSS after {r['warm']['invocations']} invocations", "MB")
+    rows = r["scale"]["rows"]
+    bars(axes[1][1], [row["what"] for row in rows], [row["p50_ratio"] for row in rows], GOALS["scale"],
+         "5. large case p50 ÷ small case p50", "ratio")
+    ax = axes[1][2]
+    levels = sorted({t["clients"] for t in r["throughput"]})
+    for i, method in enumerate(["get", "patch"]):
+        values = [next((t["requests_per_second"] for t in r["throughput"] if t["method"] == method and t["clients"] == c), 0) for c in levels]
+        ax.bar([x + i * 0.4 for x in range(len(levels))], values, width=0.4, label=method)
+    ax.set_xticks([x + 0.2 for x in range(len(levels))])
+    ax.set_xticklabels([f"{c} clients" for c in levels])
+    ax.set_title("6. throughput through the runtime loop", fontsize=10)
+    ax.set_ylabel("requests/s")
+    ax.legend(fontsize=8)
+    fig.suptitle("Conversations API benchmarks (green: goal met, red: missed)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# make bench: builds the functions (x86_64 release, to run here; arm64 release, for the sizes) and
+# a bare lambda_runtime hello-world with the same profile, starts a throwaway DynamoDB Local, runs
+# the harness (bench/src) and writes bench/RESULTS.md and bench/chart.png.
+#
+#   scripts/bench.sh            the full run (~15 min after the builds)
+#   scripts/bench.sh --smoke    every scenario with tiny counts on debug builds, into .local/bench-smoke
+#                               (make test runs this, so the harness cannot rot)
+source "$(dirname "$0")/lib.sh"
+cd "$ROOT"
+
+SMOKE=0
+[ "${1:-}" = "--smoke" ] && SMOKE=1
+
+ensure_dynamodb_local
+[ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
+if ! "$VENV/bin/python" -c 'import matplotlib' 2>/dev/null; then
+  log "installing matplotlib from PyPI into .venv (for the chart)"
+  "$VENV/bin/pip" install --quiet --disable-pip-version-check "matplotlib==3.10.7"
+fi
+
+if [ "$SMOKE" = 1 ]; then
+  OUT="$LOCAL/bench-smoke"
+  log "building (debug) the functions, hello-world and the harness"
+  # As make test builds, so that inside make test this is a no-op.
+  cargo build --workspace --all-targets --locked
+  BINS="$ROOT/target/debug"
+  HARNESS="$ROOT/target/debug/bench"
+  ARGS=(--smoke)
+else
+  OUT="$ROOT/bench"
+  ensure_cargo_lambda
+  log "building the functions and hello-world (x86_64 release, the profile of Cargo.toml)"
+  # Built apart from the harness, so that its dependencies' features do not reach the functions.
+  cargo build --release --locked --workspace --exclude api-tests --exclude bench
+  cargo build --release --locked -p bench
+  log "building the arm64 release binaries (for the sizes)"
+  "$ROOT/scripts/build.sh"
+  cargo lambda build --release --arm64 --locked -p hello-world
+  BINS="$ROOT/target/release"
+  HARNESS="$ROOT/target/release/bench"
+  ARGS=()
+fi
+mkdir -p "$OUT"
+
+WORK="$(mktemp -d)"
+DDB_PID=""
+cleanup() {
+  stop_pid "$DDB_PID"
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+DDB_PORT="$(free_port)"
+log "starting DynamoDB Local (in memory) on port $DDB_PORT"
+start_dynamodb_local "$DDB_PORT" -inMemory "$WORK/dynamodb.log"
+use_local_aws "http://127.0.0.1:$DDB_PORT"
+export CONVERSATIONS_TABLE="bench-$(date +%s)"
+export DYNAMODB_LOCAL_VERSION="3.3.1 (npm ${DYNAMODB_LOCAL_NPM})"
+
+log "running the benchmarks"
+"$HARNESS" "${ARGS[@]}" --bins "$BINS" --out "$OUT/results.json" --logs "$WORK/logs" || {
+  echo "---- last lines of the function logs ----" >&2
+  tail -n 5 "$WORK"/logs/*.log >&2 || true
+  exit 1
+}
+"$VENV/bin/python" bench/report.py "$OUT/results.json" "$OUT"
