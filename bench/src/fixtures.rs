@@ -2,18 +2,19 @@
 //! with, and the raw SDK calls that the same method needs, made directly (the floor of the warm
 //! overhead ratio).
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::{
     AttributeValue, Put, PutRequest, ReturnValue, TransactWriteItem, Update, WriteRequest,
 };
 use conversations::domain::conversation::{Conversation, NewConversation, Writable};
+use conversations::domain::etag::Preconditions;
 use conversations::domain::ids::{ConversationId, Owner};
 use conversations::domain::message::{Message, MessageType};
+use conversations::domain::page_token::TokenKey;
 use conversations::domain::time::Timestamp;
+use conversations::store::Store;
 use conversations::store::item::{self, Item, attr};
 use serde_json::json;
 use tokio::task::JoinSet;
@@ -136,10 +137,7 @@ pub fn message(owner: &Owner, c: &Conversation, order: u64) -> Item {
 
 /// Microseconds since the epoch, now.
 pub fn now_micros() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX))
-        .unwrap_or_default()
+    Timestamp::now().micros()
 }
 
 /// An owner from a fixed name.
@@ -203,8 +201,13 @@ impl Db {
         Ok(c)
     }
 
-    /// Soft-deletes seeded conversations as the service does (`delete_time`, purge TTL).
+    /// Soft-deletes seeded conversations through the store, as the service does.
     pub async fn soft_delete(&self, owner: &Owner, ids: &[ConversationId]) -> Result<(), String> {
+        let store = Store::new(
+            self.client.clone(),
+            self.table.clone(),
+            TokenKey::new("bench"),
+        );
         let mut running = JoinSet::new();
         for id in ids {
             if running.len() >= 8
@@ -212,25 +215,13 @@ impl Db {
             {
                 done.map_err(|e| e.to_string())??;
             }
-            let (client, table) = (self.client.clone(), self.table.clone());
-            let key = key(owner, id);
+            let (store, owner, id) = (store.clone(), owner.clone(), id.clone());
             running.spawn(async move {
-                let now = now_micros();
-                client
-                    .update_item()
-                    .table_name(table)
-                    .set_key(Some(key))
-                    .update_expression("SET #d = :d, #p = :p, #t = :t")
-                    .expression_attribute_names("#d", attr::DELETE)
-                    .expression_attribute_names("#p", attr::PURGE)
-                    .expression_attribute_names("#t", attr::TTL)
-                    .expression_attribute_values(":d", item::n(now))
-                    .expression_attribute_values(":p", item::n(now + 30 * 86_400_000_000))
-                    .expression_attribute_values(":t", item::n(now / 1_000_000 + 30 * 86_400))
-                    .send()
+                store
+                    .delete(&owner, &id, &Preconditions::default(), false)
                     .await
                     .map(|_| ())
-                    .map_err(|e| format!("{e:?}"))
+                    .map_err(|e| e.to_string())
             });
         }
         while let Some(done) = running.join_next().await {
@@ -270,14 +261,6 @@ async fn put_chunk(client: &Client, table: &str, chunk: Vec<Item>) -> Result<(),
             .unwrap_or_default();
     }
     Err("BatchWriteItem kept leaving items unprocessed".into())
-}
-
-/// The key of a conversation item.
-pub fn key(owner: &Owner, id: &ConversationId) -> Item {
-    HashMap::from([
-        (attr::PK.to_owned(), item::s(item::partition_key(owner, id))),
-        (attr::SK.to_owned(), item::s(item::CONVERSATION_SK)),
-    ])
 }
 
 /// Ids handed out once each.
@@ -411,7 +394,7 @@ impl Fixture {
             Method::Get => {
                 c.get_item()
                     .table_name(&db.table)
-                    .set_key(Some(key(&self.owner, &self.get)))
+                    .set_key(Some(Store::key(&self.owner, &self.get)))
                     .consistent_read(true)
                     .send()
                     .await
@@ -511,7 +494,7 @@ impl Fixture {
             .client
             .update_item()
             .table_name(&self.db.table)
-            .set_key(Some(key(&self.owner, id)))
+            .set_key(Some(Store::key(&self.owner, id)))
             .update_expression(update)
             .condition_expression(condition)
             .expression_attribute_names("#v", attr::VERSION)
@@ -532,7 +515,7 @@ impl Fixture {
 
     async fn raw_append(&self) -> Result<(), String> {
         let db = &self.db;
-        let key = key(&self.owner, &self.raw_append);
+        let key = Store::key(&self.owner, &self.raw_append);
         let read = db
             .client
             .get_item()

@@ -4,15 +4,12 @@
 //! `AWS_ENDPOINT_URL_DYNAMODB`; DynamoDB Local does not check signatures, so the rewritten body
 //! is accepted.
 
-use std::convert::Infallible;
 use std::sync::{Arc, Mutex};
 
 use http_body_util::{BodyExt, Full};
 use hyper::body::{Bytes, Incoming};
 use hyper::{Request, Response};
-use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
-use tokio::task::JoinSet;
 
 /// One DynamoDB request seen by the proxy.
 #[derive(Debug, Clone)]
@@ -57,25 +54,9 @@ impl Proxy {
         let calls = Arc::new(Mutex::new(Vec::new()));
         let client = reqwest::Client::new();
         let recorded = calls.clone();
-        let server = tokio::spawn(async move {
-            let mut connections = JoinSet::new();
-            while let Ok((stream, _)) = listener.accept().await {
-                let (client, upstream, recorded) =
-                    (client.clone(), upstream.clone(), recorded.clone());
-                connections.spawn(async move {
-                    let service = hyper::service::service_fn(move |req| {
-                        let (client, upstream, recorded) =
-                            (client.clone(), upstream.clone(), recorded.clone());
-                        async move {
-                            Ok::<_, Infallible>(forward(&client, &upstream, &recorded, req).await)
-                        }
-                    });
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
-                });
-                while connections.try_join_next().is_some() {}
-            }
+        let server = crate::serve::spawn(listener, move |req| {
+            let (client, upstream, recorded) = (client.clone(), upstream.clone(), recorded.clone());
+            async move { forward(&client, &upstream, &recorded, req).await }
         });
         Ok(Self {
             endpoint,

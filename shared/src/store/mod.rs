@@ -172,7 +172,8 @@ impl Store {
         &self.client
     }
 
-    fn key(owner: &Owner, id: &ConversationId) -> Item {
+    /// The key of a conversation's item.
+    pub fn key(owner: &Owner, id: &ConversationId) -> Item {
         Item::from([
             (attr::PK.to_owned(), item::s(item::partition_key(owner, id))),
             (attr::SK.to_owned(), item::s(item::CONVERSATION_SK)),
