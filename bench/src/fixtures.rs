@@ -204,7 +204,7 @@ impl Db {
     /// Soft-deletes seeded conversations through the store, as the service does.
     pub async fn soft_delete(&self, owner: &Owner, ids: &[ConversationId]) -> Result<(), String> {
         let store = Store::new(
-            self.client.clone(),
+            Client::from_conf(conversations::app::dynamodb_config().await.build()),
             self.table.clone(),
             TokenKey::new("bench"),
         );

@@ -118,6 +118,7 @@ async fn main() {
 async fn run() -> Result<()> {
     let mut settings = Settings::full();
     let (mut bins, mut out, mut logs) = (None, None, None);
+    let mut only: Option<String> = None;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
@@ -125,6 +126,8 @@ async fn run() -> Result<()> {
             "--bins" => bins = args.next().map(PathBuf::from),
             "--out" => out = args.next().map(PathBuf::from),
             "--logs" => logs = args.next().map(PathBuf::from),
+            // One scenario only (cold, warm, cost, scale, throughput): for trying a change.
+            "--only" => only = args.next(),
             other => return Err(format!("unknown argument {other}")),
         }
     }
@@ -151,18 +154,29 @@ async fn run() -> Result<()> {
     };
     let started = Instant::now();
     let mut results = json!({"settings": bench.settings.json()});
-    step("cold starts");
-    results["cold"] = bench.cold_starts().await?;
-    step("warm latency and peak memory");
-    let fixture = Fixture::seed(bench.db.clone(), bench.settings.warm + 20).await?;
-    results["warm"] = bench.warm(&fixture).await?;
-    step("DynamoDB cost");
-    let fixture = Fixture::seed(bench.db.clone(), bench.settings.cost + 5).await?;
-    results["cost"] = bench.cost(&fixture).await?;
-    step("scale");
-    results["scale"] = bench.scale().await?;
-    step("throughput");
-    results["throughput"] = bench.throughput().await?;
+    let run = |scenario: &str| only.as_deref().is_none_or(|o| o == scenario);
+    if run("cold") {
+        step("cold starts");
+        results["cold"] = bench.cold_starts().await?;
+    }
+    if run("warm") {
+        step("warm latency and peak memory");
+        let fixture = Fixture::seed(bench.db.clone(), bench.settings.warm + 20).await?;
+        results["warm"] = bench.warm(&fixture).await?;
+    }
+    if run("cost") {
+        step("DynamoDB cost");
+        let fixture = Fixture::seed(bench.db.clone(), bench.settings.cost + 5).await?;
+        results["cost"] = bench.cost(&fixture).await?;
+    }
+    if run("scale") {
+        step("scale");
+        results["scale"] = bench.scale().await?;
+    }
+    if run("throughput") {
+        step("throughput");
+        results["throughput"] = bench.throughput().await?;
+    }
     results["duration_seconds"] = json!(round(started.elapsed().as_secs_f64()));
     let text = serde_json::to_string_pretty(&results).map_err(|e| e.to_string())?;
     std::fs::write(&out, text).map_err(|e| format!("{}: {e}", out.display()))?;

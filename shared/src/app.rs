@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use aws_config::BehaviorVersion;
+use aws_config::environment::EnvironmentVariableCredentialsProvider;
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_sdk_dynamodb::Client;
@@ -10,6 +11,7 @@ use aws_smithy_http_client::tls;
 
 use crate::domain::page_token::TokenKey;
 use crate::store::Store;
+use crate::store::count::RequestCount;
 
 /// Where the caller identity comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -71,7 +73,8 @@ pub struct App {
 }
 
 impl App {
-    /// An app over a client built elsewhere (tests).
+    /// An app over a client built elsewhere (tests). DynamoDB requests are counted for the
+    /// log lines when the client's configuration comes from [`dynamodb_config`].
     pub fn new(config: Config, client: Client) -> Self {
         let store = Store::new(client, config.table.clone(), config.token_key.clone());
         Self { config, store }
@@ -92,31 +95,84 @@ impl App {
     pub async fn from_env_unconnected() -> Self {
         init_tracing();
         let config = Config::from_env().unwrap_or_else(|e| panic!("invalid configuration: {e}"));
-        let client = Client::new(&sdk_config().await);
+        let client = Client::from_conf(dynamodb_config().await.build());
         Self::new(config, client)
     }
 }
 
-/// The SDK configuration: explicit timeouts and retries (see the README), the region from
-/// `AWS_REGION` (`us-east-1` when unset, so a laptop never waits on instance metadata), the
-/// endpoint from `AWS_ENDPOINT_URL_DYNAMODB` when set.
-pub async fn sdk_config() -> aws_config::SdkConfig {
+/// The region: `AWS_REGION` (Lambda sets it), `AWS_DEFAULT_REGION`, else `us-east-1`, so that a
+/// laptop never waits on instance metadata.
+fn region() -> aws_config::Region {
     let region = std::env::var("AWS_REGION")
         .or_else(|_| std::env::var("AWS_DEFAULT_REGION"))
         .unwrap_or_else(|_| "us-east-1".into());
+    aws_config::Region::new(region)
+}
+
+fn env_flag(name: &str) -> Option<bool> {
+    std::env::var(name)
+        .ok()
+        .map(|v| v.eq_ignore_ascii_case("true"))
+}
+
+/// The functions' DynamoDB client configuration: explicit timeouts and retries (see the
+/// README), the HTTPS client of [`http_client`], and the interceptor that counts requests.
+///
+/// Inside Lambda the credentials are environment variables, so when `AWS_ACCESS_KEY_ID` is set
+/// the configuration is built from the environment alone (`AWS_ENDPOINT_URL_DYNAMODB` or
+/// `AWS_ENDPOINT_URL`, `AWS_USE_FIPS_ENDPOINT`, `AWS_USE_DUALSTACK_ENDPOINT`): building the SDK's
+/// default provider chains costs a cold start more than the whole handler does (README,
+/// Performance). Without it — a profile on a laptop, say — the SDK's default chain is used.
+pub async fn dynamodb_config() -> aws_sdk_dynamodb::config::Builder {
+    let builder = if std::env::var_os("AWS_ACCESS_KEY_ID").is_some() {
+        let mut builder = aws_sdk_dynamodb::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(region())
+            .credentials_provider(EnvironmentVariableCredentialsProvider::new());
+        let ignore_endpoints = env_flag("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS") == Some(true);
+        let endpoint = std::env::var("AWS_ENDPOINT_URL_DYNAMODB")
+            .or_else(|_| std::env::var("AWS_ENDPOINT_URL"))
+            .ok()
+            .filter(|url| !url.is_empty() && !ignore_endpoints);
+        builder.set_endpoint_url(endpoint);
+        builder.set_use_fips(env_flag("AWS_USE_FIPS_ENDPOINT"));
+        builder.set_use_dual_stack(env_flag("AWS_USE_DUALSTACK_ENDPOINT"));
+        builder
+    } else {
+        aws_sdk_dynamodb::config::Builder::from(&sdk_config().await)
+    };
+    builder
+        .http_client(http_client())
+        .timeout_config(timeouts())
+        .retry_config(retries())
+        .interceptor(RequestCount)
+}
+
+/// The SDK configuration through the SDK's default provider chains (tests, tools), with the
+/// functions' region, timeouts, retries and HTTPS client.
+pub async fn sdk_config() -> aws_config::SdkConfig {
     aws_config::defaults(BehaviorVersion::latest())
         .http_client(http_client())
-        .region(aws_config::Region::new(region))
-        .timeout_config(
-            TimeoutConfig::builder()
-                .connect_timeout(Duration::from_secs(1))
-                .operation_attempt_timeout(Duration::from_secs(2))
-                .operation_timeout(Duration::from_secs(5))
-                .build(),
-        )
-        .retry_config(RetryConfig::standard().with_max_attempts(3))
+        .region(region())
+        .timeout_config(timeouts())
+        .retry_config(retries())
         .load()
         .await
+}
+
+/// Connect within 1 s, an attempt within 2 s, the whole operation with its retries within 5 s:
+/// well under the functions' 10 s timeout.
+fn timeouts() -> TimeoutConfig {
+    TimeoutConfig::builder()
+        .connect_timeout(Duration::from_secs(1))
+        .operation_attempt_timeout(Duration::from_secs(2))
+        .operation_timeout(Duration::from_secs(5))
+        .build()
+}
+
+/// The standard retry strategy, at most three attempts.
+fn retries() -> RetryConfig {
+    RetryConfig::standard().with_max_attempts(3)
 }
 
 /// The roots of Amazon Trust Services, which sign every AWS endpoint's certificate.

@@ -312,7 +312,8 @@ impl TestApp {
         let table = table().await;
         let counter = Counter::default();
         let sdk = sdk_config().await;
-        let config = aws_sdk_dynamodb::config::Builder::from(&sdk)
+        let config = conversations::app::dynamodb_config()
+            .await
             .interceptor(counter.clone())
             .build();
         let client = Client::from_conf(config);
@@ -358,9 +359,9 @@ impl TestApp {
 
     /// An app whose DynamoDB endpoint is `endpoint` (a fault-injecting server, a closed port).
     pub async fn app_at(endpoint: &str) -> App {
-        let sdk = sdk_config().await;
         let client = Client::from_conf(
-            aws_sdk_dynamodb::config::Builder::from(&sdk)
+            conversations::app::dynamodb_config()
+                .await
                 .endpoint_url(endpoint)
                 .build(),
         );

@@ -118,15 +118,9 @@ fn not_found(id: &ConversationId) -> ApiError {
 }
 
 impl Store {
-    /// A store over a table. The client is built once per process.
+    /// A store over a table. The client is built once per process, from
+    /// [`crate::app::dynamodb_config`] (which counts its requests for the log lines).
     pub fn new(client: Client, table: impl Into<String>, token_key: TokenKey) -> Self {
-        let client = Client::from_conf(
-            client
-                .config()
-                .to_builder()
-                .interceptor(count::RequestCount)
-                .build(),
-        );
         Self {
             client,
             table: table.into(),
