@@ -9,7 +9,6 @@ mod fixtures;
 mod process;
 mod proxy;
 mod runtime_api;
-mod serve;
 mod stats;
 
 use std::path::PathBuf;

@@ -54,7 +54,7 @@ impl Proxy {
         let calls = Arc::new(Mutex::new(Vec::new()));
         let client = reqwest::Client::new();
         let recorded = calls.clone();
-        let server = crate::serve::spawn(listener, move |req| {
+        let server = api_tests::serve::spawn(listener, move |req| {
             let (client, upstream, recorded) = (client.clone(), upstream.clone(), recorded.clone());
             async move { forward(&client, &upstream, &recorded, req).await }
         });

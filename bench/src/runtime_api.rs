@@ -80,7 +80,7 @@ impl RuntimeApi {
             init_errors: Mutex::new(Vec::new()),
         });
         let state = shared.clone();
-        let server = crate::serve::spawn(listener, move |req| {
+        let server = api_tests::serve::spawn(listener, move |req| {
             let state = state.clone();
             async move { route(&state, req).await }
         });

@@ -16,7 +16,9 @@ use conversations::{App, AuthMode, Config};
 use serde_json::Value;
 use tokio::sync::OnceCell;
 
+pub mod fault_proxy;
 pub mod http_client;
+pub mod serve;
 
 /// Records the operation name of every request a DynamoDB client sends.
 #[derive(Debug, Clone, Default)]
@@ -308,28 +310,39 @@ impl TestApp {
 
     /// An app with this identity source.
     pub async fn with_auth(auth: AuthMode) -> Self {
+        Self::build(auth, None).await
+    }
+
+    /// An app reading the owner from `X-Owner-Id` whose DynamoDB requests go through `endpoint`
+    /// (a [`fault_proxy::FaultProxy`]); [`Self::stored`] and friends still read DynamoDB Local
+    /// directly.
+    pub async fn through(endpoint: &str) -> Self {
+        Self::build(AuthMode::Header, Some(endpoint)).await
+    }
+
+    async fn build(auth: AuthMode, endpoint: Option<&str>) -> Self {
         conversations::app::init_tracing();
         let table = table().await;
         let counter = Counter::default();
-        let sdk = sdk_config().await;
-        let config = conversations::app::dynamodb_config()
+        let mut config = conversations::app::dynamodb_config()
             .await
-            .interceptor(counter.clone())
-            .build();
-        let client = Client::from_conf(config);
+            .interceptor(counter.clone());
+        if let Some(endpoint) = endpoint {
+            config = config.endpoint_url(endpoint);
+        }
         let app = App::new(
             Config {
                 table: table.clone(),
                 auth,
                 token_key: TokenKey::new("test-key"),
             },
-            client,
+            Client::from_conf(config.build()),
         );
         Self {
             app,
             counter,
             table,
-            raw: Client::new(&sdk),
+            raw: client().await,
         }
     }
 

@@ -1,55 +1,72 @@
-//! When DynamoDB fails: throttling is a 429 and an unreachable or failing DynamoDB a 503, both
-//! with `Retry-After`; anything else a 500 whose body says nothing of the cause.
+//! When DynamoDB fails, through a fault-injecting proxy in front of DynamoDB Local: throttling is
+//! a 429 and an unreachable, hung or failing DynamoDB a 503, both with `Retry-After` and within
+//! the SDK's timeouts; anything else a 500 whose body says nothing of the cause. Afterwards
+//! nothing is half-written, and a write whose answer was lost (it may have applied) is safe to
+//! retry: it never applies twice.
 
 use std::time::{Duration, Instant};
 
-use api_tests::{Method, Req, Res, TestApp};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use api_tests::fault_proxy::{Fault, FaultProxy, SERVER_ERROR, THROTTLED};
+use api_tests::{Method, Req, Res, TestApp, attr_n, id, owner};
+use serde_json::{Value, json};
 use tokio::net::TcpListener;
 
-/// A stand-in for DynamoDB that answers every request with one status and error type.
-async fn failing_dynamodb(status: u16, error_type: &'static str) -> String {
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let address = listener.local_addr().expect("address");
-    tokio::spawn(async move {
-        while let Ok((mut socket, _)) = listener.accept().await {
-            tokio::spawn(async move {
-                let mut buffer = vec![0u8; 64 * 1024];
-                let _ = socket.read(&mut buffer).await;
-                let body = format!(
-                    "{{\"__type\":\"com.amazonaws.dynamodb.v20120810#{error_type}\",\"message\":\"injected\"}}"
-                );
-                let response = format!(
-                    "HTTP/1.1 {status} Injected\r\ncontent-type: application/x-amz-json-1.0\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-                    body.len()
-                );
-                let _ = socket.write_all(response.as_bytes()).await;
-            });
-        }
-    });
-    format!("http://{address}")
-}
+/// The SDK's operation timeout (5 s, shared/src/app.rs) with room for a slow machine, and far
+/// under the functions' 10 s timeout.
+const BOUND: Duration = Duration::from_secs(8);
 
-async fn get_through(endpoint: &str) -> (Res, Duration) {
-    let app = TestApp::app_at(endpoint).await;
+/// A DynamoDB that answers the answer the SDK lost track of.
+const LOST: Fault = Fault::LoseAnswer(500, "InternalServerError");
+
+async fn timed(t: &TestApp, req: Req) -> (Res, Duration) {
     let started = Instant::now();
-    let res = TestApp::call_app(&app, Req::new(Method::Get).owner("alice").id("abc")).await;
+    let res = t.call(req).await;
     (res, started.elapsed())
 }
 
+async fn through_proxy() -> (FaultProxy, TestApp) {
+    let proxy = FaultProxy::start().await;
+    let t = TestApp::through(proxy.endpoint()).await;
+    (proxy, t)
+}
+
+fn etag(body: &Value) -> String {
+    body["etag"].as_str().expect("etag").to_owned()
+}
+
 #[tokio::test]
-async fn throttling_after_the_sdk_retries_is_429_with_retry_after() {
-    let endpoint = failing_dynamodb(400, "ThrottlingException").await;
-    let (res, elapsed) = get_through(&endpoint).await;
+async fn throttling_after_the_sdk_retries_is_429_with_retry_after_and_writes_nothing() {
+    let (proxy, t) = through_proxy().await;
+    let (o, i) = (owner(), id());
+    let created = t
+        .create(&o, &i, json!({"agents": ["a"], "displayName": "before"}))
+        .await;
+    proxy.take_seen();
+    proxy.inject("*", THROTTLED, 3);
+    let patch = Req::new(Method::Update)
+        .owner(&o)
+        .id(&i)
+        .json(json!({"displayName": "after", "etag": etag(&created)}));
+    let (res, elapsed) = timed(&t, patch.clone()).await;
     res.assert_problem(429, "RESOURCE_EXHAUSTED");
     assert_eq!(res.header("retry-after"), Some("1"));
-    assert!(elapsed < Duration::from_secs(8), "bounded: {elapsed:?}");
+    assert!(elapsed < BOUND, "bounded: {elapsed:?}");
+    assert_eq!(proxy.take_seen().len(), 3, "three attempts, then the 429");
+    let stored = t.call(Req::new(Method::Get).owner(&o).id(&i)).await;
+    assert_eq!(stored.body, created, "the throttled PATCH wrote nothing");
+    // Once DynamoDB has capacity again, the same request succeeds.
+    let res = t.call(patch).await;
+    assert_eq!(res.status, 200, "{}", res.body);
+    assert_eq!(res.body["displayName"], "after");
 }
 
 #[tokio::test]
 async fn a_dynamodb_server_error_is_503_with_retry_after() {
-    let endpoint = failing_dynamodb(500, "InternalServerError").await;
-    let (res, _) = get_through(&endpoint).await;
+    let (proxy, t) = through_proxy().await;
+    proxy.inject("*", SERVER_ERROR, 3);
+    let res = t
+        .call(Req::new(Method::Get).owner(&owner()).id(&id()))
+        .await;
     res.assert_problem(503, "UNAVAILABLE");
     assert_eq!(res.header("retry-after"), Some("2"));
 }
@@ -62,17 +79,162 @@ async fn an_unreachable_dynamodb_is_503_within_the_timeouts() {
         .local_addr()
         .expect("address")
         .port();
-    let (res, elapsed) = get_through(&format!("http://127.0.0.1:{port}")).await;
+    let t = TestApp::through(&format!("http://127.0.0.1:{port}")).await;
+    let (res, elapsed) = timed(&t, Req::new(Method::Get).owner(&owner()).id(&id())).await;
     res.assert_problem(503, "UNAVAILABLE");
-    assert!(elapsed < Duration::from_secs(8), "bounded: {elapsed:?}");
+    assert_eq!(res.header("retry-after"), Some("2"));
+    assert!(elapsed < BOUND, "bounded: {elapsed:?}");
+}
+
+#[tokio::test]
+async fn a_hung_dynamodb_is_503_within_the_operation_timeout() {
+    let (proxy, t) = through_proxy().await;
+    proxy.inject("*", Fault::Hang, 10);
+    let (res, elapsed) = timed(&t, Req::new(Method::Get).owner(&owner()).id(&id())).await;
+    res.assert_problem(503, "UNAVAILABLE");
+    assert_eq!(res.header("retry-after"), Some("2"));
+    assert!(elapsed < BOUND, "bounded: {elapsed:?}");
 }
 
 #[tokio::test]
 async fn an_unexpected_dynamodb_error_is_a_500_that_leaks_nothing() {
-    let endpoint = failing_dynamodb(400, "ValidationException").await;
-    let (res, _) = get_through(&endpoint).await;
+    let (proxy, t) = through_proxy().await;
+    proxy.inject("*", Fault::Error(400, "ValidationException"), 1);
+    let res = t
+        .call(Req::new(Method::Get).owner(&owner()).id(&id()))
+        .await;
     res.assert_problem(500, "INTERNAL");
     assert_eq!(res.body["detail"], "internal error");
     assert!(!res.body.to_string().contains("injected"));
     assert!(res.header("retry-after").is_none());
+}
+
+/// The stored message count and the number of stored messages of a conversation.
+async fn counted_and_stored_messages(t: &TestApp, o: &str, i: &str) -> (Option<i64>, usize) {
+    let stored = t.stored(o, i).await.expect("the conversation is stored");
+    let messages = t.collection(o, i).await.len() - 1;
+    (attr_n(&stored, "message_count"), messages)
+}
+
+#[tokio::test]
+async fn an_append_that_dynamodb_never_applies_writes_neither_message_nor_count() {
+    let (proxy, t) = through_proxy().await;
+    let (o, i) = (owner(), id());
+    t.create(&o, &i, json!({"agents": ["a"]})).await;
+    assert_eq!(t.append(&o, &i, "first").await.status, 201);
+    for fault in [SERVER_ERROR, THROTTLED, Fault::Hang] {
+        proxy.inject("TransactWriteItems", fault, 3);
+        let (res, elapsed) = timed(
+            &t,
+            Req::new(Method::Append)
+                .owner(&o)
+                .id(&i)
+                .json(json!({"type": "USER", "content": "lost"})),
+        )
+        .await;
+        assert!(
+            res.status == 503 || res.status == 429,
+            "{fault:?}: {} {}",
+            res.status,
+            res.body
+        );
+        assert!(res.header("retry-after").is_some());
+        assert!(elapsed < BOUND, "{fault:?} bounded: {elapsed:?}");
+        assert_eq!(
+            counted_and_stored_messages(&t, &o, &i).await,
+            (Some(1), 1),
+            "after {fault:?}"
+        );
+    }
+    // The conversation takes appends again, in order.
+    let res = t.append(&o, &i, "second").await;
+    assert_eq!(res.status, 201, "{}", res.body);
+    assert_eq!(res.body["order"], 2);
+}
+
+#[tokio::test]
+async fn an_append_whose_answer_is_lost_lands_exactly_once() {
+    let (proxy, t) = through_proxy().await;
+    let (o, i) = (owner(), id());
+    t.create(&o, &i, json!({"agents": ["a"]})).await;
+    for (n, fault) in [LOST, Fault::ForwardThenHang].into_iter().enumerate() {
+        // The first attempt applies and its answer is lost; the SDK retries the transaction
+        // with the same ClientRequestToken, which DynamoDB recognises as already applied.
+        proxy.inject("TransactWriteItems", fault, 1);
+        let (res, elapsed) = timed(
+            &t,
+            Req::new(Method::Append)
+                .owner(&o)
+                .id(&i)
+                .json(json!({"type": "USER", "content": format!("message {n}")})),
+        )
+        .await;
+        assert_eq!(res.status, 201, "{fault:?}: {}", res.body);
+        assert_eq!(res.body["order"], n + 1);
+        assert!(elapsed < BOUND, "{fault:?} bounded: {elapsed:?}");
+        assert_eq!(
+            counted_and_stored_messages(&t, &o, &i).await,
+            (Some(n as i64 + 1), n + 1),
+            "after {fault:?}: one message, counted once"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_create_with_a_request_id_whose_answers_are_lost_makes_one_conversation() {
+    let (proxy, t) = through_proxy().await;
+    let o = owner();
+    let create = |request_id: &str| {
+        Req::new(Method::Create)
+            .owner(&o)
+            .query("requestId", request_id)
+            .json(json!({"agents": ["a"], "displayName": "once"}))
+    };
+    // Every attempt's answer is lost: the first applied, the client sees a 503 and retries.
+    proxy.inject("PutItem", LOST, 3);
+    let request_id = uuid::Uuid::new_v4().to_string();
+    let res = t.call(create(&request_id)).await;
+    res.assert_problem(503, "UNAVAILABLE");
+    let retried = t.call(create(&request_id)).await;
+    assert_eq!(retried.status, 201, "{}", retried.body);
+    // One answer is lost: the SDK's own retry finds the conversation this request created.
+    proxy.inject("PutItem", LOST, 1);
+    let other_request = uuid::Uuid::new_v4().to_string();
+    let second = t.call(create(&other_request)).await;
+    assert_eq!(second.status, 201, "{}", second.body);
+    assert_ne!(second.body["name"], retried.body["name"]);
+    let listed = t.call(Req::new(Method::List).owner(&o)).await;
+    let names: Vec<&Value> = listed.body["conversations"]
+        .as_array()
+        .expect("conversations")
+        .iter()
+        .map(|c| &c["name"])
+        .collect();
+    assert_eq!(names.len(), 2, "one conversation per requestId: {names:?}");
+    assert!(names.contains(&&retried.body["name"]) && names.contains(&&second.body["name"]));
+}
+
+#[tokio::test]
+async fn a_patch_with_an_etag_whose_answer_is_lost_applies_once() {
+    let (proxy, t) = through_proxy().await;
+    let (o, i) = (owner(), id());
+    let created = t
+        .create(&o, &i, json!({"agents": ["a"], "displayName": "v0"}))
+        .await;
+    let patch = Req::new(Method::Update)
+        .owner(&o)
+        .id(&i)
+        .json(json!({"displayName": "v1", "etag": etag(&created)}));
+    // The first attempt applies and its answer is lost; the SDK's retry carries the old etag,
+    // which no longer matches: the write cannot apply a second time.
+    proxy.inject("UpdateItem", LOST, 1);
+    let res = t.call(patch.clone()).await;
+    res.assert_problem(409, "ABORTED");
+    let after = t.call(Req::new(Method::Get).owner(&o).id(&i)).await;
+    assert_eq!(after.body["displayName"], "v1", "the first attempt applied");
+    assert_ne!(after.body["etag"], created["etag"]);
+    // The client's own retry of the same PATCH is refused too, and changes nothing.
+    t.call(patch).await.assert_problem(409, "ABORTED");
+    let again = t.call(Req::new(Method::Get).owner(&o).id(&i)).await;
+    assert_eq!(again.body, after.body, "applied exactly once");
 }

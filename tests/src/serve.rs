@@ -1,4 +1,5 @@
-//! The HTTP/1.1 accept loop that the Runtime API emulator and the DynamoDB proxy share.
+//! The HTTP/1.1 accept loop of the local stand-ins: the fault-injecting DynamoDB proxy here, the
+//! bench's Runtime API emulator and recording proxy.
 
 use std::convert::Infallible;
 use std::future::Future;
