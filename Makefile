@@ -1,5 +1,5 @@
 # The verbs a user types. Each installs what it needs into git-ignored folders (.venv, .local).
-.PHONY: dev test staging-test lint build bench deploy docs clean
+.PHONY: dev test staging-test lint build bench fuzz deploy docs clean
 
 ## dev: the whole API on http://127.0.0.1:9000/v1 with DynamoDB Local (data kept in .local/)
 dev:
@@ -26,6 +26,10 @@ build:
 ## against DynamoDB Local; writes bench/RESULTS.md and bench/chart.png (see the README, Performance)
 bench:
 	@scripts/bench.sh
+
+## fuzz: every cargo-fuzz target (field masks, filters, page tokens, ids, bodies), FUZZ_SECONDS each
+fuzz:
+	@scripts/fuzz.sh
 
 ## deploy: sam build, then sam deploy --guided (asks for the stack's parameters the first time)
 deploy:

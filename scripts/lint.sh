@@ -5,8 +5,10 @@ cd "$ROOT"
 
 log "cargo fmt --check"
 cargo fmt --all -- --check
+cargo fmt --manifest-path shared/fuzz/Cargo.toml -- --check
 log "cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
+cargo clippy -p conversations --lib --no-default-features --locked -- -D warnings
 ensure_python_tool cfn-lint cfn-lint==1.58.0
 ensure_python_tool sam aws-sam-cli==1.170.0
 log "cfn-lint template.yaml"

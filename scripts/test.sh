@@ -82,6 +82,17 @@ if [ "${SKIP_BENCH_SMOKE:-0}" != 1 ]; then
   set -e
 fi
 
+# Every fuzz target for a few seconds from the committed seeds: make fuzz must keep working, and
+# the parsers must not have learnt to panic.
+fuzz_status=0
+if [ "${SKIP_FUZZ_SMOKE:-0}" != 1 ]; then
+  log "running the fuzz targets in smoke mode"
+  set +e
+  "$ROOT/scripts/fuzz.sh" --smoke 2>&1 | tee "$WORK/fuzz.log"
+  fuzz_status=${PIPESTATUS[0]}
+  set -e
+fi
+
 # One closing line for the whole run, summed over every test binary.
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
      END { printf "all tests: %d passed, %d failed\n", p, f }' "$WORK/test.log"
@@ -100,6 +111,14 @@ elif [ "$bench_status" = 0 ]; then
 else
   echo "bench smoke: FAILED (exit $bench_status; see the log above)"
 fi
+if [ "${SKIP_FUZZ_SMOKE:-0}" = 1 ]; then
+  echo "fuzz smoke: skipped (SKIP_FUZZ_SMOKE=1)"
+elif [ "$fuzz_status" = 0 ]; then
+  echo "fuzz smoke: passed ($(grep -c '^fuzz: .* passed' "$WORK/fuzz.log") targets, 10 s each, 0 crashes)"
+else
+  echo "fuzz smoke: FAILED (exit $fuzz_status; see the log above)"
+fi
 [ "$status" = 0 ] || exit "$status"
 [ "$st_status" = 0 ] || exit "$st_status"
-exit "$bench_status"
+[ "$bench_status" = 0 ] || exit "$bench_status"
+exit "$fuzz_status"

@@ -104,6 +104,7 @@ impl RequestId {
     }
 
     /// A request id as stored, trusted.
+    #[cfg(feature = "service")]
     pub(crate) fn from_stored(text: String) -> Self {
         Self(text)
     }
@@ -140,6 +141,7 @@ impl Owner {
     }
 
     /// An owner as stored, trusted.
+    #[cfg(feature = "service")]
     pub(crate) fn from_stored(text: String) -> Self {
         Self(text)
     }
