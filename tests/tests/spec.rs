@@ -251,7 +251,7 @@ fn every_route_agrees_across_the_code_the_spec_the_template_and_the_local_router
 }
 
 #[test]
-fn deployed_functions_get_only_the_table_name_so_identity_comes_from_the_jwt() {
+fn deployed_functions_get_the_table_and_a_generated_token_key_so_identity_comes_from_the_jwt() {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../template.yaml");
     let template: Value =
         serde_yaml_ng::from_str(&std::fs::read_to_string(path).expect("read")).expect("valid YAML");
@@ -261,11 +261,21 @@ fn deployed_functions_get_only_the_table_name_so_identity_comes_from_the_jwt() {
     let names: Vec<&str> = globals.keys().filter_map(Value::as_str).collect();
     // Without CONVERSATIONS_AUTH the functions read the caller from the JWT authorizer's `sub`
     // and ignore X-Owner-Id (tests/tests/handlers.rs proves the handler side).
-    assert_eq!(names, ["CONVERSATIONS_TABLE"]);
+    assert_eq!(names, ["CONVERSATIONS_TABLE", "CONVERSATIONS_TOKEN_KEY"]);
     for (name, resource) in template["Resources"].as_mapping().expect("resources") {
         assert!(
             resource["Properties"]["Environment"].is_null(),
             "{name:?} sets its own environment"
         );
     }
+    // The page-token key is a secret CloudFormation generates, never a value in the template.
+    let key = serde_yaml_ng::to_string(&globals[&Value::from("CONVERSATIONS_TOKEN_KEY")])
+        .expect("render");
+    assert!(
+        key.contains("{{resolve:secretsmanager:${PageTokenKey}:SecretString}}"),
+        "{key}"
+    );
+    let secret = &template["Resources"]["PageTokenKey"];
+    assert_eq!(secret["Type"], "AWS::SecretsManager::Secret");
+    assert!(secret["Properties"]["GenerateSecretString"]["PasswordLength"].as_u64() >= Some(32));
 }
