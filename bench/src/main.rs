@@ -6,6 +6,7 @@
 
 mod events;
 mod fixtures;
+mod load;
 mod process;
 mod proxy;
 mod runtime_api;
@@ -46,6 +47,8 @@ struct Settings {
     scale_iterations: usize,
     throughput: Duration,
     levels: Vec<usize>,
+    load_clients: usize,
+    load: Duration,
 }
 
 impl Settings {
@@ -61,6 +64,8 @@ impl Settings {
             scale_iterations: 200,
             throughput: Duration::from_secs(5),
             levels: vec![1, 8, 32],
+            load_clients: 32,
+            load: Duration::from_secs(60),
         }
     }
 
@@ -77,6 +82,8 @@ impl Settings {
             scale_iterations: 3,
             throughput: Duration::from_millis(300),
             levels: vec![1, 2],
+            load_clients: 4,
+            load: Duration::from_secs(2),
         }
     }
 
@@ -92,6 +99,8 @@ impl Settings {
             "scale_iterations": self.scale_iterations,
             "throughput_seconds": self.throughput.as_secs_f64(),
             "throughput_clients": self.levels,
+            "load_clients": self.load_clients,
+            "load_seconds": self.load.as_secs_f64(),
         })
     }
 }
@@ -125,7 +134,7 @@ async fn run() -> Result<()> {
             "--bins" => bins = args.next().map(PathBuf::from),
             "--out" => out = args.next().map(PathBuf::from),
             "--logs" => logs = args.next().map(PathBuf::from),
-            // One scenario only (cold, warm, cost, scale, throughput): for trying a change.
+            // One scenario only (cold, warm, cost, scale, throughput, load): for trying a change.
             "--only" => only = args.next(),
             other => return Err(format!("unknown argument {other}")),
         }
@@ -175,6 +184,10 @@ async fn run() -> Result<()> {
     if run("throughput") {
         step("throughput");
         results["throughput"] = bench.throughput().await?;
+    }
+    if run("load") {
+        step("load");
+        results["load"] = bench.load().await?;
     }
     results["duration_seconds"] = json!(round(started.elapsed().as_secs_f64()));
     let text = serde_json::to_string_pretty(&results).map_err(|e| e.to_string())?;

@@ -1,0 +1,413 @@
+//! The bounded load test: many clients at once, for a fixed time, of mixed create, patch, append
+//! and list through the functions' runtime loops (one process per client and function, as Lambda
+//! scales), against DynamoDB Local; then everything is read back. It fails on any 5xx, any
+//! acknowledged write that was lost, and any write that landed twice.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use aws_sdk_dynamodb::Client;
+use conversations::domain::ids::{ConversationId, Owner};
+use conversations::domain::page_token::TokenKey;
+use conversations::store::Store;
+use serde_json::{Value, json};
+use tokio::task::JoinSet;
+
+use crate::events::{HttpRequest, status};
+use crate::runtime_api::RuntimeApi;
+use crate::stats::{Summary, round};
+use crate::{Bench, Result, fixtures, process};
+
+/// Owners the clients share; each has one hot conversation every client of it appends to.
+const OWNERS: usize = 4;
+/// How often a client retries a write the service refused as contended (409 ABORTED, 429).
+const RETRIES: usize = 5;
+
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+enum Op {
+    Create,
+    Patch,
+    Append,
+    AppendHot,
+    List,
+}
+
+impl Op {
+    const MIX: [Op; 8] = [
+        Op::Create,
+        Op::Append,
+        Op::Patch,
+        Op::AppendHot,
+        Op::List,
+        Op::Append,
+        Op::Patch,
+        Op::Append,
+    ];
+
+    const ALL: [Op; 5] = [Op::Create, Op::Patch, Op::Append, Op::AppendHot, Op::List];
+
+    fn name(self) -> &'static str {
+        match self {
+            Op::Create => "create",
+            Op::Patch => "patch",
+            Op::Append => "append",
+            Op::AppendHot => "append (shared conversation)",
+            Op::List => "list",
+        }
+    }
+}
+
+/// What a client was told was written to one conversation.
+#[derive(Debug, Default)]
+struct Acknowledged {
+    display_name: Option<String>,
+    messages: Vec<String>,
+}
+
+/// One client's record.
+#[derive(Default)]
+struct ClientRun {
+    acknowledged: HashMap<(usize, String), Acknowledged>,
+    latencies: HashMap<Op, Vec<Duration>>,
+    statuses: HashMap<u16, u64>,
+    refused_then_retried: u64,
+    gave_up: u64,
+    server_errors: Vec<String>,
+}
+
+struct Apis {
+    create: RuntimeApi,
+    update: RuntimeApi,
+    append: RuntimeApi,
+    list: RuntimeApi,
+}
+
+struct LoadClient {
+    index: usize,
+    owner: usize,
+    owners: Arc<Vec<Owner>>,
+    hot: Arc<Vec<String>>,
+    apis: Arc<Apis>,
+    run: ClientRun,
+    own: Vec<String>,
+}
+
+impl LoadClient {
+    /// Sends one request, retrying contended writes; records status and latency.
+    async fn send(&mut self, op: Op, request: HttpRequest) -> Option<Value> {
+        let api = match op {
+            Op::Create => &self.apis.create,
+            Op::Patch => &self.apis.update,
+            Op::Append | Op::AppendHot => &self.apis.append,
+            Op::List => &self.apis.list,
+        };
+        let event = request.event(self.owners[self.owner].as_str());
+        for _ in 0..=RETRIES {
+            let outcome = match api.invoke(&event).await {
+                Ok(outcome) => outcome,
+                Err(e) => {
+                    self.run.server_errors.push(format!("{}: {e}", op.name()));
+                    return None;
+                }
+            };
+            let response = outcome.json();
+            let code = if outcome.ok { status(&response) } else { 0 };
+            *self.run.statuses.entry(code).or_default() += 1;
+            self.run
+                .latencies
+                .entry(op)
+                .or_default()
+                .push(outcome.latency());
+            match code {
+                200 | 201 => {
+                    return serde_json::from_str(response["body"].as_str().unwrap_or("null")).ok();
+                }
+                409 | 429 => {
+                    self.run.refused_then_retried += 1;
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+                _ => {
+                    self.run.server_errors.push(format!(
+                        "{} answered {code}: {}",
+                        op.name(),
+                        response["body"]
+                    ));
+                    return None;
+                }
+            }
+        }
+        self.run.gave_up += 1;
+        None
+    }
+
+    async fn create(&mut self, n: usize) {
+        let body = json!({"agents": ["load"], "displayName": format!("c{}-n{n}", self.index)});
+        let request = HttpRequest::new("POST", "/v1/conversations")
+            .query("requestId", uuid::Uuid::new_v4().to_string())
+            .body(body.clone());
+        if let Some(created) = self.send(Op::Create, request).await
+            && let Some(name) = created["name"].as_str()
+        {
+            let id = name.rsplit('/').next().unwrap_or(name).to_owned();
+            self.run.acknowledged.insert(
+                (self.owner, id.clone()),
+                Acknowledged {
+                    display_name: body["displayName"].as_str().map(str::to_owned),
+                    messages: Vec::new(),
+                },
+            );
+            self.own.push(id);
+        }
+    }
+
+    async fn step(&mut self, op: Op, n: usize) {
+        if op == Op::Create || self.own.is_empty() {
+            return self.create(n).await;
+        }
+        let id = self.own[n % self.own.len()].clone();
+        let text = format!("c{}-n{n}", self.index);
+        match op {
+            Op::Patch => {
+                let request = HttpRequest::new("PATCH", format!("/v1/conversations/{id}"))
+                    .query("updateMask", "displayName")
+                    .body(json!({"displayName": text}));
+                if self.send(op, request).await.is_some() {
+                    self.record(&id).display_name = Some(text);
+                }
+            }
+            Op::Append | Op::AppendHot => {
+                let id = if op == Op::AppendHot {
+                    self.hot[self.owner].clone()
+                } else {
+                    id
+                };
+                let request = HttpRequest::new("POST", format!("/v1/conversations/{id}/messages"))
+                    .body(json!({"type": "USER", "content": text}));
+                if self.send(op, request).await.is_some() {
+                    self.record(&id).messages.push(text);
+                }
+            }
+            Op::List => {
+                let request = HttpRequest::new("GET", "/v1/conversations").query("pageSize", "10");
+                self.send(op, request).await;
+            }
+            Op::Create => unreachable!("handled above"),
+        }
+    }
+
+    fn record(&mut self, id: &str) -> &mut Acknowledged {
+        self.run
+            .acknowledged
+            .entry((self.owner, id.to_owned()))
+            .or_default()
+    }
+}
+
+impl Bench {
+    pub(crate) async fn load(&self) -> Result<Value> {
+        let clients = self.settings.load_clients;
+        let owners: Vec<Owner> = (0..OWNERS)
+            .map(|i| fixtures::owner(&format!("bench-load-{i}-{}", uuid::Uuid::new_v4().simple())))
+            .collect::<Result<_>>()?;
+        let start = || async { RuntimeApi::start().await.map_err(|e| e.to_string()) };
+        let apis = Arc::new(Apis {
+            create: start().await?,
+            update: start().await?,
+            append: start().await?,
+            list: start().await?,
+        });
+        let mut children = Vec::new();
+        for (function, api) in [
+            ("create-conversation", &apis.create),
+            ("update-conversation", &apis.update),
+            ("append-message", &apis.append),
+            ("list-conversations", &apis.list),
+        ] {
+            for _ in 0..clients {
+                children.push(self.spawn(function, api, &self.env, &[])?);
+            }
+        }
+        let owners = Arc::new(owners);
+        // The hot conversations, created through the create function.
+        let mut hot = Vec::new();
+        for owner in owners.iter() {
+            let request = HttpRequest::new("POST", "/v1/conversations")
+                .body(json!({"agents": ["load"], "displayName": "shared"}));
+            let outcome = apis.create.invoke(&request.event(owner.as_str())).await?;
+            let body: Value =
+                serde_json::from_str(outcome.json()["body"].as_str().unwrap_or("null"))
+                    .map_err(|e| e.to_string())?;
+            let name = body["name"].as_str().ok_or("no hot conversation created")?;
+            hot.push(name.rsplit('/').next().unwrap_or(name).to_owned());
+        }
+        let hot = Arc::new(hot);
+        let deadline = Instant::now() + self.settings.load;
+        let started = Instant::now();
+        let mut running = JoinSet::new();
+        for index in 0..clients {
+            let mut client = LoadClient {
+                index,
+                owner: index % OWNERS,
+                owners: owners.clone(),
+                hot: hot.clone(),
+                apis: apis.clone(),
+                run: ClientRun::default(),
+                own: Vec::new(),
+            };
+            running.spawn(async move {
+                let mut n = 0;
+                while Instant::now() < deadline {
+                    client
+                        .step(Op::MIX[(n + client.index) % Op::MIX.len()], n)
+                        .await;
+                    n += 1;
+                }
+                client.run
+            });
+        }
+        let mut runs = Vec::new();
+        while let Some(run) = running.join_next().await {
+            runs.push(run.map_err(|e| e.to_string())?);
+        }
+        let elapsed = started.elapsed().as_secs_f64();
+        for child in children {
+            process::stop(child).await;
+        }
+        let verified = self.read_back(&owners, &hot, &runs).await?;
+        summarise(clients, elapsed, &runs, verified)
+    }
+
+    /// Reads every conversation the clients were told about back from DynamoDB: its display
+    /// name is the last acknowledged one, its count and its messages are exactly the
+    /// acknowledged appends, in gap-free order.
+    async fn read_back(
+        &self,
+        owners: &[Owner],
+        hot: &[String],
+        runs: &[ClientRun],
+    ) -> Result<Value> {
+        let store = Store::new(
+            Client::from_conf(conversations::app::dynamodb_config().await.build()),
+            self.db.table.clone(),
+            TokenKey::new("bench-load"),
+        );
+        let mut expected: HashMap<(usize, String), (Option<String>, Vec<String>)> = HashMap::new();
+        for (owner, id) in hot.iter().enumerate() {
+            expected.insert((owner, id.clone()), (Some("shared".into()), Vec::new()));
+        }
+        for run in runs {
+            for (key, ack) in &run.acknowledged {
+                let entry = expected.entry(key.clone()).or_default();
+                if ack.display_name.is_some() && !hot.contains(&key.1) {
+                    entry.0 = ack.display_name.clone();
+                }
+                entry.1.extend(ack.messages.iter().cloned());
+            }
+        }
+        let (mut messages, mut problems) = (0usize, Vec::new());
+        for ((owner, id), (display_name, acked)) in &expected {
+            let owner = &owners[*owner];
+            let id = ConversationId::parse(id).map_err(|e| e.to_string())?;
+            let stored = store.get(owner, &id).await.map_err(|e| e.to_string())?;
+            if stored.display_name != *display_name {
+                problems.push(format!(
+                    "{}: displayName {:?}, acknowledged {display_name:?}",
+                    id.as_str(),
+                    stored.display_name
+                ));
+            }
+            let mut listed = Vec::new();
+            let mut token = None;
+            loop {
+                let page = store
+                    .list_messages(owner, &id, 1000, token.as_deref())
+                    .await
+                    .map_err(|e| e.to_string())?;
+                listed.extend(page.items);
+                match page.next_page_token {
+                    Some(next) => token = Some(next),
+                    None => break,
+                }
+            }
+            let orders: Vec<u64> = listed.iter().map(|m| m.order).collect();
+            let gap_free: Vec<u64> = (1..=listed.len() as u64).collect();
+            let mut got: Vec<&str> = listed.iter().map(|m| m.content.as_str()).collect();
+            let mut want: Vec<&str> = acked.iter().map(String::as_str).collect();
+            got.sort_unstable();
+            want.sort_unstable();
+            if orders != gap_free || stored.message_count != listed.len() as u64 || got != want {
+                problems.push(format!(
+                    "{}: {} messages stored (count {}), {} acknowledged; orders gap-free: {}",
+                    id.as_str(),
+                    listed.len(),
+                    stored.message_count,
+                    acked.len(),
+                    orders == gap_free
+                ));
+            }
+            messages += listed.len();
+        }
+        if !problems.is_empty() {
+            return Err(format!(
+                "load: {} conversations read back wrong: {}",
+                problems.len(),
+                problems
+                    .iter()
+                    .take(5)
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            ));
+        }
+        Ok(json!({
+            "conversations": expected.len(),
+            "messages": messages,
+            "lost_writes": 0,
+            "duplicated_writes": 0,
+        }))
+    }
+}
+
+fn summarise(clients: usize, elapsed: f64, runs: &[ClientRun], verified: Value) -> Result<Value> {
+    let errors: Vec<&String> = runs.iter().flat_map(|r| &r.server_errors).collect();
+    if !errors.is_empty() {
+        return Err(format!(
+            "load: {} requests failed, e.g. {}",
+            errors.len(),
+            errors[0]
+        ));
+    }
+    let mut statuses: HashMap<u16, u64> = HashMap::new();
+    let mut latencies: HashMap<Op, Vec<Duration>> = HashMap::new();
+    for run in runs {
+        for (code, n) in &run.statuses {
+            *statuses.entry(*code).or_default() += n;
+        }
+        for (op, l) in &run.latencies {
+            latencies.entry(*op).or_default().extend(l);
+        }
+    }
+    let requests: u64 = statuses.values().sum();
+    let ops: Vec<Value> = Op::ALL
+        .into_iter()
+        .map(|op| {
+            let l = latencies.remove(&op).unwrap_or_default();
+            json!({"operation": op.name(), "requests": l.len(), "latency": Summary::of(&l).json()})
+        })
+        .collect();
+    let mut by_status: Vec<(u16, u64)> = statuses.into_iter().collect();
+    by_status.sort_unstable();
+    Ok(json!({
+        "clients": clients,
+        "seconds": round(elapsed),
+        "requests": requests,
+        "requests_per_second": round(requests as f64 / elapsed),
+        "statuses": by_status.iter().map(|(c, n)| json!({"status": c, "count": n})).collect::<Vec<_>>(),
+        "server_errors": 0,
+        "refused_then_retried": runs.iter().map(|r| r.refused_then_retried).sum::<u64>(),
+        "gave_up_after_retries": runs.iter().map(|r| r.gave_up).sum::<u64>(),
+        "operations": ops,
+        "read_back": verified,
+    }))
+}
