@@ -216,3 +216,33 @@ async fn delete_racing_update_ends_in_a_serial_outcome() {
         other => panic!("unexpected update status {other}: {}", updated.body),
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn undelete_racing_delete_ends_in_a_serial_outcome() {
+    let t = TestApp::new().await;
+    let o = owner();
+    for _ in 0..10 {
+        let i = id();
+        t.create(&o, &i, json!({"agents": ["a"]})).await;
+        let (deleted, undeleted) = tokio::join!(
+            t.call(Req::new(Method::Delete).owner(&o).id(&i)),
+            t.call(Req::new(Method::Undelete).owner(&o).id(&i))
+        );
+        assert_eq!(deleted.status, 200, "{}", deleted.body);
+        let end = t.call(Req::new(Method::Get).owner(&o).id(&i)).await;
+        match undeleted.status {
+            // Delete first, then undelete: live again, as the undelete answered.
+            200 => {
+                assert_eq!(end.body["deleted"], false);
+                assert_eq!(end.body["etag"], undeleted.body["etag"]);
+            }
+            // Undelete first (nothing to undelete), then delete: deleted, as delete answered.
+            409 => {
+                undeleted.assert_problem(409, "ALREADY_EXISTS");
+                assert_eq!(end.body["deleted"], true);
+                assert_eq!(end.body["etag"], deleted.body["etag"]);
+            }
+            other => panic!("unexpected undelete status {other}: {}", undeleted.body),
+        }
+    }
+}

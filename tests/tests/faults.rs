@@ -37,27 +37,29 @@ fn etag(body: &Value) -> String {
 #[tokio::test]
 async fn throttling_after_the_sdk_retries_is_429_with_retry_after_and_writes_nothing() {
     let (proxy, t) = through_proxy().await;
-    let (o, i) = (owner(), id());
-    let created = t
-        .create(&o, &i, json!({"agents": ["a"], "displayName": "before"}))
-        .await;
-    proxy.take_seen();
-    proxy.inject("*", THROTTLED, 3);
-    let patch = Req::new(Method::Update)
-        .owner(&o)
-        .id(&i)
-        .json(json!({"displayName": "after", "etag": etag(&created)}));
-    let (res, elapsed) = timed(&t, patch.clone()).await;
-    res.assert_problem(429, "RESOURCE_EXHAUSTED");
-    assert_eq!(res.header("retry-after"), Some("1"));
-    assert!(elapsed < BOUND, "bounded: {elapsed:?}");
-    assert_eq!(proxy.take_seen().len(), 3, "three attempts, then the 429");
-    let stored = t.call(Req::new(Method::Get).owner(&o).id(&i)).await;
-    assert_eq!(stored.body, created, "the throttled PATCH wrote nothing");
-    // Once DynamoDB has capacity again, the same request succeeds.
-    let res = t.call(patch).await;
-    assert_eq!(res.status, 200, "{}", res.body);
-    assert_eq!(res.body["displayName"], "after");
+    for throttled in [THROTTLED, Fault::Error(400, "ThrottlingException")] {
+        let (o, i) = (owner(), id());
+        let created = t
+            .create(&o, &i, json!({"agents": ["a"], "displayName": "before"}))
+            .await;
+        proxy.take_seen();
+        proxy.inject("*", throttled, 3);
+        let patch = Req::new(Method::Update)
+            .owner(&o)
+            .id(&i)
+            .json(json!({"displayName": "after", "etag": etag(&created)}));
+        let (res, elapsed) = timed(&t, patch.clone()).await;
+        res.assert_problem(429, "RESOURCE_EXHAUSTED");
+        assert_eq!(res.header("retry-after"), Some("1"));
+        assert!(elapsed < BOUND, "bounded: {elapsed:?}");
+        assert_eq!(proxy.take_seen().len(), 3, "three attempts, then the 429");
+        let stored = t.call(Req::new(Method::Get).owner(&o).id(&i)).await;
+        assert_eq!(stored.body, created, "the throttled PATCH wrote nothing");
+        // Once DynamoDB has capacity again, the same request succeeds.
+        let res = t.call(patch).await;
+        assert_eq!(res.status, 200, "{}", res.body);
+        assert_eq!(res.body["displayName"], "after");
+    }
 }
 
 #[tokio::test]
@@ -212,6 +214,37 @@ async fn a_create_with_a_request_id_whose_answers_are_lost_makes_one_conversatio
         .collect();
     assert_eq!(names.len(), 2, "one conversation per requestId: {names:?}");
     assert!(names.contains(&&retried.body["name"]) && names.contains(&&second.body["name"]));
+}
+
+#[tokio::test]
+async fn a_create_whose_answer_is_lost_is_answered_by_the_sdk_retry_without_a_request_id() {
+    let (proxy, t) = through_proxy().await;
+    let o = owner();
+    for conversation_id in [Some(id()), None] {
+        // The first attempt creates the conversation and its answer is lost; the SDK's retry
+        // finds the item that very attempt wrote: 201, not 409 for an id the caller never had.
+        proxy.inject("PutItem", LOST, 1);
+        let mut create = Req::new(Method::Create)
+            .owner(&o)
+            .json(json!({"agents": ["a"], "metadata": {"n": 1.5, "s": "x"}}));
+        if let Some(conversation_id) = &conversation_id {
+            create = create.query("conversationId", conversation_id);
+        }
+        let res = t.call(create).await;
+        assert_eq!(res.status, 201, "{conversation_id:?}: {}", res.body);
+        let name = res.body["name"].as_str().expect("name");
+        let id = name.rsplit('/').next().expect("id");
+        let stored = t.call(Req::new(Method::Get).owner(&o).id(id)).await;
+        assert_eq!(stored.body, res.body);
+    }
+    // Another create of a taken id is still refused.
+    let taken = id();
+    t.create(&o, &taken, json!({"agents": ["a"]})).await;
+    let again = Req::new(Method::Create)
+        .owner(&o)
+        .query("conversationId", &taken)
+        .json(json!({"agents": ["a"]}));
+    t.call(again).await.assert_problem(409, "ALREADY_EXISTS");
 }
 
 #[tokio::test]
