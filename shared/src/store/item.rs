@@ -321,11 +321,83 @@ pub fn sort_key(item: &Item) -> Result<&str, ApiError> {
     get_s(item, attr::SK)
 }
 
+/// An upper bound of the size of an item's JSON rendering (a conversation's or a message's
+/// `to_json`), from what is stored: every stored byte rendered as a six-byte escape, one more per
+/// map or list entry (quotes, colon, comma), and 1 KiB for the field names and what is derived
+/// (names, etags, timestamps, defaults). Cheap: nothing is rendered.
+pub fn rendered_bound(item: &Item) -> usize {
+    fn stored(value: &AttributeValue) -> usize {
+        match value {
+            AttributeValue::S(text) | AttributeValue::N(text) => text.len(),
+            AttributeValue::L(list) => list.iter().map(|v| stored(v) + 1).sum(),
+            AttributeValue::M(map) => map.iter().map(|(k, v)| k.len() + stored(v) + 1).sum(),
+            AttributeValue::Ss(set) | AttributeValue::Ns(set) => {
+                set.iter().map(|text| text.len() + 1).sum()
+            }
+            _ => 8,
+        }
+    }
+    1024 + 6 * item
+        .iter()
+        .map(|(k, v)| k.len() + stored(v) + 1)
+        .sum::<usize>()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::domain::conversation::{NewConversation, Writable};
     use serde_json::json;
+
+    fn rendered(map: &serde_json::Map<String, serde_json::Value>) -> usize {
+        serde_json::to_vec(map).expect("renders").len()
+    }
+
+    #[test]
+    fn the_rendered_bound_is_never_below_the_rendering() {
+        let now = Timestamp::parse("2026-11-23T08:00:00.5Z").expect("valid");
+        let control = "\u{1}".repeat(200);
+        let short = "\u{1}".repeat(60);
+        let bodies = [
+            json!({"agents": ["a"]}),
+            json!({"agents": vec![control.clone(); 16], "displayName": control.clone(), "category": short.clone(),
+                "labels": (0..64).map(|i| (format!("k{i}"), json!(short.clone()))).collect::<serde_json::Map<_, _>>(),
+                "metadata": {"": "", "n": [1e300, -0.0, 12345678901234567890u64, null, true, {}], "s": control.clone()}}),
+        ];
+        for body in bodies {
+            let w = Writable::from_json(body.as_object().expect("object"), now).expect("valid");
+            let mut c = NewConversation::try_from(w)
+                .expect("new")
+                .into_conversation(
+                    ConversationId::parse("c").expect("id"),
+                    Owner::from_claim("o").expect("owner"),
+                    None,
+                    now,
+                );
+            let item = conversation_item(&c);
+            assert!(rendered(&c.to_json()) <= rendered_bound(&item));
+            c.delete_time = Some(now);
+            c.purge_time = Some(now);
+            c.end_time = Some(now);
+            let item = conversation_item(&c);
+            assert!(rendered(&c.to_json()) <= rendered_bound(&item));
+        }
+        for (content, metadata) in [
+            ("x", None),
+            (control.as_str(), Some(json!({"a": [control.clone(), {}]}))),
+        ] {
+            let m = Message {
+                conversation: ConversationId::parse("c").expect("id"),
+                order: u64::from(u32::MAX),
+                kind: MessageType::Tool,
+                content: content.into(),
+                metadata: metadata.and_then(|m| m.as_object().cloned()),
+                create_time: now,
+            };
+            let item = message_item(&Owner::from_claim("o").expect("owner"), now, &m);
+            assert!(rendered(&m.to_json()) <= rendered_bound(&item));
+        }
+    }
 
     #[test]
     fn the_warm_up_key_is_no_conversation_s_partition_key() {

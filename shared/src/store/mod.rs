@@ -880,7 +880,14 @@ impl Store {
             .iter()
             .map(item::conversation_from)
             .collect::<Result<Vec<_>, _>>()?;
-        let keep = fitting(conversations.iter().map(|c| rendered_len(&c.to_json())));
+        // Measuring each item by rendering it costs as much as the answer does: only a page
+        // whose stored size could render past the budget is measured.
+        let could_overflow = items.iter().map(item::rendered_bound).sum::<usize>() > MAX_PAGE_BYTES;
+        let keep = if could_overflow {
+            fitting(conversations.iter().map(|c| rendered_len(&c.to_json())))
+        } else {
+            conversations.len()
+        };
         if keep < conversations.len() {
             conversations.truncate(keep);
             items.truncate(keep);
@@ -966,7 +973,10 @@ impl Store {
             .send()
             .await
             .map_err(classify)?;
-        let mut items = out.items.unwrap_or_default().into_iter();
+        let items = out.items.unwrap_or_default();
+        // As in `list`: messages are measured only when the page could pass the budget.
+        let could_overflow = items.iter().map(item::rendered_bound).sum::<usize>() > MAX_PAGE_BYTES;
+        let mut items = items.into_iter();
         let more_in_table = out.last_evaluated_key.is_some();
         let prefix = match prefix {
             Some(p) => p,
@@ -992,7 +1002,9 @@ impl Store {
                 break;
             }
             let message = item::message_from(id, &i)?;
-            bytes += rendered_len(&message.to_json());
+            if could_overflow {
+                bytes += rendered_len(&message.to_json());
+            }
             let over_budget = !messages.is_empty() && bytes > MAX_PAGE_BYTES;
             if messages.len() == page_size || over_budget {
                 // More than the page holds: the page ends at the last kept message.
