@@ -370,24 +370,6 @@ impl TestApp {
         Self::call_app(&self.app, req).await
     }
 
-    /// An app whose DynamoDB endpoint is `endpoint` (a fault-injecting server, a closed port).
-    pub async fn app_at(endpoint: &str) -> App {
-        let client = Client::from_conf(
-            conversations::app::dynamodb_config()
-                .await
-                .endpoint_url(endpoint)
-                .build(),
-        );
-        App::new(
-            Config {
-                table: "conversations".into(),
-                auth: AuthMode::Header,
-                token_key: TokenKey::new("k"),
-            },
-            client,
-        )
-    }
-
     /// Creates a conversation for `owner` with id `id` and returns its body.
     pub async fn create(&self, owner: &str, id: &str, body: Value) -> Value {
         let res = self
