@@ -271,3 +271,36 @@ async fn a_patch_with_an_etag_whose_answer_is_lost_applies_once() {
     let again = t.call(Req::new(Method::Get).owner(&o).id(&i)).await;
     assert_eq!(again.body, after.body, "applied exactly once");
 }
+
+#[tokio::test]
+async fn appends_land_even_when_instances_sdk_token_generators_collide() {
+    // Two instances whose SDK idempotency-token generators were seeded alike (the SDK seeds them
+    // from the clock) would send equal ClientRequestTokens; a fixed token stands for that here.
+    let t = TestApp::new().await;
+    let config = conversations::app::dynamodb_config()
+        .await
+        .idempotency_token_provider("00000000-0000-4000-8000-000000000000")
+        .build();
+    let app = conversations::App::new(
+        conversations::Config {
+            table: t.table.clone(),
+            auth: conversations::AuthMode::Header,
+            token_key: conversations::domain::page_token::TokenKey::new("test-key"),
+        },
+        aws_sdk_dynamodb::Client::from_conf(config),
+    );
+    let o = owner();
+    for i in [id(), id()] {
+        t.create(&o, &i, json!({"agents": ["a"]})).await;
+        for n in 1..=2 {
+            let append = Req::new(Method::Append)
+                .owner(&o)
+                .id(&i)
+                .json(json!({"type": "USER", "content": format!("m{n}")}));
+            let res = TestApp::call_app(&app, append).await;
+            assert_eq!(res.status, 201, "{}", res.body);
+            assert_eq!(res.body["order"], n);
+        }
+        assert_eq!(counted_and_stored_messages(&t, &o, &i).await, (Some(2), 2));
+    }
+}

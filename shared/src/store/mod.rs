@@ -250,8 +250,9 @@ impl Store {
         }
     }
 
-    /// Creates a conversation; a taken id is a 409 unless it was taken by this same `requestId`,
-    /// in which case the conversation it created is returned.
+    /// Creates a conversation; a taken id is a 409 unless it was taken by this same `requestId`
+    /// or by this very request (an attempt whose answer was lost), in which case the conversation
+    /// it created is returned.
     pub async fn create(
         &self,
         owner: &Owner,
@@ -291,6 +292,9 @@ impl Store {
                 match old {
                     // A retry of the create that made it (AIP-155): its result, nothing new.
                     Some(old) if request_id.is_some() && old.request_id == request_id => Ok(old),
+                    // The SDK's retry of this very write after its answer was lost: the item is
+                    // the one this request wrote, every field equal down to the microsecond.
+                    Some(old) if old == conversation => Ok(old),
                     _ => Err(ApiError::AlreadyExists(format!(
                         "{} already exists",
                         id.name()
@@ -736,9 +740,15 @@ impl Store {
             .set_expression_attribute_names(m.names())
             .build()
             .map_err(ApiError::internal)?;
+        // The SDK fills in a ClientRequestToken from a generator seeded with the clock, which
+        // two instances started in the same tick share: their appends then carry equal tokens and
+        // DynamoDB refuses the second (IdempotentParameterMismatch). A token from the OS's random
+        // source, made here, is unique; the SDK's retries of this call reuse it, so an attempt
+        // whose answer was lost is not applied twice.
         let result = self
             .client
             .transact_write_items()
+            .client_request_token(uuid::Uuid::new_v4().to_string())
             .transact_items(TransactWriteItem::builder().update(update).build())
             .transact_items(TransactWriteItem::builder().put(put).build())
             .send()
