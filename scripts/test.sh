@@ -54,7 +54,7 @@ export API_BASE_URL="http://127.0.0.1:$WATCH_PORT"
 export REQUIRE_API_BASE_URL=1
 log "running the tests"
 set +e
-cargo test --workspace --locked "$@" 2>&1 | tee "$WORK/test.log"
+cargo test --workspace --locked --no-fail-fast "$@" 2>&1 | tee "$WORK/test.log"
 status=${PIPESTATUS[0]}
 set -e
 
