@@ -89,6 +89,15 @@ start_dynamodb_local() {
   wait_for_port "$1" 30 "DynamoDB Local" || { cat "$3" >&2; return 1; }
 }
 
+# A throwaway in-memory DynamoDB Local on a free port (DDB_PORT, DDB_PID), and the AWS environment
+# pointing at it.
+start_throwaway_dynamodb_local() { # start_throwaway_dynamodb_local <log file>
+  DDB_PORT="$(free_port)"
+  log "starting DynamoDB Local (in memory) on port $DDB_PORT"
+  start_dynamodb_local "$DDB_PORT" -inMemory "$1"
+  use_local_aws "http://127.0.0.1:$DDB_PORT"
+}
+
 # Dummy credentials and a region: the SDK never looks for real ones or for instance metadata.
 use_local_aws() { # use_local_aws <endpoint>
   export AWS_ENDPOINT_URL_DYNAMODB="$1"

@@ -25,10 +25,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-DDB_PORT="$(free_port)"
-log "starting DynamoDB Local (in memory) on port $DDB_PORT"
-start_dynamodb_local "$DDB_PORT" -inMemory "$WORK/dynamodb.log"
-use_local_aws "http://127.0.0.1:$DDB_PORT"
+start_throwaway_dynamodb_local "$WORK/dynamodb.log"
 
 log "building the workspace and its tests"
 cargo build --workspace --all-targets --locked

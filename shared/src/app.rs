@@ -128,7 +128,10 @@ pub async fn dynamodb_config() -> aws_sdk_dynamodb::config::Builder {
         let mut builder = aws_sdk_dynamodb::Config::builder()
             .behavior_version(BehaviorVersion::latest())
             .region(region())
-            .credentials_provider(EnvironmentVariableCredentialsProvider::new());
+            .credentials_provider(EnvironmentVariableCredentialsProvider::new())
+            .http_client(http_client())
+            .timeout_config(timeouts())
+            .retry_config(retries());
         let ignore_endpoints = env_flag("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS") == Some(true);
         let endpoint = std::env::var("AWS_ENDPOINT_URL_DYNAMODB")
             .or_else(|_| std::env::var("AWS_ENDPOINT_URL"))
@@ -139,13 +142,10 @@ pub async fn dynamodb_config() -> aws_sdk_dynamodb::config::Builder {
         builder.set_use_dual_stack(env_flag("AWS_USE_DUALSTACK_ENDPOINT"));
         builder
     } else {
+        // The loaded configuration already carries the HTTPS client, timeouts and retries.
         aws_sdk_dynamodb::config::Builder::from(&sdk_config().await)
     };
-    builder
-        .http_client(http_client())
-        .timeout_config(timeouts())
-        .retry_config(retries())
-        .interceptor(RequestCount)
+    builder.interceptor(RequestCount)
 }
 
 /// The SDK configuration through the SDK's default provider chains (tests, tools), with the
