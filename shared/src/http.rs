@@ -438,8 +438,10 @@ where
     let path = call.path.clone();
     let base = call.base.clone();
     let route = routes::find(call.route_path()).map_or("-", |r| r.path);
-    let (result, dynamodb_requests) =
-        crate::store::count::counting(AssertUnwindSafe(handler(call)).catch_unwind()).await;
+    // Boxed: the handler's state (SDK futures included) lives on the heap, so whatever awaits
+    // this one — the runtime loop, a test — holds a pointer, not tens of kilobytes of futures.
+    let work = Box::pin(AssertUnwindSafe(handler(call)).catch_unwind());
+    let (result, dynamodb_requests) = crate::store::count::counting(work).await;
     let result = match result {
         Ok(result) => result,
         Err(_) => Err(ApiError::internal("the handler panicked")),

@@ -4,11 +4,12 @@
 
 use conversations::domain::body;
 use conversations::domain::conversation::OUTPUT_FIELDS;
-use conversations::domain::etag::IfMatch;
+use conversations::domain::etag::{Etag, IfMatch, Version};
 use conversations::domain::field_mask::{Fields, UpdateMask};
 use conversations::domain::filter::{Filter, OrderBy};
 use conversations::domain::ids::{ConversationId, Owner, RequestId};
 use conversations::domain::page_token::{PageToken, TokenKey};
+use conversations::domain::time::Timestamp;
 use proptest::prelude::*;
 
 /// Text a client could send: arbitrary Unicode, and strings built from the parsers' own
@@ -72,6 +73,26 @@ proptest! {
         let key = TokenKey::new("k");
         let owner = Owner::from_header("alice").expect("owner");
         assert_client_error(PageToken::decode(&text, &key, &owner, "scope"));
+    }
+
+    #[test]
+    fn no_etag_a_client_sends_makes_the_next_version_overflow(
+        hex in "[0-9a-f]{1,16}",
+        quoted in any::<bool>(),
+    ) {
+        let text = if quoted { format!("\"{hex}\"") } else { hex };
+        let now = Timestamp::now();
+        for tag in [Etag::parse(&text)]
+            .into_iter()
+            .chain(match IfMatch::parse(&format!("\"{}\"", text.trim_matches('"'))) {
+                Ok(IfMatch::Tags(tags)) => tags,
+                _ => Vec::new(),
+            })
+        {
+            if let Etag::Version(v) = tag {
+                prop_assert!(Version::next(now, Some(v)) > v);
+            }
+        }
     }
 
     #[test]

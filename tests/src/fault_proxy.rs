@@ -1,7 +1,7 @@
 //! A fault-injecting proxy in front of DynamoDB Local. Requests pass through unless a fault was
 //! injected for their operation: then the proxy answers an error without forwarding, forwards
 //! and loses DynamoDB's answer (the write applied; the caller cannot know), or hangs past the
-//! SDK's timeouts. Every request's operation is recorded, with what the proxy did to it.
+//! SDK's timeouts, or holds DynamoDB's answer a while. Every request's operation is recorded, with what the proxy did to it.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
@@ -23,6 +23,9 @@ pub enum Fault {
     Hang,
     /// Forwarded (so a write applies), then never answered.
     ForwardThenHang,
+    /// Forwarded at once, and DynamoDB's answer held for this many milliseconds (a slow network:
+    /// what the caller learns is already that old when it arrives).
+    Delay(u64),
 }
 
 /// Throttling, as DynamoDB answers it when a partition or table is over its throughput.
@@ -146,12 +149,16 @@ async fn handle(
     match fault {
         Some(Fault::Error(status, error_type)) => return error(status, error_type),
         Some(Fault::Hang) => std::future::pending().await,
-        None | Some(Fault::LoseAnswer(..) | Fault::ForwardThenHang) => {}
+        None | Some(Fault::LoseAnswer(..) | Fault::ForwardThenHang | Fault::Delay(_)) => {}
     }
     let forwarded = forward(client, upstream, req).await;
     match fault {
         Some(Fault::LoseAnswer(status, error_type)) => error(status, error_type),
         Some(Fault::ForwardThenHang) => std::future::pending().await,
+        Some(Fault::Delay(ms)) => {
+            tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+            forwarded
+        }
         _ => forwarded,
     }
 }

@@ -2,7 +2,9 @@
 //! of the contract, the stored state afterwards, and the DynamoDB requests each method makes.
 
 use api_tests::{Method, Req, TestApp, attr_n, attr_s, id, owner};
+use aws_sdk_dynamodb::types::AttributeValue;
 use conversations::AuthMode;
+use conversations::domain::time::Timestamp;
 use serde_json::{Value, json};
 
 fn body() -> Value {
@@ -364,15 +366,25 @@ async fn another_owners_conversation_does_not_exist_for_any_method() {
             .id(&i)
             .json(json!({"type": "USER", "content": "hi"})),
         Req::new(Method::ListMessages).id(&i),
-        Req::new(Method::Update)
-            .id(&i)
-            .header("if-match", &etag)
-            .json(json!({"displayName": "x"})),
     ];
     for req in cases {
         t.call(req.owner(&bob))
             .await
             .assert_problem(404, "NOT_FOUND");
+    }
+    // With Alice's etag, Bob gets what an etag on an id nobody holds gets (412): nothing tells
+    // him the conversation is there.
+    let nobodys = id();
+    for target in [&i, &nobodys] {
+        t.call(
+            Req::new(Method::Update)
+                .owner(&bob)
+                .id(target)
+                .header("if-match", &etag)
+                .json(json!({"displayName": "x"})),
+        )
+        .await
+        .assert_problem(412, "FAILED_PRECONDITION");
     }
     let list = t
         .call(
@@ -859,6 +871,144 @@ async fn an_etag_that_was_never_issued_is_stale_and_a_malformed_if_match_is_400(
 }
 
 #[tokio::test]
+async fn an_etag_at_the_end_of_time_matches_nothing_and_writes_nothing() {
+    let t = TestApp::new().await;
+    let (o, i) = (owner(), id());
+    let created = t.create(&o, &i, body()).await;
+    for tag in [
+        "\"7fffffffffffffff\"",
+        "\"384440ccc736000\"",
+        "\"384440ccc735fff\"",
+    ] {
+        t.call(
+            Req::new(Method::Update)
+                .owner(&o)
+                .id(&i)
+                .header("if-match", tag)
+                .json(json!({"displayName": "x"})),
+        )
+        .await
+        .assert_problem(412, "FAILED_PRECONDITION");
+        t.call(
+            Req::new(Method::Update)
+                .owner(&o)
+                .id(&i)
+                .json(json!({"displayName": "x", "etag": tag})),
+        )
+        .await
+        .assert_problem(409, "ABORTED");
+        t.call(
+            Req::new(Method::Append)
+                .owner(&o)
+                .id(&i)
+                .json(json!({"type": "USER", "content": "x", "etag": tag})),
+        )
+        .await
+        .assert_problem(409, "ABORTED");
+        t.call(Req::new(Method::Delete).owner(&o).id(&i).query("etag", tag))
+            .await
+            .assert_problem(409, "ABORTED");
+    }
+    let got = t.call(Req::new(Method::Get).owner(&o).id(&i)).await;
+    assert_eq!(got.body, created, "nothing was written");
+}
+
+#[tokio::test]
+async fn an_etag_on_a_missing_conversation_fails_and_allow_missing_creates_nothing() {
+    let t = TestApp::new().await;
+    let o = owner();
+    let tag = "\"660ef8cd5e780\"";
+    for allow in ["false", "true"] {
+        let i = id();
+        // If-Match naming a tag, and `*` (RFC 9110: false when nothing exists): 412.
+        for if_match in [tag, "*"] {
+            t.call(
+                Req::new(Method::Update)
+                    .owner(&o)
+                    .id(&i)
+                    .query("allowMissing", allow)
+                    .header("if-match", if_match)
+                    .json(json!({"agents": ["a"]})),
+            )
+            .await
+            .assert_problem(412, "FAILED_PRECONDITION");
+        }
+        // A body etag: 409 ABORTED.
+        t.call(
+            Req::new(Method::Update)
+                .owner(&o)
+                .id(&i)
+                .query("allowMissing", allow)
+                .json(json!({"agents": ["a"], "etag": tag})),
+        )
+        .await
+        .assert_problem(409, "ABORTED");
+        // delete, with allowMissing as well.
+        t.call(
+            Req::new(Method::Delete)
+                .owner(&o)
+                .id(&i)
+                .query("allowMissing", allow)
+                .query("etag", tag),
+        )
+        .await
+        .assert_problem(409, "ABORTED");
+        t.call(
+            Req::new(Method::Delete)
+                .owner(&o)
+                .id(&i)
+                .query("allowMissing", allow)
+                .header("if-match", "*"),
+        )
+        .await
+        .assert_problem(412, "FAILED_PRECONDITION");
+        assert!(t.stored(&o, &i).await.is_none(), "nothing was created");
+    }
+    let i = id();
+    let etag_body = json!({"etag": tag});
+    for method in [Method::Undelete, Method::Complete] {
+        t.call(Req::new(method).owner(&o).id(&i).json(etag_body.clone()))
+            .await
+            .assert_problem(409, "ABORTED");
+        t.call(Req::new(method).owner(&o).id(&i).header("if-match", tag))
+            .await
+            .assert_problem(412, "FAILED_PRECONDITION");
+    }
+    t.call(
+        Req::new(Method::Append)
+            .owner(&o)
+            .id(&i)
+            .json(json!({"type": "USER", "content": "x", "etag": tag})),
+    )
+    .await
+    .assert_problem(409, "ABORTED");
+    t.call(
+        Req::new(Method::Append)
+            .owner(&o)
+            .id(&i)
+            .header("if-match", tag)
+            .json(json!({"type": "USER", "content": "x"})),
+    )
+    .await
+    .assert_problem(412, "FAILED_PRECONDITION");
+    assert!(t.collection(&o, &i).await.is_empty(), "nothing was written");
+    // Without a precondition the same calls are the ordinary 404 (and 200 for an allowMissing
+    // delete).
+    t.call(Req::new(Method::Complete).owner(&o).id(&i))
+        .await
+        .assert_problem(404, "NOT_FOUND");
+    let deleted = t
+        .call(
+            Req::new(Method::Delete)
+                .owner(&o)
+                .id(&i)
+                .query("allowMissing", "true"),
+        )
+        .await;
+    assert_eq!((deleted.status, deleted.body), (200, json!({})));
+}
+
+#[tokio::test]
 async fn etags_change_on_every_write_and_never_repeat() {
     let t = TestApp::new().await;
     let (o, i) = (owner(), id());
@@ -1256,7 +1406,8 @@ async fn append_honours_the_conversation_etag() {
 }
 
 #[tokio::test]
-async fn list_messages_pages_in_ascending_order_with_one_query_per_page() {
+async fn list_messages_pages_in_ascending_order_with_one_query_per_page_and_a_read_of_the_conversation()
+ {
     let t = TestApp::new().await;
     let (o, i) = (owner(), id());
     t.create(&o, &i, body()).await;
@@ -1277,6 +1428,15 @@ async fn list_messages_pages_in_ascending_order_with_one_query_per_page() {
         }
         let res = t.call(req).await;
         assert_eq!(res.status, 200, "{}", res.body);
+        let mut sent = t.counter.take();
+        sent.sort();
+        // The first page reads the conversation in its Query; later ones with a GetItem.
+        let expected: &[&str] = if pages == 0 {
+            &["Query"]
+        } else {
+            &["GetItem", "Query"]
+        };
+        assert_eq!(sent, expected, "page {pages}");
         pages += 1;
         for m in res.body["messages"].as_array().expect("messages") {
             orders.push(m["order"].as_u64().expect("order"));
@@ -1289,7 +1449,6 @@ async fn list_messages_pages_in_ascending_order_with_one_query_per_page() {
     }
     assert_eq!(orders, [1, 2, 3, 4, 5]);
     assert_eq!(pages, 3);
-    assert_eq!(t.counter.take(), ["Query", "Query", "Query"]);
 }
 
 #[tokio::test]
@@ -1306,6 +1465,104 @@ async fn list_messages_of_a_missing_deleted_or_foreign_conversation_is_404() {
     assert_eq!(empty.body, json!({"messages": []}));
     t.call(Req::new(Method::Delete).owner(&o).id(&i)).await;
     t.call(Req::new(Method::ListMessages).owner(&o).id(&i))
+        .await
+        .assert_problem(404, "NOT_FOUND");
+}
+
+/// The token of the second page of a conversation's messages (one per page).
+async fn second_page_token(t: &TestApp, o: &str, i: &str) -> String {
+    for n in 0..3 {
+        assert_eq!(t.append(o, i, format!("m{n}")).await.status, 201);
+    }
+    let first = t
+        .call(
+            Req::new(Method::ListMessages)
+                .owner(o)
+                .id(i)
+                .query("pageSize", "1"),
+        )
+        .await;
+    assert_eq!(first.body["messages"][0]["content"], "m0");
+    first.body["nextPageToken"]
+        .as_str()
+        .expect("a next page")
+        .to_owned()
+}
+
+/// The second page of a conversation's messages, one per page.
+fn next_page(o: &str, i: &str, token: &str) -> Req {
+    Req::new(Method::ListMessages)
+        .owner(o)
+        .id(i)
+        .query("pageSize", "1")
+        .query("pageToken", token)
+}
+
+#[tokio::test]
+async fn a_later_page_of_messages_is_one_query_and_one_read_of_the_conversation() {
+    let t = TestApp::new().await;
+    let (o, i) = (owner(), id());
+    t.create(&o, &i, body()).await;
+    let token = second_page_token(&t, &o, &i).await;
+    t.counter.take();
+    let page = t.call(next_page(&o, &i, &token)).await;
+    assert_eq!(page.body["messages"][0]["content"], "m1");
+    let mut sent = t.counter.take();
+    sent.sort();
+    assert_eq!(sent, ["GetItem", "Query"]);
+}
+
+#[tokio::test]
+async fn a_later_page_of_messages_is_404_once_the_conversation_is_soft_deleted() {
+    let t = TestApp::new().await;
+    let (o, i) = (owner(), id());
+    t.create(&o, &i, body()).await;
+    let token = second_page_token(&t, &o, &i).await;
+    let deleted = t.call(Req::new(Method::Delete).owner(&o).id(&i)).await;
+    assert_eq!(deleted.status, 200);
+    t.call(next_page(&o, &i, &token))
+        .await
+        .assert_problem(404, "NOT_FOUND");
+}
+
+#[tokio::test]
+async fn a_later_page_of_messages_is_404_once_the_conversation_expired() {
+    let t = TestApp::new().await;
+    let (o, i) = (owner(), id());
+    let created = t
+        .create(&o, &i, json!({"agents": ["a"], "ttl": "0.5s"}))
+        .await;
+    let token = second_page_token(&t, &o, &i).await;
+    let expire =
+        Timestamp::parse(created["expireTime"].as_str().expect("expireTime")).expect("valid");
+    let left = expire.micros() - Timestamp::now().micros() + 20_000;
+    tokio::time::sleep(std::time::Duration::from_micros(
+        u64::try_from(left.max(0)).expect("positive"),
+    ))
+    .await;
+    t.call(next_page(&o, &i, &token))
+        .await
+        .assert_problem(404, "NOT_FOUND");
+}
+
+#[tokio::test]
+async fn a_later_page_of_messages_is_404_after_a_purge_and_a_create_under_the_same_id() {
+    let t = TestApp::new().await;
+    let (o, i) = (owner(), id());
+    t.create(&o, &i, body()).await;
+    let token = second_page_token(&t, &o, &i).await;
+    // What DynamoDB's TTL does at the expiry: the conversation item goes.
+    t.raw()
+        .delete_item()
+        .table_name(&t.table)
+        .key("pk", AttributeValue::S(format!("CONV#{o}#{i}")))
+        .key("sk", AttributeValue::S("C".into()))
+        .send()
+        .await
+        .expect("TTL's delete");
+    t.create(&o, &i, body()).await;
+    assert_eq!(t.append(&o, &i, "new").await.status, 201);
+    t.call(next_page(&o, &i, &token))
         .await
         .assert_problem(404, "NOT_FOUND");
 }

@@ -100,6 +100,26 @@ async fn over_limit_input_is_refused_before_any_dynamodb_call() {
             400,
         ),
         (
+            "update, 400 labels.<key> removal paths (past DynamoDB's 4 KB expression limit)",
+            update()
+                .query(
+                    "updateMask",
+                    &(0..400)
+                        .map(|n| format!("labels.k{n}"))
+                        .collect::<Vec<_>>()
+                        .join(","),
+                )
+                .json(json!({})),
+            400,
+        ),
+        (
+            "update, an updateMask of 20 000 characters",
+            update()
+                .query("updateMask", &"displayName,".repeat(1700))
+                .json(json!({"displayName": "x"})),
+            400,
+        ),
+        (
             "delete, id with upper case",
             Req::new(Method::Delete).owner(&o).id("ABC"),
             400,

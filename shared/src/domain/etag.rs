@@ -1,6 +1,6 @@
 //! Etags and preconditions: optimistic concurrency on the stored `updated_at` version.
 
-use crate::domain::time::Timestamp;
+use crate::domain::time::{MAX_MICROS, Timestamp};
 use crate::error::{ApiError, EtagSource};
 
 /// The version a write stores in `updated_at`: microseconds since the epoch of the write, strictly
@@ -13,7 +13,9 @@ impl Version {
     /// equal to or below a version it had before, even when clocks disagree.
     pub fn next(now: Timestamp, previous: Option<Version>) -> Version {
         match previous {
-            Some(Version(p)) if p >= now.micros() => Version(p + 1),
+            // Saturating: a version at the end of time (never issued: etags past it match
+            // nothing, see `Etag::parse`) stays there and the write's condition refuses it.
+            Some(Version(p)) if p >= now.micros() => Version(p.saturating_add(1)),
             _ => Version(now.micros()),
         }
     }
@@ -39,7 +41,9 @@ pub enum Etag {
 }
 
 impl Etag {
-    /// Parses `"<hex>"`; the quotes may be left out in a body field.
+    /// Parses `"<hex>"`; the quotes may be left out in a body field. Versions are microseconds
+    /// of a write between the epoch and the year 9999, so anything outside that range is a tag
+    /// the service never issued.
     pub fn parse(text: &str) -> Self {
         let inner = text
             .strip_prefix('"')
@@ -51,7 +55,7 @@ impl Etag {
                 .bytes()
                 .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase());
         match i64::from_str_radix(inner, 16) {
-            Ok(v) if ok => Self::Version(Version(v)),
+            Ok(v) if ok && (0..=MAX_MICROS).contains(&v) => Self::Version(Version(v)),
             _ => Self::Unmatchable,
         }
     }
@@ -162,6 +166,19 @@ impl Preconditions {
         lists
     }
 
+    /// How a write on a conversation that does not exist fails when the client named a version:
+    /// an `If-Match` (even `*`) is false when nothing exists (RFC 9110), and so is a body etag.
+    /// `None`: no precondition, the ordinary 404 (or `allowMissing`) applies.
+    pub fn on_missing(&self) -> Option<EtagSource> {
+        if self.if_match.is_some() {
+            Some(EtagSource::IfMatch)
+        } else if self.body.is_some() {
+            Some(EtagSource::Body)
+        } else {
+            None
+        }
+    }
+
     /// The version a successful conditional write replaces, when the preconditions pin it.
     pub fn pinned(&self) -> Option<Version> {
         let body = match self.body {
@@ -216,9 +233,25 @@ mod tests {
             "\"-1\"",
             "\"11111111111111111\"",
             "W/\"12\"",
+            "\"7fffffffffffffff\"",
+            "\"ffffffffffffffff\"",
+            "\"384440ccc736000\"",
         ] {
             assert_eq!(Etag::parse(bad), Etag::Unmatchable, "{bad}");
         }
+    }
+
+    #[test]
+    fn a_version_at_the_end_of_time_does_not_overflow() {
+        let now = Timestamp::from_micros(100).expect("valid");
+        assert_eq!(
+            Version::next(now, Some(Version(i64::MAX))),
+            Version(i64::MAX)
+        );
+        assert_eq!(
+            Etag::parse("\"384440ccc735fff\""),
+            Etag::Version(Version(MAX_MICROS))
+        );
     }
 
     #[test]
@@ -252,6 +285,28 @@ mod tests {
             panic!("tags")
         };
         assert_eq!(commas, vec![Etag::Unmatchable, Etag::Version(Version(12))]);
+    }
+
+    #[test]
+    fn a_missing_conversation_fails_every_precondition_if_match_first() {
+        let tag = Etag::Version(Version(1));
+        let none = Preconditions::default();
+        assert_eq!(none.on_missing(), None);
+        let star = Preconditions {
+            body: None,
+            if_match: Some(IfMatch::Any),
+        };
+        assert_eq!(star.on_missing(), Some(EtagSource::IfMatch));
+        let body = Preconditions {
+            body: Some(tag),
+            if_match: None,
+        };
+        assert_eq!(body.on_missing(), Some(EtagSource::Body));
+        let both = Preconditions {
+            body: Some(tag),
+            if_match: Some(IfMatch::Tags(vec![tag])),
+        };
+        assert_eq!(both.on_missing(), Some(EtagSource::IfMatch));
     }
 
     #[test]

@@ -34,6 +34,14 @@ pub enum MaskPath {
     Expiry,
 }
 
+/// The most paths one `updateMask` may name (after removing duplicates). Each path becomes a
+/// clause of the `UpdateItem`'s expressions, which DynamoDB limits to 4 KB each: this bound keeps
+/// every mask within it (`store::tests` builds the largest one), so a long mask is a 400 here and
+/// never a DynamoDB error.
+pub const MAX_MASK_PATHS: usize = 100;
+/// The longest `updateMask` accepted, in bytes.
+pub const MAX_MASK_BYTES: usize = 4096;
+
 /// Output-only paths: named in a mask, they are ignored (AIP-203).
 const OUTPUT_ONLY_PATHS: [&str; 13] = [
     "name",
@@ -95,8 +103,14 @@ pub enum UpdateMask {
 }
 
 impl UpdateMask {
-    /// Parses a comma-separated mask; an unknown path or an empty segment is a 400.
+    /// Parses a comma-separated mask; an unknown path, an empty segment, or a mask longer than
+    /// [`MAX_MASK_BYTES`] or with more than [`MAX_MASK_PATHS`] paths is a 400.
     pub fn parse(text: &str) -> Result<Self, ApiError> {
+        if text.len() > MAX_MASK_BYTES {
+            return Err(ApiError::InvalidArgument(format!(
+                "updateMask is longer than {MAX_MASK_BYTES} bytes"
+            )));
+        }
         let mut paths = Vec::new();
         for raw in text.split(',') {
             let path = raw.trim();
@@ -117,6 +131,11 @@ impl UpdateMask {
             if let Some(p) = MaskPath::parse(path)?
                 && !paths.contains(&p)
             {
+                if paths.len() == MAX_MASK_PATHS {
+                    return Err(ApiError::InvalidArgument(format!(
+                        "updateMask names more than {MAX_MASK_PATHS} paths"
+                    )));
+                }
                 paths.push(p);
             }
         }
@@ -329,6 +348,34 @@ mod tests {
                 "{bad}"
             );
         }
+    }
+
+    #[test]
+    fn a_mask_is_bounded_in_length_and_paths() {
+        let keys = |n: usize| {
+            (0..n)
+                .map(|i| format!("labels.k{i}"))
+                .collect::<Vec<_>>()
+                .join(",")
+        };
+        assert!(UpdateMask::parse(&keys(MAX_MASK_PATHS)).is_ok());
+        assert_eq!(
+            UpdateMask::parse(&keys(MAX_MASK_PATHS + 1))
+                .expect_err("too many")
+                .status(),
+            400
+        );
+        let repeated = vec!["displayName"; 300].join(",");
+        assert!(
+            UpdateMask::parse(&repeated).is_ok(),
+            "duplicates count once"
+        );
+        assert_eq!(
+            UpdateMask::parse(&"a".repeat(MAX_MASK_BYTES + 1))
+                .expect_err("long")
+                .status(),
+            400
+        );
     }
 
     #[test]

@@ -11,7 +11,8 @@ pub struct Timestamp(i64);
 
 /// The earliest and latest instants we accept: years 0001 to 9999, so every value renders as RFC 3339.
 const MIN_MICROS: i64 = -62_135_596_800_000_000;
-const MAX_MICROS: i64 = 253_402_300_799_999_999;
+/// The latest instant, 9999-12-31T23:59:59.999999Z, in microseconds since the epoch.
+pub const MAX_MICROS: i64 = 253_402_300_799_999_999;
 
 impl Timestamp {
     /// The current time.

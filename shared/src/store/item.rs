@@ -26,7 +26,9 @@ pub mod attr {
     pub const GSI_PK: &str = "gsi1pk";
     /// Index sort key (conversations only): `{createTime micros, 18 digits}#{id}`.
     pub const GSI_SK: &str = "gsi1sk";
-    /// The DynamoDB TTL attribute, epoch seconds: `expireTime` while live, `purgeTime` while deleted.
+    /// The DynamoDB TTL attribute, epoch seconds rounded up: the earlier of `expireTime` and (while
+    /// soft-deleted) `purgeTime`. Only the physical removal follows it; what is visible is decided
+    /// to the microsecond by [`super::is_visible`] and the write conditions.
     pub const TTL: &str = "ttl_at";
     pub const ID: &str = "id";
     pub const OWNER: &str = "owner";
@@ -167,13 +169,28 @@ fn opt_json(item: &Item, key: &str) -> Result<Option<Map<String, Value>>, ApiErr
     }
 }
 
-/// Whether an item is still visible at `now`: DynamoDB's TTL deletes expired items only
-/// eventually, so expiry is also enforced on every read and in every write condition.
+/// Whether a conversation item is still visible at `now`: before its `expireTime` and, once
+/// soft-deleted, before its `purgeTime`, both to the microsecond. DynamoDB's TTL deletes expired
+/// items only eventually (and counts whole seconds), so every read checks this and every write's
+/// condition says the same (`Store::visible_at`).
 pub fn is_visible(item: &Item, now: Timestamp) -> bool {
-    opt_n(item, attr::TTL)
-        .ok()
+    let before = |key: &str| {
+        opt_n(item, key)
+            .ok()
+            .flatten()
+            .is_none_or(|end| end > now.micros())
+    };
+    before(attr::EXPIRE) && before(attr::PURGE)
+}
+
+/// The TTL of a conversation: the earlier of its expiry and its purge time, in whole seconds
+/// rounded up (never early), or none.
+pub fn ttl_of(c: &Conversation) -> Option<i64> {
+    [c.expire_time, c.purge_time]
+        .into_iter()
         .flatten()
-        .is_none_or(|ttl| ttl > now.epoch_seconds())
+        .min()
+        .map(Timestamp::epoch_seconds_ceil)
 }
 
 /// The item of a conversation.
@@ -226,11 +243,7 @@ pub fn conversation_item(c: &Conversation) -> Item {
     if let Some(t) = c.purge_time {
         put(attr::PURGE, n(t.micros()));
     }
-    let ttl = match (c.purge_time, c.expire_time) {
-        (Some(purge), _) => Some(purge.epoch_seconds_ceil()),
-        (None, expire) => expire.map(Timestamp::epoch_seconds_ceil),
-    };
-    if let Some(ttl) = ttl {
+    if let Some(ttl) = ttl_of(c) {
         put(attr::TTL, n(ttl));
     }
     put(attr::COUNT, n(c.message_count));
@@ -347,6 +360,7 @@ pub fn rendered_bound(item: &Item) -> usize {
 mod tests {
     use super::*;
     use crate::domain::conversation::{NewConversation, Writable};
+    use crate::domain::time::Duration;
     use serde_json::json;
 
     fn rendered(map: &serde_json::Map<String, serde_json::Value>) -> usize {
@@ -436,8 +450,9 @@ mod tests {
     }
 
     #[test]
-    fn a_deleted_conversation_stores_its_purge_time_as_ttl() {
+    fn a_deleted_conversation_without_an_expiry_stores_its_purge_time_as_ttl() {
         let mut c = conversation();
+        c.expire_time = None;
         let purge = Timestamp::parse("2026-12-23T08:00:00.1Z").expect("valid");
         c.delete_time = Some(c.create_time);
         c.purge_time = Some(purge);
@@ -479,11 +494,38 @@ mod tests {
     }
 
     #[test]
-    fn expired_items_are_invisible() {
-        let mut item = conversation_item(&conversation());
-        let now = Timestamp::parse("2026-11-23T08:30:00Z").expect("valid");
-        assert!(is_visible(&item, now));
-        item.insert(attr::TTL.into(), n(now.epoch_seconds()));
-        assert!(!is_visible(&item, now));
+    fn items_are_invisible_from_their_expiry_or_purge_time_to_the_microsecond() {
+        let mut c = conversation();
+        let expire = c.expire_time.expect("an expiry");
+        let just_before = Timestamp::from_micros(expire.micros() - 1).expect("valid");
+        let item = conversation_item(&c);
+        assert!(is_visible(&item, just_before));
+        assert!(!is_visible(&item, expire));
+        assert!(
+            get_n(&item, attr::TTL).expect("ttl") * 1_000_000 > expire.micros(),
+            "the TTL itself is later: visibility must not follow it"
+        );
+        c.expire_time = None;
+        c.delete_time = Some(c.create_time);
+        c.purge_time = Some(expire);
+        let item = conversation_item(&c);
+        assert!(is_visible(&item, just_before));
+        assert!(!is_visible(&item, expire));
+    }
+
+    #[test]
+    fn the_ttl_is_the_earlier_of_expiry_and_purge_time() {
+        let mut c = conversation();
+        let expire = c.expire_time.expect("an expiry");
+        let later = expire.plus(Duration::THIRTY_DAYS).expect("valid");
+        c.delete_time = Some(c.create_time);
+        c.purge_time = Some(later);
+        assert_eq!(ttl_of(&c), Some(expire.epoch_seconds_ceil()));
+        c.expire_time = later.plus(Duration::THIRTY_DAYS);
+        assert_eq!(ttl_of(&c), Some(later.epoch_seconds_ceil()));
+        c.purge_time = None;
+        c.delete_time = None;
+        c.expire_time = None;
+        assert_eq!(ttl_of(&c), None);
     }
 }

@@ -117,6 +117,19 @@ fn not_found(id: &ConversationId) -> ApiError {
     ApiError::NotFound(id.name())
 }
 
+/// The answer for a conversation that is not there (missing, expired or another owner's): 404,
+/// unless the client sent an etag or `If-Match`, which cannot hold for what does not exist
+/// (RFC 9110): 412 for `If-Match` (`*` included), 409 `ABORTED` for a body etag.
+fn missing(id: &ConversationId, pre: &Preconditions) -> ApiError {
+    match pre.on_missing() {
+        Some(source_kind) => ApiError::Stale {
+            resource: id.name(),
+            source_kind,
+        },
+        None => not_found(id),
+    }
+}
+
 impl Store {
     /// A store over a table. The client is built once per process, from
     /// [`crate::app::dynamodb_config`] (which counts its requests for the log lines).
@@ -182,6 +195,18 @@ impl Store {
         }
     }
 
+    /// The condition that a conversation item is visible at `now`: not past its `expireTime` nor,
+    /// once soft-deleted, its `purgeTime`, to the microsecond. DynamoDB's TTL removes items only
+    /// eventually and in whole seconds, so every write says this itself ([`item::is_visible`]
+    /// is the same rule for reads).
+    fn visible_at(e: &mut Expr, now: Timestamp) -> String {
+        let (expire, purge) = (e.name(attr::EXPIRE), e.name(attr::PURGE));
+        let now_v = e.value(item::n(now.micros()));
+        format!(
+            "(attribute_not_exists({expire}) OR {expire} > {now_v}) AND (attribute_not_exists({purge}) OR {purge} > {now_v})"
+        )
+    }
+
     /// Adds the conditions every write to an existing conversation shares: it exists and has not
     /// expired, the client's etags match (`updated_at` checked by DynamoDB in the write itself),
     /// and the new version is above the stored one.
@@ -192,12 +217,10 @@ impl Store {
         pinned: Option<Version>,
         new: Version,
     ) {
-        let (pk, ttl, ver) = (e.name(attr::PK), e.name(attr::TTL), e.name(attr::VERSION));
-        let now_v = e.value(item::n(now.epoch_seconds()));
+        let (pk, ver) = (e.name(attr::PK), e.name(attr::VERSION));
+        let visible = Self::visible_at(e, now);
         // The conversation exists and is not past its expiry or purge time (TTL deletes lazily).
-        e.condition(format!(
-            "attribute_exists({pk}) AND (attribute_not_exists({ttl}) OR {ttl} > {now_v})"
-        ));
+        e.condition(format!("attribute_exists({pk}) AND {visible}"));
         // Optimistic concurrency: the stored version equals every etag the client sent.
         for versions in pre.required_versions() {
             let placeholders: Vec<String> = versions
@@ -260,16 +283,18 @@ impl Store {
         request_id: Option<RequestId>,
         new: NewConversation,
     ) -> Result<Conversation, ApiError> {
-        let conversation = new.into_conversation(
-            id.clone(),
-            owner.clone(),
-            request_id.clone(),
-            Timestamp::now(),
-        );
+        let now = Timestamp::now();
+        let conversation =
+            new.into_conversation(id.clone(), owner.clone(), request_id.clone(), now);
         let mut e = Expr::new();
-        let pk = e.name(attr::PK);
-        // An id is taken for good until its item is purged: no create ever overwrites.
-        e.condition(format!("attribute_not_exists({pk})"));
+        let (pk, expire, purge) = (e.name(attr::PK), e.name(attr::EXPIRE), e.name(attr::PURGE));
+        let now_v = e.value(item::n(now.micros()));
+        // An id is taken while its conversation is visible: a create never overwrites one, but an
+        // expired or purged conversation is missing although TTL has not removed its item yet.
+        // Its messages stay behind the old incarnation's keys; the purger deletes them.
+        e.condition(format!(
+            "attribute_not_exists({pk}) OR {expire} <= {now_v} OR {purge} <= {now_v}"
+        ));
         let result = self
             .client
             .put_item()
@@ -277,6 +302,7 @@ impl Store {
             .set_item(Some(item::conversation_item(&conversation)))
             .set_condition_expression(e.condition_expression())
             .set_expression_attribute_names(e.names())
+            .set_expression_attribute_values(e.values())
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .send()
             .await;
@@ -307,6 +333,12 @@ impl Store {
 
     /// Reads a conversation, soft-deleted ones included.
     pub async fn get(&self, owner: &Owner, id: &ConversationId) -> Result<Conversation, ApiError> {
+        let item = self.read(owner, id).await?;
+        Self::visible(item, Timestamp::now())?.ok_or_else(|| not_found(id))
+    }
+
+    /// The stored item of a conversation, if any (one consistent `GetItem`).
+    async fn read(&self, owner: &Owner, id: &ConversationId) -> Result<Option<Item>, ApiError> {
         let out = self
             .client
             .get_item()
@@ -316,7 +348,7 @@ impl Store {
             .send()
             .await
             .map_err(classify)?;
-        Self::visible(out.item, Timestamp::now())?.ok_or_else(|| not_found(id))
+        Ok(out.item)
     }
 
     /// Updates the masked fields. With `upsert` (allowMissing) a missing conversation is created
@@ -356,8 +388,9 @@ impl Store {
                 Attempt::Refused(old) => Self::visible(old, now)?,
             };
             let Some(old) = old else {
-                let Some(body) = upsert else {
-                    return Err(not_found(id));
+                let Some(body) = upsert.filter(|_| pre.on_missing().is_none()) else {
+                    // allowMissing creates nothing when a precondition names a version.
+                    return Err(missing(id, pre));
                 };
                 let new = NewConversation::try_from(body.clone())?;
                 match self.create(owner, id, None, new).await {
@@ -496,6 +529,7 @@ impl Store {
         allow_missing: bool,
     ) -> Result<Option<Conversation>, ApiError> {
         let mut pinned = pre.pinned();
+        let mut ttl_at_expiry = false;
         for _ in 0..MAX_RETRIES {
             let now = Timestamp::now();
             let new = Version::next(now, pinned);
@@ -509,15 +543,28 @@ impl Store {
             e.condition(format!("attribute_not_exists({del})"));
             e.set(attr::DELETE, item::n(now.micros()));
             e.set(attr::PURGE, item::n(purge.micros()));
-            // Purged by TTL at purgeTime (expiry stays enforced on reads).
-            e.set(attr::TTL, item::n(purge.epoch_seconds_ceil()));
+            // TTL removes it at the earlier of purgeTime and expireTime: a soft delete never
+            // postpones the expiry. DynamoDB has no min(), so the first attempt assumes no
+            // earlier expiry and says so in its condition; if the conversation expires first, the
+            // retry (pinned to the version that refusal returned) leaves the TTL at the expiry.
+            if ttl_at_expiry {
+                let (ttl, expire_at) = (e.name(attr::TTL), e.name(attr::EXPIRE_AT));
+                e.set_clause(format!("{ttl} = {expire_at}"));
+            } else {
+                let expire = e.name(attr::EXPIRE);
+                let purge_v = e.value(item::n(purge.micros()));
+                e.condition(format!(
+                    "attribute_not_exists({expire}) OR {expire} >= {purge_v}"
+                ));
+                e.set(attr::TTL, item::n(purge.epoch_seconds_ceil()));
+            }
             let old = match self.try_update(Self::key(owner, id), e).await? {
                 Attempt::Written(new) => return item::conversation_from(&new).map(Some),
                 Attempt::Refused(old) => Self::visible(old, now)?,
             };
             match old {
-                None if allow_missing => return Ok(None),
-                None => return Err(not_found(id)),
+                None if allow_missing && pre.on_missing().is_none() => return Ok(None),
+                None => return Err(missing(id, pre)),
                 Some(old) if old.is_deleted() => {
                     return if allow_missing {
                         Ok(Some(old))
@@ -531,6 +578,7 @@ impl Store {
                             resource: id.name(),
                             source_kind,
                         })?;
+                    ttl_at_expiry = old.expire_time.is_some_and(|t| t < purge);
                     pinned = Some(old.version);
                 }
             }
@@ -568,7 +616,7 @@ impl Store {
                 Attempt::Refused(old) => Self::visible(old, now)?,
             };
             let Some(old) = old else {
-                return Err(not_found(id));
+                return Err(missing(id, pre));
             };
             if !old.is_deleted() {
                 return Err(ApiError::AlreadyExists(format!(
@@ -614,9 +662,12 @@ impl Store {
                 Attempt::Written(new) => return item::conversation_from(&new),
                 Attempt::Refused(old) => Self::visible(old, now)?,
             };
-            let Some(old) = old.filter(|c| !c.is_deleted()) else {
-                return Err(not_found(id));
+            let Some(old) = old else {
+                return Err(missing(id, pre));
             };
+            if old.is_deleted() {
+                return Err(not_found(id));
+            }
             pre.check(old.version)
                 .map_err(|source_kind| ApiError::Stale {
                     resource: id.name(),
@@ -646,23 +697,15 @@ impl Store {
         for attempt in 0..MAX_RETRIES {
             let current = match seen.take() {
                 Some(item) => Some(item),
-                None => {
-                    self.client
-                        .get_item()
-                        .table_name(&self.table)
-                        .set_key(Some(Self::key(owner, id)))
-                        .consistent_read(true)
-                        .send()
-                        .await
-                        .map_err(classify)?
-                        .item
-                }
+                None => self.read(owner, id).await?,
             };
             let now = Timestamp::now();
-            let Some(conversation) = Self::visible(current, now)?.filter(|c| !c.is_deleted())
-            else {
-                return Err(not_found(id));
+            let Some(conversation) = Self::visible(current, now)? else {
+                return Err(missing(id, pre));
             };
+            if conversation.is_deleted() {
+                return Err(not_found(id));
+            }
             pre.check(conversation.version)
                 .map_err(|source_kind| ApiError::Stale {
                     resource: id.name(),
@@ -712,6 +755,9 @@ impl Store {
         let read = e.value(item::n(conversation.version.0));
         // The read is still current: same version, so same count, state and etag.
         e.condition(format!("{ver} = {read}"));
+        // And the conversation has not expired since it was read.
+        let visible = Self::visible_at(&mut e, now);
+        e.condition(visible);
         e.set(attr::COUNT, item::n(message.order));
         e.set(attr::LAST_USED, item::n(now.micros()));
         e.set(attr::VERSION, item::n(new.0));
@@ -838,9 +884,8 @@ impl Store {
             }
             (None, None) => {}
         }
-        let ttl = e.name(attr::TTL);
-        let now_v = e.value(item::n(now.epoch_seconds()));
-        e.condition(format!("attribute_not_exists({ttl}) OR {ttl} > {now_v}"));
+        let visible = Self::visible_at(&mut e, now);
+        e.condition(visible);
         if !query.show_deleted {
             let del = e.name(attr::DELETE);
             e.condition(format!("attribute_not_exists({del})"));
@@ -929,7 +974,10 @@ impl Store {
     }
 
     /// Lists a conversation's messages in ascending order: one `Query` per page. The first page
-    /// also reads the conversation item, which sorts before its messages, to check it is live.
+    /// reads the conversation item too, which sorts before its messages, to check it is live;
+    /// a later page reads it with a `GetItem` sent alongside its `Query` (one round trip), so
+    /// that it too is 404 once the conversation was deleted, expired, or purged and created
+    /// again (a new incarnation: other message keys).
     pub async fn list_messages(
         &self,
         owner: &Owner,
@@ -977,12 +1025,24 @@ impl Store {
                 None
             }
         };
-        let out = request
+        let query = request
             .set_expression_attribute_names(e.names())
             .set_expression_attribute_values(e.values())
-            .send()
-            .await
-            .map_err(classify)?;
+            .send();
+        let out = match &prefix {
+            None => query.await.map_err(classify)?,
+            Some(prefix) => {
+                let (out, header) = futures_util::future::join(query, self.read(owner, id)).await;
+                let (out, header) = (out.map_err(classify)?, header?);
+                let live = Self::visible(header, Timestamp::now())?
+                    .filter(|c| !c.is_deleted())
+                    .filter(|c| item::message_prefix(c.create_time) == *prefix);
+                if live.is_none() {
+                    return Err(not_found(id));
+                }
+                out
+            }
+        };
         let items = out.items.unwrap_or_default();
         // As in `list`: messages are measured only when the page could pass the budget.
         let could_overflow = items.iter().map(item::rendered_bound).sum::<usize>() > MAX_PAGE_BYTES;
@@ -1134,6 +1194,65 @@ use expr::Expr;
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::etag::{Etag, IfMatch};
+    use crate::domain::field_mask::{MAX_MASK_PATHS, UpdateMask};
+
+    /// DynamoDB's limit on each expression string.
+    const EXPRESSION_LIMIT: usize = 4096;
+
+    #[test]
+    fn the_largest_update_a_client_can_send_stays_within_dynamodb_s_expression_limit() {
+        // Every other path, 64 label keys set (more is a 422) and removals up to the mask's bound.
+        let mut paths = vec![
+            "displayName",
+            "category",
+            "agents",
+            "conversationProfile",
+            "languageCode",
+            "metadata",
+            "conversationStage",
+            "startTime",
+            "expireTime",
+        ]
+        .into_iter()
+        .map(str::to_owned)
+        .collect::<Vec<_>>();
+        let sets = MAX_LABELS;
+        let removals = MAX_MASK_PATHS - paths.len() - sets;
+        paths.extend((0..sets + removals).map(|i| format!("labels.k{i}")));
+        let mask = UpdateMask::parse(&paths.join(",")).expect("the largest mask");
+        let labels: serde_json::Map<String, serde_json::Value> =
+            (0..sets).map(|i| (format!("k{i}"), "v".into())).collect();
+        let now = Timestamp::now();
+        let body = serde_json::json!({"displayName": "d", "category": "c", "agents": ["a"], "conversationProfile": "p",
+            "languageCode": "en", "metadata": {"m": 1}, "conversationStage": "HUMAN_ASSIST_STAGE",
+            "startTime": "2026-01-01T00:00:00Z", "ttl": "60s", "labels": labels});
+        let body = Writable::from_json(body.as_object().expect("object"), now).expect("valid");
+        let update = Update::new(&mask, &body).expect("valid");
+        // The most preconditions: 50 If-Match tags and a body etag.
+        let tags = (0..50).map(|i| Etag::Version(Version(i))).collect();
+        let pre = Preconditions {
+            body: Some(Etag::Version(Version(1))),
+            if_match: Some(IfMatch::Tags(tags)),
+        };
+        for (counted, pinned) in [(false, None), (true, Some(Version(7)))] {
+            let mut e = Expr::new();
+            Store::guard(&mut e, now, &pre, pinned, Version::next(now, pinned));
+            let del = e.name(attr::DELETE);
+            e.condition(format!("attribute_not_exists({del})"));
+            Store::write_update(&mut e, &update, sets, counted);
+            let update_len = e.update_expression().expect("an update").len();
+            let condition_len = e.condition_expression().expect("a condition").len();
+            assert!(
+                update_len < EXPRESSION_LIMIT,
+                "update expression {update_len} bytes"
+            );
+            assert!(
+                condition_len < EXPRESSION_LIMIT,
+                "condition expression {condition_len} bytes"
+            );
+        }
+    }
 
     #[test]
     fn a_page_keeps_items_while_they_fit_and_always_at_least_one() {
