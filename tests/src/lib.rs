@@ -19,6 +19,7 @@ use tokio::sync::OnceCell;
 pub mod fault_proxy;
 pub mod http_client;
 pub mod serve;
+pub mod stream;
 
 /// Records the operation name of every request a DynamoDB client sends.
 #[derive(Debug, Clone, Default)]

@@ -250,32 +250,138 @@ fn every_route_agrees_across_the_code_the_spec_the_template_and_the_local_router
     );
 }
 
-#[test]
-fn deployed_functions_get_the_table_and_a_generated_token_key_so_identity_comes_from_the_jwt() {
+fn template() -> Value {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../template.yaml");
-    let template: Value =
-        serde_yaml_ng::from_str(&std::fs::read_to_string(path).expect("read")).expect("valid YAML");
+    serde_yaml_ng::from_str(&std::fs::read_to_string(path).expect("read")).expect("valid YAML")
+}
+
+/// The functions that sign or verify page tokens: the two list methods.
+const TOKEN_SIGNERS: [&str; 2] = ["ListConversationsFunction", "ListMessagesFunction"];
+
+#[test]
+fn deployed_functions_get_the_table_and_only_the_list_functions_the_token_key() {
+    let template = template();
     let globals = template["Globals"]["Function"]["Environment"]["Variables"]
         .as_mapping()
         .expect("global variables");
     let names: Vec<&str> = globals.keys().filter_map(Value::as_str).collect();
     // Without CONVERSATIONS_AUTH the functions read the caller from the JWT authorizer's `sub`
     // and ignore X-Owner-Id (tests/tests/handlers.rs proves the handler side).
-    assert_eq!(names, ["CONVERSATIONS_TABLE", "CONVERSATIONS_TOKEN_KEY"]);
+    assert_eq!(names, ["CONVERSATIONS_TABLE"]);
     for (name, resource) in template["Resources"].as_mapping().expect("resources") {
+        if resource["Type"].as_str() != Some("AWS::Serverless::Function") {
+            continue;
+        }
+        let name = name.as_str().expect("a name");
+        let own = &resource["Properties"]["Environment"]["Variables"];
+        if !TOKEN_SIGNERS.contains(&name) {
+            assert!(own.is_null(), "{name} sets its own environment: {own:?}");
+            continue;
+        }
+        let vars: Vec<&str> = own
+            .as_mapping()
+            .expect("variables")
+            .keys()
+            .filter_map(Value::as_str)
+            .collect();
+        assert_eq!(
+            vars,
+            ["CONVERSATIONS_TABLE", "CONVERSATIONS_TOKEN_KEY"],
+            "{name}"
+        );
+        // The page-token key is a secret CloudFormation generates, never a value in the template.
+        let key = serde_yaml_ng::to_string(&own["CONVERSATIONS_TOKEN_KEY"]).expect("render");
         assert!(
-            resource["Properties"]["Environment"].is_null(),
-            "{name:?} sets its own environment"
+            key.contains("{{resolve:secretsmanager:${PageTokenKey}:SecretString}}"),
+            "{name}: {key}"
         );
     }
-    // The page-token key is a secret CloudFormation generates, never a value in the template.
-    let key = serde_yaml_ng::to_string(&globals[&Value::from("CONVERSATIONS_TOKEN_KEY")])
-        .expect("render");
-    assert!(
-        key.contains("{{resolve:secretsmanager:${PageTokenKey}:SecretString}}"),
-        "{key}"
-    );
     let secret = &template["Resources"]["PageTokenKey"];
     assert_eq!(secret["Type"], "AWS::SecretsManager::Secret");
     assert!(secret["Properties"]["GenerateSecretString"]["PasswordLength"].as_u64() >= Some(32));
+}
+
+/// Every `Resource` a policy document's statements name, rendered as YAML text.
+fn statement_resources(document: &Value) -> Vec<(String, String)> {
+    document["Statement"]
+        .as_sequence()
+        .expect("statements")
+        .iter()
+        .map(|statement| {
+            let actions = serde_yaml_ng::to_string(&statement["Action"]).expect("render");
+            let resource = serde_yaml_ng::to_string(&statement["Resource"]).expect("render");
+            (actions, resource)
+        })
+        .collect()
+}
+
+#[test]
+fn the_purger_has_its_own_role_naming_only_its_table_stream_queue_and_log_group() {
+    let template = template();
+    let function = &template["Resources"]["PurgeMessagesFunction"]["Properties"];
+    assert!(
+        function["Policies"].is_null(),
+        "no SAM policies (and so no managed role)"
+    );
+    assert_eq!(
+        serde_yaml_ng::to_string(&function["Role"])
+            .expect("render")
+            .trim(),
+        "!GetAtt PurgeMessagesRole.Arn"
+    );
+    let role = &template["Resources"]["PurgeMessagesRole"];
+    assert_eq!(role["Type"], "AWS::IAM::Role");
+    assert!(
+        role["Properties"]["ManagedPolicyArns"].is_null(),
+        "no managed policies"
+    );
+    let policies = role["Properties"]["Policies"]
+        .as_sequence()
+        .expect("policies");
+    let allowed = [
+        "!GetAtt PurgeMessagesLogGroup.Arn",
+        "!GetAtt Table.Arn",
+        "!GetAtt Table.StreamArn",
+        "!Sub ${Table.Arn}/stream/*",
+        "!GetAtt PurgeFailuresQueue.Arn",
+    ];
+    for policy in policies {
+        for (actions, resource) in statement_resources(&policy["PolicyDocument"]) {
+            assert!(
+                allowed.contains(&resource.trim()),
+                "{actions} on {resource}: not this stack's table, stream, queue or log group"
+            );
+            assert!(!actions.contains('*'), "no wildcard actions: {actions}");
+            if actions.contains("dynamodb:GetRecords") {
+                assert_eq!(
+                    resource.trim(),
+                    "!GetAtt Table.StreamArn",
+                    "only this stream"
+                );
+            }
+        }
+    }
+    // Failed batches go to the queue, whose depth raises an alarm; the replay starts disabled.
+    let events = &function["Events"];
+    let stream = &events["Expired"]["Properties"];
+    assert_eq!(
+        serde_yaml_ng::to_string(&stream["DestinationConfig"]["OnFailure"]["Destination"])
+            .expect("render")
+            .trim(),
+        "!GetAtt PurgeFailuresQueue.Arn"
+    );
+    assert_eq!(stream["BisectBatchOnFunctionError"].as_bool(), Some(true));
+    assert_eq!(
+        stream["FunctionResponseTypes"][0].as_str(),
+        Some("ReportBatchItemFailures")
+    );
+    let replay = &events["Replay"];
+    assert_eq!(replay["Type"], "SQS");
+    assert_eq!(replay["Properties"]["Enabled"].as_bool(), Some(false));
+    let alarm = &template["Resources"]["PurgeFailuresAlarm"]["Properties"];
+    assert_eq!(alarm["MetricName"], "ApproximateNumberOfMessagesVisible");
+    assert_eq!(
+        template["Resources"]["Table"]["Properties"]["StreamSpecification"]["StreamViewType"],
+        "NEW_AND_OLD_IMAGES"
+    );
 }

@@ -1,76 +1,178 @@
-//! The DynamoDB stream consumer: when DynamoDB's TTL removes a conversation item (at its
-//! `expireTime`, or at `purgeTime` after a soft delete), deletes that conversation's messages.
-//! The event source mapping passes only `REMOVE` records of conversation items (sort key `C`);
-//! the stream carries old images, whose `create_time` names the incarnation to purge.
+//! The DynamoDB stream consumer that deletes the messages no conversation can reach any more:
+//! those of a conversation item DynamoDB's TTL removed (at its `expireTime`, or `purgeTime` after
+//! a soft delete), and those of the earlier incarnation when a create took over an expired
+//! conversation's id (the item's `create_time` changed). The event source mapping's filters
+//! (template.yaml) pass only such records; the messages' keys carry the incarnation, so only that
+//! incarnation's messages go.
+//!
+//! A failing record is reported as the batch's first failure (`ReportBatchItemFailures`), so
+//! Lambda retries from it; when the retries are exhausted, Lambda sends the batch's stream range
+//! to the on-failure queue, and the same function replays it from there (an SQS event) or when
+//! invoked with that record ([`replay`]).
 
-use std::collections::HashMap;
+pub mod changes;
+pub mod replay;
 
 use conversations::App;
-use conversations::domain::time::Timestamp;
 use lambda_runtime::{Error, LambdaEvent};
 use serde::Deserialize;
+use serde_json::{Value, json};
 
-/// A DynamoDB stream event, reduced to what the purge reads.
-#[derive(Debug, Deserialize)]
-pub struct StreamEvent {
-    /// The records of the batch.
-    #[serde(rename = "Records")]
-    pub records: Vec<StreamRecord>,
+use changes::{Change, EventRecord};
+use replay::FailedBatch;
+
+/// What the purger works with: the store, and a DynamoDB Streams client for replays.
+#[derive(Debug, Clone)]
+pub struct Purger {
+    /// The table's store.
+    pub app: App,
+    /// Reads failed batches back from the table's stream.
+    pub streams: aws_sdk_dynamodbstreams::Client,
 }
 
-/// One change record.
+/// One SQS message of the on-failure queue.
 #[derive(Debug, Deserialize)]
-pub struct StreamRecord {
-    /// `INSERT`, `MODIFY` or `REMOVE`.
-    #[serde(rename = "eventName")]
-    pub event_name: String,
-    /// The change.
-    pub dynamodb: Change,
+struct QueueMessage {
+    #[serde(rename = "messageId")]
+    message_id: String,
+    body: String,
 }
 
-/// The keys and old image of a change.
-#[derive(Debug, Deserialize)]
-pub struct Change {
-    /// The item's keys.
-    #[serde(rename = "Keys")]
-    pub keys: HashMap<String, Attribute>,
-    /// The item before the change.
-    #[serde(rename = "OldImage", default)]
-    pub old_image: HashMap<String, Attribute>,
-}
-
-/// A string or number attribute (other types are not read).
-#[derive(Debug, Deserialize)]
-pub struct Attribute {
-    /// A string value.
-    #[serde(rename = "S")]
-    pub s: Option<String>,
-    /// A number value.
-    #[serde(rename = "N")]
-    pub n: Option<String>,
-}
-
-/// Handles one batch; an error makes Lambda retry it (the purge is idempotent).
-pub async fn handle(app: &App, event: LambdaEvent<StreamEvent>) -> Result<(), Error> {
-    for record in event.payload.records {
-        let keys = &record.dynamodb.keys;
-        let sort_key = keys.get("sk").and_then(|a| a.s.as_deref());
-        if record.event_name != "REMOVE" || sort_key != Some("C") {
-            continue;
-        }
-        let Some(partition) = keys.get("pk").and_then(|a| a.s.as_deref()) else {
-            continue;
-        };
-        let incarnation = record
-            .dynamodb
-            .old_image
-            .get("create_time")
-            .and_then(|a| a.n.as_deref())
-            .and_then(|n| n.parse().ok())
-            .and_then(Timestamp::from_micros)
-            .ok_or("a REMOVE record without the old image's create_time: the stream must carry OLD_IMAGE")?;
-        let deleted = app.store.purge_messages(partition, incarnation).await?;
-        tracing::info!(deleted, "purged the messages of an expired conversation");
+/// Handles one invocation: a stream batch, a batch of the on-failure queue's messages, or one
+/// on-failure record given directly (`aws lambda invoke`).
+pub async fn handle(purger: &Purger, event: LambdaEvent<Value>) -> Result<Value, Error> {
+    let payload = event.payload;
+    if payload.get("DDBStreamBatchInfo").is_some() {
+        let failed: FailedBatch = serde_json::from_value(payload)?;
+        let purged = purger.replay(&failed).await?;
+        return Ok(json!({"purged": purged}));
     }
-    Ok(())
+    let records = match payload.get("Records") {
+        Some(Value::Array(records)) => records.clone(),
+        _ => return Err("expected a DynamoDB stream or SQS event, or an on-failure record".into()),
+    };
+    let from_queue = records
+        .first()
+        .and_then(|r| r.get("eventSource"))
+        .is_some_and(|s| s == "aws:sqs");
+    let failures = if from_queue {
+        purger.replay_messages(records).await
+    } else {
+        purger.purge_records(records).await
+    };
+    Ok(json!({"batchItemFailures": failures
+        .into_iter()
+        .map(|id| json!({"itemIdentifier": id}))
+        .collect::<Vec<_>>()}))
+}
+
+impl Purger {
+    /// Purges what each change leaves behind, in stream order. Returns the first change that
+    /// failed and every one after it (by sequence number): Lambda retries from the first.
+    async fn purge_changes(&self, changes: &[Change]) -> Result<usize, (usize, String)> {
+        let mut purged = 0;
+        for (i, change) in changes.iter().enumerate() {
+            let orphans = match change.orphans() {
+                Ok(Some(orphans)) => orphans,
+                Ok(None) => continue,
+                Err(e) => return Err((i, e)),
+            };
+            match self
+                .app
+                .store
+                .purge_messages(&orphans.partition, orphans.incarnation)
+                .await
+            {
+                Ok(deleted) => {
+                    purged += deleted;
+                    tracing::info!(deleted, sequence = %change.sequence, "purged unreachable messages");
+                }
+                Err(e) => return Err((i, format!("{e}: {}", cause(&e)))),
+            }
+        }
+        Ok(purged)
+    }
+
+    /// A stream batch: the sequence number to retry from (none when everything was purged).
+    async fn purge_records(&self, records: Vec<Value>) -> Vec<String> {
+        let mut changes = Vec::with_capacity(records.len());
+        let mut unreadable = None;
+        for record in records {
+            let sequence = record
+                .pointer("/dynamodb/SequenceNumber")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned();
+            match serde_json::from_value::<EventRecord>(record) {
+                Ok(record) => changes.push(Change::from_event(record)),
+                Err(e) => {
+                    unreadable = Some((sequence, e.to_string()));
+                    break;
+                }
+            }
+        }
+        // Everything before an unreadable record is purged; Lambda retries from that record
+        // (an empty identifier, when it has no sequence number either, retries the whole batch).
+        let failed = match self.purge_changes(&changes).await {
+            Ok(_) => unreadable,
+            Err((i, error)) => Some((changes[i].sequence.clone(), error)),
+        };
+        match failed {
+            None => Vec::new(),
+            Some((sequence, error)) => {
+                tracing::error!(%error, %sequence, "purge failed; Lambda retries from this record");
+                vec![sequence]
+            }
+        }
+    }
+
+    /// Messages of the on-failure queue: the ids of those not replayed yet.
+    async fn replay_messages(&self, records: Vec<Value>) -> Vec<String> {
+        let mut failed = Vec::new();
+        for record in records {
+            let message: QueueMessage = match serde_json::from_value(record) {
+                Ok(message) => message,
+                Err(e) => {
+                    tracing::error!(error = %e, "an SQS record the purger cannot read");
+                    continue;
+                }
+            };
+            let replayed = match serde_json::from_str::<FailedBatch>(&message.body) {
+                Ok(batch) => self.replay(&batch).await,
+                Err(e) => Err(format!("not an on-failure record of a stream batch: {e}").into()),
+            };
+            if let Err(error) = replayed {
+                tracing::error!(%error, message = %message.message_id, "replay failed; the message stays in the queue");
+                failed.push(message.message_id);
+            }
+        }
+        failed
+    }
+
+    /// Reads a failed batch back from the stream and purges what it left behind.
+    pub async fn replay(&self, failed: &FailedBatch) -> Result<usize, Error> {
+        let changes = replay::changes_of(&self.streams, &failed.batch).await?;
+        let purged = self
+            .purge_changes(&changes)
+            .await
+            .map_err(|(i, e)| format!("record {}: {e}", changes[i].sequence))?;
+        tracing::info!(
+            records = changes.len(),
+            purged,
+            shard = %failed.batch.shard_id,
+            "replayed a failed batch"
+        );
+        Ok(purged)
+    }
+}
+
+/// The causes of a store error, for the log.
+fn cause(error: &conversations::ApiError) -> String {
+    let mut causes = Vec::new();
+    let mut next = std::error::Error::source(error);
+    while let Some(c) = next {
+        causes.push(c.to_string());
+        next = c.source();
+    }
+    causes.join(": ")
 }

@@ -1102,8 +1102,8 @@ impl Store {
 }
 
 impl Store {
-    /// Deletes the messages of one incarnation of a conversation whose item DynamoDB's TTL has
-    /// removed (the stream purger): one keys-only `Query` per page and `BatchWriteItem`s of 25.
+    /// Deletes the messages of one incarnation of a conversation that nothing can reach any more
+    /// (the stream purger): one consistent keys-only `Query` per page and `BatchWriteItem`s of 25.
     /// Returns how many messages it deleted. Idempotent: a retried purge deletes what is left.
     pub async fn purge_messages(
         &self,
@@ -1128,6 +1128,8 @@ impl Store {
                     "{pk} = {pk_v} AND begins_with({sk}, {prefix_v})"
                 ))
                 .projection_expression(format!("{pk}, {sk}"))
+                // Consistent: a message appended just before its conversation expired is seen.
+                .consistent_read(true)
                 .set_expression_attribute_names(e.names())
                 .set_expression_attribute_values(e.values())
                 .set_exclusive_start_key(start.take())

@@ -3,7 +3,8 @@
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
-    ProjectionType, ScalarAttributeType, TimeToLiveSpecification,
+    ProjectionType, ScalarAttributeType, StreamSpecification, StreamViewType,
+    TimeToLiveSpecification,
 };
 
 use crate::store::item::attr;
@@ -11,7 +12,8 @@ use crate::store::item::attr;
 /// The sparse index that lists an owner's conversations by createTime.
 pub const OWNER_INDEX: &str = "by-owner";
 
-/// Creates the table (on-demand, keys, index, TTL) unless it exists. Returns whether it created it.
+/// Creates the table (on-demand, keys, index, TTL, a stream of old and new images for the
+/// purger) unless it exists. Returns whether it created it.
 pub async fn ensure_table(
     client: &Client,
     table: &str,
@@ -48,6 +50,12 @@ pub async fn ensure_table(
                         .projection_type(ProjectionType::All)
                         .build(),
                 )
+                .build()?,
+        )
+        .stream_specification(
+            StreamSpecification::builder()
+                .stream_enabled(true)
+                .stream_view_type(StreamViewType::NewAndOldImages)
                 .build()?,
         )
         .send()
