@@ -29,5 +29,5 @@ case "$STAGING_API_URL" in
 esac
 
 log "black-box tests against $STAGING_API_URL"
-unset API_BASE_URL REQUIRE_API_BASE_URL
+unset API_BASE_URL
 cargo test --locked -p api-tests --test e2e

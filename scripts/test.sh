@@ -48,7 +48,6 @@ for route in "GET /v1/conversations" "POST /v1/conversations" "GET /v1/conversat
 done
 
 export API_BASE_URL="http://127.0.0.1:$WATCH_PORT"
-export REQUIRE_API_BASE_URL=1
 log "running the tests"
 set +e
 cargo test --workspace --locked --no-fail-fast "$@" 2>&1 | tee "$WORK/test.log"

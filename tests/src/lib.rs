@@ -9,6 +9,7 @@ use aws_sdk_dynamodb::config::interceptors::BeforeTransmitInterceptorContextRef;
 use aws_sdk_dynamodb::config::{ConfigBag, Intercept, RuntimeComponents};
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_smithy_runtime_api::box_error::BoxError;
+use aws_smithy_runtime_api::client::retries::RequestAttempts;
 use conversations::app::sdk_config;
 use conversations::domain::page_token::TokenKey;
 use conversations::lambda_http::{Body, Request, RequestExt, Response};
@@ -21,14 +22,20 @@ pub mod http_client;
 pub mod serve;
 pub mod stream;
 
-/// Records the operation name of every request a DynamoDB client sends.
+/// Records the operation of every DynamoDB call a client makes: one entry per logical call,
+/// however many attempts the SDK's retries made of it (a loaded machine's timeout retry must
+/// not change what the tests count).
 #[derive(Debug, Clone, Default)]
-pub struct Counter(Arc<Mutex<Vec<String>>>);
+pub struct Counter(Arc<Mutex<Vec<(String, u32)>>>);
 
 impl Counter {
-    /// The operations since the last call, emptied.
+    /// The operations called since the last take, emptied (retries not counted).
     pub fn take(&self) -> Vec<String> {
         std::mem::take(&mut *self.0.lock().unwrap_or_else(|e| e.into_inner()))
+            .into_iter()
+            .filter(|(_, attempt)| *attempt == 1)
+            .map(|(operation, _)| operation)
+            .collect()
     }
 }
 
@@ -37,13 +44,13 @@ impl Intercept for Counter {
         "RequestCounter"
     }
 
-    /// Runs once per HTTP request sent (retries included): the operation is named by the
-    /// `X-Amz-Target` header, e.g. `DynamoDB_20120810.GetItem`.
+    /// Runs once per HTTP request sent: the operation is named by the `X-Amz-Target` header,
+    /// e.g. `DynamoDB_20120810.GetItem`, and the attempt by the orchestrator's `RequestAttempts`.
     fn read_before_transmit(
         &self,
         ctx: &BeforeTransmitInterceptorContextRef<'_>,
         _: &RuntimeComponents,
-        _: &mut ConfigBag,
+        cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
         let target = ctx
             .request()
@@ -51,7 +58,11 @@ impl Intercept for Counter {
             .get("x-amz-target")
             .unwrap_or("unknown");
         let name = target.rsplit('.').next().unwrap_or(target).to_owned();
-        self.0.lock().unwrap_or_else(|e| e.into_inner()).push(name);
+        let attempt = cfg.load::<RequestAttempts>().map_or(1, |a| a.attempts());
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push((name, attempt));
         Ok(())
     }
 }

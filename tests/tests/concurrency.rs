@@ -194,26 +194,42 @@ async fn racing_creates_of_one_id_make_one_conversation() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn delete_racing_update_ends_in_a_serial_outcome() {
     let t = TestApp::new().await;
-    let (o, i) = (owner(), id());
-    t.create(&o, &i, json!({"agents": ["a"]})).await;
-    let (deleted, updated) = tokio::join!(
-        t.call(Req::new(Method::Delete).owner(&o).id(&i)),
-        t.call(
-            Req::new(Method::Update)
-                .owner(&o)
-                .id(&i)
-                .json(json!({"displayName": "late"}))
-        )
-    );
-    assert_eq!(deleted.status, 200);
-    let end = t.call(Req::new(Method::Get).owner(&o).id(&i)).await;
-    assert_eq!(end.body["deleted"], true);
-    match updated.status {
-        // Update first, then delete: the deleted conversation carries the update.
-        200 => assert_eq!(end.body["displayName"], "late"),
-        // Delete first: the update found nothing live and wrote nothing.
-        404 => assert!(end.body.get("displayName").is_none()),
-        other => panic!("unexpected update status {other}: {}", updated.body),
+    let o = owner();
+    for _ in 0..10 {
+        let i = id();
+        t.create(&o, &i, json!({"agents": ["a"]})).await;
+        let (deleted, updated) = tokio::join!(
+            t.call(Req::new(Method::Delete).owner(&o).id(&i)),
+            t.call(
+                Req::new(Method::Update)
+                    .owner(&o)
+                    .id(&i)
+                    .json(json!({"displayName": "late"}))
+            )
+        );
+        assert_eq!(deleted.status, 200);
+        let end = t.call(Req::new(Method::Get).owner(&o).id(&i)).await;
+        assert_eq!(end.body["deleted"], true);
+        // The delete is the last write either way: the conversation's version is the delete's.
+        assert_eq!(end.body["updateTime"], end.body["deleteTime"]);
+        assert_eq!(end.body["etag"], deleted.body["etag"]);
+        match updated.status {
+            // Update first, then delete: the update saw a live conversation, an earlier version,
+            // and the deleted conversation carries it.
+            200 => {
+                assert_eq!(updated.body["deleted"], false, "applied to a live one");
+                assert!(
+                    updated.body["updateTime"].as_str() < end.body["deleteTime"].as_str(),
+                    "the update came before the delete: {} vs {}",
+                    updated.body["updateTime"],
+                    end.body["deleteTime"]
+                );
+                assert_eq!(end.body["displayName"], "late");
+            }
+            // Delete first: the update found nothing live and wrote nothing.
+            404 => assert!(end.body.get("displayName").is_none()),
+            other => panic!("unexpected update status {other}: {}", updated.body),
+        }
     }
 }
 

@@ -124,7 +124,11 @@ async fn an_append_that_dynamodb_never_applies_writes_neither_message_nor_count(
     let (o, i) = (owner(), id());
     t.create(&o, &i, json!({"agents": ["a"]})).await;
     assert_eq!(t.append(&o, &i, "first").await.status, 201);
-    for fault in [SERVER_ERROR, THROTTLED, Fault::Hang] {
+    for (fault, status, code, retry_after) in [
+        (SERVER_ERROR, 503, "UNAVAILABLE", "2"),
+        (THROTTLED, 429, "RESOURCE_EXHAUSTED", "1"),
+        (Fault::Hang, 503, "UNAVAILABLE", "2"),
+    ] {
         proxy.inject("TransactWriteItems", fault, 3);
         let (res, elapsed) = timed(
             &t,
@@ -134,13 +138,8 @@ async fn an_append_that_dynamodb_never_applies_writes_neither_message_nor_count(
                 .json(json!({"type": "USER", "content": "lost"})),
         )
         .await;
-        assert!(
-            res.status == 503 || res.status == 429,
-            "{fault:?}: {} {}",
-            res.status,
-            res.body
-        );
-        assert!(res.header("retry-after").is_some());
+        res.assert_problem(status, code);
+        assert_eq!(res.header("retry-after"), Some(retry_after), "{fault:?}");
         assert!(elapsed < BOUND, "{fault:?} bounded: {elapsed:?}");
         assert_eq!(
             counted_and_stored_messages(&t, &o, &i).await,
@@ -303,4 +302,19 @@ async fn appends_land_even_when_instances_sdk_token_generators_collide() {
         }
         assert_eq!(counted_and_stored_messages(&t, &o, &i).await, (Some(2), 2));
     }
+}
+
+#[tokio::test]
+async fn the_tests_request_counter_counts_calls_not_the_sdk_s_retries() {
+    let (proxy, t) = through_proxy().await;
+    let (o, i) = (owner(), id());
+    t.create(&o, &i, json!({"agents": ["a"]})).await;
+    t.counter.take();
+    proxy.take_seen();
+    // One attempt fails as a timeout would on a loaded machine; the SDK's retry succeeds.
+    proxy.inject("GetItem", SERVER_ERROR, 1);
+    let res = t.call(Req::new(Method::Get).owner(&o).id(&i)).await;
+    assert_eq!(res.status, 200);
+    assert_eq!(proxy.take_seen().len(), 2, "two attempts reached DynamoDB");
+    assert_eq!(t.counter.take(), ["GetItem"], "one call");
 }
