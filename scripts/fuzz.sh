@@ -15,11 +15,20 @@ cd "$ROOT/shared"
 SECONDS_EACH="${FUZZ_SECONDS:-120}"
 [ "${1:-}" = "--smoke" ] && SECONDS_EACH=10
 
+# Every target there must be: a target that went missing from shared/fuzz/Cargo.toml (or a
+# `cargo fuzz list` that found none) fails the run instead of fuzzing less.
+EXPECTED_TARGETS="body field_mask filter ids page_token"
+
 ensure_cargo_fuzz
 export RUSTC_BOOTSTRAP=1
 log "building the fuzz targets"
 cargo fuzz build --sanitizer none
-for target in $(cargo fuzz list); do
+found="$(cargo fuzz list | sort | tr '\n' ' ' | sed 's/ $//')"
+if [ "$found" != "$EXPECTED_TARGETS" ]; then
+  echo "fuzz: expected the targets '$EXPECTED_TARGETS', found '$found'" >&2
+  exit 1
+fi
+for target in $found; do
   corpus="$LOCAL/fuzz/corpus/$target"
   mkdir -p "$corpus" "fuzz/artifacts/$target"
   log "fuzzing $target for ${SECONDS_EACH}s"

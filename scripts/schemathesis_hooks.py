@@ -1,23 +1,197 @@
-"""Schemathesis hooks for runs against the local emulator (scripts/schemathesis.sh loads this file
-only when API_BASE_URL is a loopback address).
+"""Schemathesis hooks of scripts/schemathesis.sh: the contract's rules that JSON Schema cannot
+state, as one table, and what is done with it.
 
-cargo lambda watch (1.9.2, the newest release) turns a request body whose Content-Type is
-application/json or text/* into a JSON string before any function runs, and answers its own
-`500 text/plain` when those bytes are not UTF-8: no function of ours sees the request. The fuzzing
-phase sends such bodies ("syntax fuzzing": random bytes that are not JSON). This hook keeps the
-random bodies that are UTF-8 text (still not JSON: each must be a 400 problem) and drops only the
-ones the emulator itself cannot carry. What the service does with them is proven in-process, where
-the handler gets the raw bytes: tests/tests/handlers.rs `a_body_that_is_not_utf_8_is_400`.
+1. `RULES`: for each operation (by operationId), the 4xx answers the contract gives to a request that the schema
+   calls valid (an `expireTime` in the past, a stale `If-Match`, an id nobody created...), each
+   naming its rule. `python3 schemathesis_hooks.py --toml` prints the per-operation
+   `positive_data_acceptance` statuses of the configuration from it, so the two cannot disagree.
+2. The check `contract_rule`: a 4xx that the configuration accepts passes only if its problem
+   document says it is that rule: its `code`, and the fields of its `errors` or its `detail`. A
+   4xx of the right status for another reason fails the run. Requests the schema calls invalid
+   (negative cases) must be refused as invalid input (400/422 INVALID_ARGUMENT, 413, 415), as
+   unrouted (405 METHOD_NOT_ALLOWED) or as missing (404 NOT_FOUND).
+3. Against the local emulator only (`SCHEMATHESIS_LOCAL_EMULATOR=1`): request bodies that are not
+   UTF-8 are left out. cargo lambda watch (1.9.2, the newest release) turns a body whose
+   Content-Type is application/json or text/* into a JSON string before any function runs, and
+   answers its own `500 text/plain` when those bytes are not UTF-8: no function of ours sees the
+   request. The handler's answer to such bodies is proven in-process, where it gets the raw bytes
+   (tests/tests/handlers.rs `a_body_that_is_not_utf_8_is_400`).
 """
 
-import schemathesis
+import json
+import os
+import re
+import sys
+from dataclasses import dataclass, field
 
 
-@schemathesis.hook
-def filter_body(context, body):
-    if isinstance(body, (bytes, bytearray)):
-        try:
-            bytes(body).decode("utf-8")
-        except UnicodeDecodeError:
+@dataclass(frozen=True)
+class Rule:
+    status: int
+    code: str
+    why: str
+    # A 422's errors: every (field, code) must be one of these (fields compared before any `[i]`
+    # or `.key`); ANY_FIELD: at least one, any. None: the detail is matched instead, if given.
+    fields: frozenset = None
+    detail: str = None
+    # Only in these phases (the coverage phase builds header values of [A-Za-z0-9] only, so it
+    # cannot build a valid If-Match, and labels its placeholder `If-Match: 0` positive).
+    phases: frozenset = None
+
+    def matches(self, status, problem, phase):
+        if status != self.status or problem.get("code") != self.code:
             return False
-    return True
+        if self.phases is not None and phase not in self.phases:
+            return False
+        if self.fields is ANY_FIELD:
+            return bool(problem.get("errors"))
+        if self.fields is not None:
+            errors = problem.get("errors") or []
+            named = {(re.split(r"[.\[]", e.get("field", ""))[0], e.get("code")) for e in errors}
+            return bool(errors) and named <= self.fields
+        if self.detail is not None:
+            return re.search(self.detail, problem.get("detail", "")) is not None
+        return True
+
+
+def _fields(*pairs):
+    return frozenset(pairs)
+
+
+ANY_FIELD = frozenset({("*", "*")})
+
+
+MISSING = Rule(404, "NOT_FOUND", "an id no case created, or another caller's (404, never 403)")
+STALE_BODY = Rule(409, "ABORTED", "a body etag that is stale, or names a conversation that is not there (AIP-154)")
+STALE_IF_MATCH = Rule(412, "FAILED_PRECONDITION", "an If-Match that names no current etag (RFC 9110)")
+IF_MATCH_PLACEHOLDER = Rule(
+    400, "INVALID_ARGUMENT", "the coverage phase's If-Match placeholder, which is not an entity tag",
+    detail=r"^If-Match must be \* or a list of quoted entity tags", phases=frozenset({"coverage"}),
+)
+PRECONDITIONS = [STALE_BODY, STALE_IF_MATCH, IF_MATCH_PLACEHOLDER]
+EXPIRY = _fields(("expireTime", "invalid"), ("ttl", "conflict"), ("ttl", "invalid"))
+
+RULES = {
+    "createConversation": [
+        Rule(409, "ALREADY_EXISTS", "a conversationId an earlier case created", detail=r"already exists$"),
+        Rule(422, "INVALID_ARGUMENT", "expireTime must be in the future; ttl and expireTime are exclusive", fields=EXPIRY),
+    ],
+    "listConversations": [],
+    "getConversation": [MISSING],
+    "updateConversation": [
+        MISSING,
+        *PRECONDITIONS,
+        Rule(400, "INVALID_ARGUMENT", "conversationProfile is immutable after create", detail=r"^conversationProfile is immutable"),
+        Rule(409, "ALREADY_EXISTS", "allowMissing on a soft-deleted conversation", detail=r"is soft-deleted"),
+        Rule(
+            422, "INVALID_ARGUMENT", "expireTime in the future; a mask naming agents needs agents; at most 64 labels",
+            fields=EXPIRY | _fields(("agents", "required"), ("labels", "too_many")),
+        ),
+    ],
+    "deleteConversation": [MISSING, *PRECONDITIONS],
+    "undeleteConversation": [
+        MISSING,
+        *PRECONDITIONS,
+        Rule(409, "ALREADY_EXISTS", "undelete of a live conversation", detail=r"is not deleted$"),
+    ],
+    "completeConversation": [MISSING, *PRECONDITIONS],
+    "appendMessage": [
+        MISSING,
+        *PRECONDITIONS,
+        Rule(400, "FAILED_PRECONDITION", "append to a COMPLETED conversation", detail=r"is COMPLETED"),
+    ],
+    "listMessages": [MISSING],
+}
+
+# What a request the schema calls invalid may get.
+NEGATIVE = [
+    Rule(400, "INVALID_ARGUMENT", "invalid input"),
+    Rule(422, "INVALID_ARGUMENT", "invalid field values, each listed", fields=ANY_FIELD),
+    Rule(413, "PAYLOAD_TOO_LARGE", "a body over 256 KiB"),
+    Rule(415, "UNSUPPORTED_MEDIA_TYPE", "a body that is not application/json"),
+    Rule(405, "METHOD_NOT_ALLOWED", "a method the path does not serve"),
+    Rule(404, "NOT_FOUND", "the invalid part never reached the wire (an empty query parameter name)"),
+]
+
+
+def toml():
+    """The per-operation positive_data_acceptance statuses, from RULES."""
+    blocks = []
+    for operation_id, rules in RULES.items():
+        extra = ""
+        if operation_id == "getConversation":
+            # AIP-164 soft delete: GET of a deleted conversation is 200 with deleted=true (list
+            # messages, update and append are still expected to be 404 after a delete).
+            extra = "checks.use_after_free.enabled = false\n"
+        statuses = ["2xx"] + sorted({str(r.status) for r in rules if r.phases is None})
+        blocks.append(
+            "[[operations]]\n"
+            f'include-operation-id = "{operation_id}"\n' + extra
+            + f"checks.positive_data_acceptance.expected-statuses = {json.dumps(statuses)}\n"
+        )
+        coverage = ["2xx"] + sorted({str(r.status) for r in rules})
+        if coverage != statuses:
+            blocks[-1] += (
+                f"phases.coverage.checks.positive_data_acceptance.expected-statuses = {json.dumps(coverage)}\n"
+            )
+    negative = sorted({str(r.status) for r in NEGATIVE})
+    return (
+        "[checks.negative_data_rejection]\n"
+        f"expected-statuses = {json.dumps(negative)}\n\n" + "\n".join(blocks)
+    )
+
+
+if __name__ == "__main__":
+    if sys.argv[1:] == ["--toml"]:
+        print(toml())
+        sys.exit(0)
+    sys.exit("usage: schemathesis_hooks.py --toml")
+
+
+import schemathesis  # noqa: E402  (only the hooks need it; --toml runs without it)
+
+
+def _problem(response):
+    try:
+        body = json.loads(response.content)
+    except (ValueError, TypeError):
+        return None
+    return body if isinstance(body, dict) else None
+
+
+@schemathesis.check
+def contract_rule(ctx, response, case):
+    """A 4xx must be the contract rule its status stands for, not just any 4xx of that status."""
+    status = response.status_code
+    meta = case.meta
+    if meta is None or not 400 <= status < 500:
+        return None
+    label = f"{case.method.upper()} {case.operation.path}"
+    operation_id = case.operation.schema.get_operation_id(case.operation)
+    phase = str(meta.phase.name)
+    positive = meta.generation.mode.is_positive
+    rules = RULES.get(operation_id, []) if positive else NEGATIVE
+    problem = _problem(response)
+    if problem is None:
+        raise AssertionError(f"{label} answered {status} without a JSON problem document")
+    if any(rule.matches(status, problem, phase) for rule in rules):
+        return None
+    listed = "; ".join(f"{r.status} {r.code}: {r.why}" for r in rules) or "none"
+    raise AssertionError(
+        f"{label} refused a {'valid' if positive else 'invalid'} request ({phase} phase) with "
+        f"{status} {problem.get('code')} ({problem.get('detail')!r}, errors "
+        f"{[(e.get('field'), e.get('code')) for e in problem.get('errors', [])]}), which no contract "
+        f"rule for it explains. The rules: {listed}"
+    )
+
+
+if os.environ.get("SCHEMATHESIS_LOCAL_EMULATOR") == "1":
+
+    @schemathesis.hook
+    def filter_body(context, body):
+        if isinstance(body, (bytes, bytearray)):
+            try:
+                bytes(body).decode("utf-8")
+            except UnicodeDecodeError:
+                return False
+        return True

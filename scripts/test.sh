@@ -88,6 +88,11 @@ run_part schemathesis SKIP_SCHEMATHESIS "running schemathesis against the same s
   env SCHEMATHESIS_REPORT_DIR="${SCHEMATHESIS_REPORT_DIR:-$WORK/schemathesis}" \
   SCHEMATHESIS_FUNCTION_LOG="$WORK/watch.log" "$ROOT/scripts/schemathesis.sh"
 
+# The verdict that judges Schemathesis runs, on made-up reports against the same stack: errors,
+# service failures, the cap on excused responses, a replay that passes and one that fails.
+run_part verdict SKIP_SCHEMATHESIS "testing the Schemathesis verdict" \
+  "$VENV/bin/python" -W ignore -m unittest scripts/test_schemathesis_verdict.py
+
 # The benchmark harness in smoke mode (every scenario, a few invocations each, seconds): make bench
 # must keep working. Its figures are not looked at; its load test's read-back is.
 run_part bench SKIP_BENCH_SMOKE "running the benchmarks in smoke mode" "$ROOT/scripts/bench.sh" --smoke
@@ -103,11 +108,12 @@ generated="$(grep -Eo '[0-9]+ generated' "$WORK/schemathesis.log" 2>/dev/null | 
 lost="$(grep -Eo '^[0-9]+ response\(s\) lost by the emulator' "$WORK/schemathesis.log" 2>/dev/null | grep -Eo '^[0-9]+' || echo 0)"
 report schemathesis schemathesis SKIP_SCHEMATHESIS \
   "$generated test cases, 0 service failures, $lost response(s) lost by the emulator"
+report verdict "schemathesis verdict tests" SKIP_SCHEMATHESIS "made-up reports judged as they must be"
 report bench "bench smoke" SKIP_BENCH_SMOKE "every scenario ran; .local/bench-smoke/RESULTS.md"
 targets="$(grep -c '^fuzz: .* passed' "$WORK/fuzz.log" 2>/dev/null || true)"
 report fuzz "fuzz smoke" SKIP_FUZZ_SMOKE "$targets targets, 10 s each, 0 crashes"
 [ "$status" = 0 ] || exit "$status"
-for part in schemathesis bench fuzz; do
+for part in schemathesis verdict bench fuzz; do
   result="$(cat "$WORK/$part.status")"
   case "$result" in skipped | 0) ;; *) exit "$result" ;; esac
 done

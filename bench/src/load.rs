@@ -378,6 +378,14 @@ fn summarise(clients: usize, elapsed: f64, runs: &[ClientRun], verified: Value) 
             errors[0]
         ));
     }
+    // A write still refused (409/429) after the client's retries was never acknowledged: the
+    // read-back cannot show it lost, so it fails the run here (smoke mode included).
+    let gave_up: u64 = runs.iter().map(|r| r.gave_up).sum();
+    if gave_up > 0 {
+        return Err(format!(
+            "load: {gave_up} writes were still refused after {RETRIES} retries each"
+        ));
+    }
     let mut statuses: HashMap<u16, u64> = HashMap::new();
     let mut latencies: HashMap<Op, Vec<Duration>> = HashMap::new();
     for run in runs {
@@ -406,7 +414,7 @@ fn summarise(clients: usize, elapsed: f64, runs: &[ClientRun], verified: Value) 
         "statuses": by_status.iter().map(|(c, n)| json!({"status": c, "count": n})).collect::<Vec<_>>(),
         "server_errors": 0,
         "refused_then_retried": runs.iter().map(|r| r.refused_then_retried).sum::<u64>(),
-        "gave_up_after_retries": runs.iter().map(|r| r.gave_up).sum::<u64>(),
+        "gave_up_after_retries": gave_up,
         "operations": ops,
         "read_back": verified,
     }))

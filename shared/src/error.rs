@@ -80,6 +80,16 @@ pub enum ApiError {
         /// Where the stale etag came from.
         source_kind: EtagSource,
     },
+    /// 409 `ABORTED` (body etag) or 412 `FAILED_PRECONDITION` (`If-Match`): a precondition
+    /// named a version of a conversation that does not exist (missing, expired or another
+    /// owner's), which no etag can match (RFC 9110); nothing was written or created.
+    #[error("{resource} does not exist, so no etag or If-Match precondition can hold")]
+    PreconditionOnMissing {
+        /// The resource name.
+        resource: String,
+        /// Where the precondition came from.
+        source_kind: EtagSource,
+    },
     /// 409 `ABORTED`: too many concurrent writers; safe to retry.
     #[error("{0}")]
     Aborted(String),
@@ -130,14 +140,12 @@ impl ApiError {
             Self::NotFound(_) => 404,
             Self::MethodNotAllowed { .. } => 405,
             Self::AlreadyExists(_) | Self::Aborted(_) => 409,
-            Self::Stale {
-                source_kind: EtagSource::Body,
-                ..
-            } => 409,
-            Self::Stale {
-                source_kind: EtagSource::IfMatch,
-                ..
-            } => 412,
+            Self::Stale { source_kind, .. } | Self::PreconditionOnMissing { source_kind, .. } => {
+                match source_kind {
+                    EtagSource::Body => 409,
+                    EtagSource::IfMatch => 412,
+                }
+            }
             Self::PayloadTooLarge { .. } => 413,
             Self::UnsupportedMediaType(_) => 415,
             Self::InvalidFields(_) => 422,
@@ -157,14 +165,12 @@ impl ApiError {
             Self::MethodNotAllowed { .. } => "METHOD_NOT_ALLOWED",
             Self::AlreadyExists(_) => "ALREADY_EXISTS",
             Self::Aborted(_) => "ABORTED",
-            Self::Stale {
-                source_kind: EtagSource::Body,
-                ..
-            } => "ABORTED",
-            Self::Stale {
-                source_kind: EtagSource::IfMatch,
-                ..
-            } => "FAILED_PRECONDITION",
+            Self::Stale { source_kind, .. } | Self::PreconditionOnMissing { source_kind, .. } => {
+                match source_kind {
+                    EtagSource::Body => "ABORTED",
+                    EtagSource::IfMatch => "FAILED_PRECONDITION",
+                }
+            }
             Self::PayloadTooLarge { .. } => "PAYLOAD_TOO_LARGE",
             Self::UnsupportedMediaType(_) => "UNSUPPORTED_MEDIA_TYPE",
             Self::Throttled(_) => "RESOURCE_EXHAUSTED",

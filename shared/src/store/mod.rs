@@ -122,7 +122,7 @@ fn not_found(id: &ConversationId) -> ApiError {
 /// (RFC 9110): 412 for `If-Match` (`*` included), 409 `ABORTED` for a body etag.
 fn missing(id: &ConversationId, pre: &Preconditions) -> ApiError {
     match pre.on_missing() {
-        Some(source_kind) => ApiError::Stale {
+        Some(source_kind) => ApiError::PreconditionOnMissing {
             resource: id.name(),
             source_kind,
         },
