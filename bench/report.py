@@ -3,7 +3,7 @@
 usage: report.py RESULTS_JSON OUT_DIR [--sizes target/lambda]
 
 Every figure is shown with the floor it is divided by and the goal of issue 5; a missed goal says
-by how much (the README's Performance section says why and what would close it).
+by how much (docs/performance.md says why and what would close it).
 """
 import json
 import os

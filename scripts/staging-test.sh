@@ -16,7 +16,7 @@ for name in STAGING_API_URL STAGING_TOKEN STAGING_TOKEN_2; do
   [ -n "${!name:-}" ] || missing+=("$name")
 done
 if [ "${#missing[@]}" -gt 0 ]; then
-  echo "staging tests skipped: ${missing[*]} not set (they need a deployed stack and bearer tokens of two users; see README, Deploy)"
+  echo "staging tests skipped: ${missing[*]} not set (they need a deployed stack and bearer tokens of two users; see docs/deploy.md)"
   exit 0
 fi
 if [ "$STAGING_TOKEN" = "$STAGING_TOKEN_2" ]; then

@@ -115,13 +115,13 @@ fn env_flag(name: &str) -> Option<bool> {
         .map(|v| v.eq_ignore_ascii_case("true"))
 }
 
-/// The functions' DynamoDB client configuration: explicit timeouts and retries (see the
-/// README), the HTTPS client of [`http_client`], and the interceptor that counts requests.
+/// The functions' DynamoDB client configuration: explicit timeouts and retries (docs/failures.md,
+/// "Budget"), the HTTPS client of [`http_client`], and the interceptor that counts requests.
 ///
 /// Inside Lambda the credentials are environment variables, so when `AWS_ACCESS_KEY_ID` is set
 /// the configuration is built from the environment alone (`AWS_ENDPOINT_URL_DYNAMODB` or
 /// `AWS_ENDPOINT_URL`, `AWS_USE_FIPS_ENDPOINT`, `AWS_USE_DUALSTACK_ENDPOINT`): building the SDK's
-/// default provider chains cost about a millisecond of every cold start (README, Performance).
+/// default provider chains cost about a millisecond of every cold start (docs/performance.md).
 /// Without it — a profile on a laptop, say — the SDK's default chains are used.
 pub async fn dynamodb_config() -> aws_sdk_dynamodb::config::Builder {
     let builder = if std::env::var_os("AWS_ACCESS_KEY_ID").is_some() {
@@ -180,7 +180,7 @@ const AWS_ROOTS: &[u8] = include_bytes!("../certs/amazon-trust-services.pem");
 
 /// The SDK's HTTPS client: rustls on ring, trusting the roots that sign AWS endpoints. Reading
 /// and parsing the platform's whole CA store at init costs milliseconds of every cold start
-/// (README, Performance); set `SSL_CERT_FILE` or `SSL_CERT_DIR` (a TLS-inspecting proxy, say)
+/// (docs/performance.md); set `SSL_CERT_FILE` or `SSL_CERT_DIR` (a TLS-inspecting proxy, say)
 /// and the platform's roots are trusted as well.
 fn http_client() -> aws_sdk_dynamodb::config::SharedHttpClient {
     let platform_roots =
