@@ -1,5 +1,5 @@
 # The verbs a user types. Each installs what it needs into git-ignored folders (.venv, .local).
-.PHONY: dev test staging-test lint build bench fuzz deploy docs clean
+.PHONY: dev test staging-test lint build bench fuzz deploy docs migrate clean
 
 ## dev: the whole API on http://127.0.0.1:9000/v1 with DynamoDB Local (data kept in .local/)
 dev:
@@ -34,6 +34,11 @@ fuzz:
 ## deploy: sam build, then sam deploy --guided (asks for the stack's parameters the first time)
 deploy:
 	@scripts/deploy.sh
+
+## migrate: rewrites the local table (.local/dynamodb-data) written by an earlier version into
+## this version's layout (make dev says when)
+migrate:
+	@scripts/migrate.sh
 
 ## docs: openapi.yaml rendered to .local/docs/index.html
 docs:

@@ -77,7 +77,10 @@ RULES = {
         Rule(422, "INVALID_ARGUMENT", "expireTime must be in the future; ttl and expireTime are exclusive", fields=EXPIRY),
     ],
     "listConversations": [],
-    "getConversation": [MISSING],
+    "getConversation": [
+        MISSING,
+        Rule(400, "INVALID_ARGUMENT", "fields may name messages only with view=FULL", detail=r'^fields names an unknown field "messages"'),
+    ],
     "updateConversation": [
         MISSING,
         *PRECONDITIONS,
@@ -101,6 +104,7 @@ RULES = {
         Rule(400, "FAILED_PRECONDITION", "append to a COMPLETED conversation", detail=r"is COMPLETED"),
     ],
     "listMessages": [MISSING],
+    "getMessage": [MISSING],
 }
 
 # What a request the schema calls invalid may get.

@@ -131,6 +131,7 @@ pub fn message(owner: &Owner, c: &Conversation, order: u64) -> Item {
             content: format!("message {order} of the benchmark"),
             metadata: None,
             create_time: c.create_time,
+            version: c.version,
         },
     )
 }

@@ -9,8 +9,9 @@ use std::time::{Duration, Instant};
 
 use aws_sdk_dynamodb::Client;
 use conversations::domain::ids::{ConversationId, Owner};
+use conversations::domain::message_query::{MessageFilter, MessageOrder};
 use conversations::domain::page_token::TokenKey;
-use conversations::store::Store;
+use conversations::store::{MessageQuery, Store};
 use serde_json::{Value, json};
 use tokio::task::JoinSet;
 
@@ -318,15 +319,20 @@ impl Bench {
                 ));
             }
             let mut listed = Vec::new();
-            let mut token = None;
+            let mut query = MessageQuery {
+                order: MessageOrder::Ascending,
+                filter: MessageFilter::default(),
+                page_size: 1000,
+                page_token: None,
+            };
             loop {
                 let page = store
-                    .list_messages(owner, &id, 1000, token.as_deref())
+                    .list_messages(owner, &id, &query)
                     .await
                     .map_err(|e| e.to_string())?;
                 listed.extend(page.items);
                 match page.next_page_token {
-                    Some(next) => token = Some(next),
+                    Some(next) => query.page_token = Some(next),
                     None => break,
                 }
             }

@@ -38,6 +38,7 @@ pub struct Call {
     base: String,
     owner: Result<Owner, ()>,
     path_id: Option<String>,
+    path_order: Option<String>,
     query: Vec<(String, String)>,
     content_type: Option<String>,
     if_match: Option<String>,
@@ -52,10 +53,12 @@ impl Call {
             .filter(|id| !id.is_empty())
             .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
         let owner = identity(auth, &req).ok_or(());
-        let path_id = req
-            .path_parameters_ref()
-            .and_then(|p| p.first("id"))
-            .map(str::to_owned);
+        let path_param = |name: &str| {
+            req.path_parameters_ref()
+                .and_then(|p| p.first(name))
+                .map(str::to_owned)
+        };
+        let (path_id, path_order) = (path_param("id"), path_param("order"));
         let mut query: Vec<(String, String)> = Vec::new();
         if let Some(map) = req.query_string_parameters_ref() {
             for (k, v) in map.iter() {
@@ -85,6 +88,7 @@ impl Call {
             base,
             owner,
             path_id,
+            path_order,
             query,
             content_type,
             if_match,
@@ -114,6 +118,25 @@ impl Call {
             .as_deref()
             .ok_or_else(|| ApiError::InvalidArgument("the path has no conversation id".into()))?;
         ConversationId::parse(&percent_decode(raw))
+    }
+
+    /// The `{order}` path parameter of a message. An order no message can have (0, negative,
+    /// past the last possible one) is a 404 like any missing message; one that is not an
+    /// integer is a 400.
+    pub fn order(&self) -> Result<u64, ApiError> {
+        let raw = self
+            .path_order
+            .as_deref()
+            .map(percent_decode)
+            .ok_or_else(|| ApiError::InvalidArgument("the path has no message order".into()))?;
+        crate::domain::message::parse_order(&raw)?.ok_or_else(|| {
+            let conversation = self.path_id.as_deref().unwrap_or_default();
+            ApiError::NotFound(format!(
+                "conversations/{}/messages/{}",
+                crate::domain::ids::shorten(conversation),
+                crate::domain::ids::shorten(&raw)
+            ))
+        })
     }
 
     /// The query string, checked against the parameters this method accepts: an unknown or
@@ -326,12 +349,33 @@ impl Reply {
         }
     }
 
-    /// A message.
+    /// A conversation in its `FULL` view: with `messages` (its latest, ascending) unless it is
+    /// soft-deleted.
+    pub fn full(
+        conversation: &Conversation,
+        messages: Option<&[Message]>,
+        fields: &Fields,
+    ) -> Self {
+        let mut body = conversation.to_json();
+        if let Some(messages) = messages {
+            let rendered = messages
+                .iter()
+                .map(|m| Value::Object(m.to_json()))
+                .collect();
+            body.insert("messages".into(), Value::Array(rendered));
+        }
+        Self {
+            body: Value::Object(fields.apply(body)),
+            ..Self::conversation(200, conversation, fields)
+        }
+    }
+
+    /// A message, with its `ETag`.
     pub fn message(status: u16, message: &Message, fields: &Fields) -> Self {
         Self {
             status,
             body: Value::Object(fields.apply(message.to_json())),
-            etag: None,
+            etag: Some(message.version.etag()),
             location: None,
         }
     }

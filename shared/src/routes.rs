@@ -14,7 +14,7 @@ pub struct Route {
 }
 
 /// Every route of the API.
-pub const ROUTES: [Route; 5] = [
+pub const ROUTES: [Route; 6] = [
     Route {
         path: "/v1/conversations",
         methods: &["GET", "POST"],
@@ -34,6 +34,10 @@ pub const ROUTES: [Route; 5] = [
     Route {
         path: "/v1/conversations/{id}/messages",
         methods: &["GET", "POST"],
+    },
+    Route {
+        path: "/v1/conversations/{id}/messages/{order}",
+        methods: &["GET"],
     },
 ];
 
@@ -88,6 +92,10 @@ mod tests {
             path("/v1/conversations/x/complete"),
             Some("/v1/conversations/{id}/complete")
         );
+        assert_eq!(
+            path("/v1/conversations/x/messages/12"),
+            Some("/v1/conversations/{id}/messages/{order}")
+        );
         for unknown in [
             "/",
             "",
@@ -95,7 +103,8 @@ mod tests {
             "/v1/conversations/",
             "/v1/conversations//messages",
             "/v1/conversations/x/y",
-            "/v1/conversations/x/messages/1",
+            "/v1/conversations/x/messages/1/x",
+            "/v1/conversations/x/messages/",
             "/v2/conversations",
             "/v1/Conversations",
         ] {

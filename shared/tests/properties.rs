@@ -4,10 +4,13 @@
 
 use conversations::domain::body;
 use conversations::domain::conversation::OUTPUT_FIELDS;
+use conversations::domain::conversation::View;
 use conversations::domain::etag::{Etag, IfMatch, Version};
 use conversations::domain::field_mask::{Fields, UpdateMask};
 use conversations::domain::filter::{Filter, OrderBy};
 use conversations::domain::ids::{ConversationId, Owner, RequestId};
+use conversations::domain::message::parse_order;
+use conversations::domain::message_query::{MessageFilter, MessageOrder};
 use conversations::domain::page_token::{PageToken, TokenKey};
 use conversations::domain::time::Timestamp;
 use proptest::prelude::*;
@@ -44,6 +47,10 @@ fn client_text() -> impl Strategy<Value = String> {
         "é",
         "W/",
         "\"abc\"",
+        "order",
+        "type = AGENT",
+        "9999999999",
+        "-1",
     ]);
     prop_oneof![
         any::<String>(),
@@ -67,6 +74,10 @@ proptest! {
         assert_client_error(Fields::parse(Some(&text), &OUTPUT_FIELDS));
         assert_client_error(Filter::parse(&text));
         assert_client_error(OrderBy::parse(&text));
+        assert_client_error(MessageFilter::parse(&text));
+        assert_client_error(MessageOrder::parse(&text));
+        assert_client_error(View::parse(Some(&text)));
+        assert_client_error(parse_order(&text));
         assert_client_error(ConversationId::parse(&text));
         assert_client_error(RequestId::parse(&text));
         assert_client_error(IfMatch::parse(&text));
@@ -106,6 +117,14 @@ proptest! {
     fn ids_of_the_documented_form_parse(id in "[a-z]([a-z0-9-]{0,61}[a-z0-9])?") {
         let parsed = ConversationId::parse(&id).expect("valid");
         prop_assert_eq!(parsed.as_str(), id.as_str());
+    }
+
+    #[test]
+    fn order_ranges_are_parsed_into_the_orders_they_name(lo in -20i64..20, hi in -20i64..20) {
+        let f = MessageFilter::parse(&format!("order >= {lo} AND order <= {hi}")).expect("valid");
+        let expected: Vec<u64> = (lo.max(1)..=hi).map(|o| o as u64).collect();
+        let named: Vec<u64> = if f.is_empty() { Vec::new() } else { (f.from..=f.to).collect() };
+        prop_assert_eq!(named, expected);
     }
 
     #[test]

@@ -5,8 +5,11 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::config::interceptors::BeforeTransmitInterceptorContextRef;
+use aws_sdk_dynamodb::config::interceptors::{
+    AfterDeserializationInterceptorContextRef, BeforeTransmitInterceptorContextRef,
+};
 use aws_sdk_dynamodb::config::{ConfigBag, Intercept, RuntimeComponents};
+use aws_sdk_dynamodb::operation::query::QueryOutput;
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_smithy_runtime_api::box_error::BoxError;
 use aws_smithy_runtime_api::client::retries::RequestAttempts;
@@ -25,8 +28,11 @@ pub mod stream;
 /// Records the operation of every DynamoDB call a client makes: one entry per logical call,
 /// however many attempts the SDK's retries made of it (a loaded machine's timeout retry must
 /// not change what the tests count).
+///
+/// It also records how many items each `Query` read (`ScannedCount`: before any filter), which
+/// proves that a key condition, not a filter, bounds a read.
 #[derive(Debug, Clone, Default)]
-pub struct Counter(Arc<Mutex<Vec<(String, u32)>>>);
+pub struct Counter(Arc<Mutex<Vec<(String, u32)>>>, Arc<Mutex<Vec<i32>>>);
 
 impl Counter {
     /// The operations called since the last take, emptied (retries not counted).
@@ -36,6 +42,11 @@ impl Counter {
             .filter(|(_, attempt)| *attempt == 1)
             .map(|(operation, _)| operation)
             .collect()
+    }
+
+    /// The `ScannedCount` of each `Query` answered since the last call, emptied.
+    pub fn take_scanned(&self) -> Vec<i32> {
+        std::mem::take(&mut *self.1.lock().unwrap_or_else(|e| e.into_inner()))
     }
 }
 
@@ -63,6 +74,23 @@ impl Intercept for Counter {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .push((name, attempt));
+        Ok(())
+    }
+
+    fn read_after_deserialization(
+        &self,
+        ctx: &AfterDeserializationInterceptorContextRef<'_>,
+        _: &RuntimeComponents,
+        _: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        if let Ok(output) = ctx.output_or_error()
+            && let Some(query) = output.downcast_ref::<QueryOutput>()
+        {
+            self.1
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(query.scanned_count());
+        }
         Ok(())
     }
 }
@@ -118,6 +146,7 @@ pub enum Method {
     Complete,
     Append,
     ListMessages,
+    GetMessage,
     /// Any method on any path, as API Gateway's `ANY` and `$default` routes deliver them to the
     /// fallback function.
     Unserved(&'static str, &'static str),
@@ -135,6 +164,7 @@ impl Method {
             Self::Complete => ("POST", "/v1/conversations/{id}/complete"),
             Self::Append => ("POST", "/v1/conversations/{id}/messages"),
             Self::ListMessages => ("GET", "/v1/conversations/{id}/messages"),
+            Self::GetMessage => ("GET", "/v1/conversations/{id}/messages/{order}"),
             Self::Unserved(method, path) => (method, path),
         }
     }
@@ -145,6 +175,7 @@ impl Method {
 pub struct Req {
     method: Method,
     id: Option<String>,
+    order: Option<String>,
     query: Vec<(String, String)>,
     headers: Vec<(String, String)>,
     body: Option<Vec<u8>>,
@@ -158,6 +189,7 @@ impl Req {
         Self {
             method,
             id: None,
+            order: None,
             query: Vec::new(),
             headers: Vec::new(),
             body: None,
@@ -175,6 +207,12 @@ impl Req {
     /// Sets the `{id}` path parameter.
     pub fn id(mut self, id: &str) -> Self {
         self.id = Some(id.to_owned());
+        self
+    }
+
+    /// Sets the `{order}` path parameter (get message).
+    pub fn order(mut self, order: impl ToString) -> Self {
+        self.order = Some(order.to_string());
         self
     }
 
@@ -216,10 +254,13 @@ impl Req {
     /// The `lambda_http` request, as API Gateway and cargo lambda would deliver it.
     pub fn build(self) -> Request {
         let (method, template) = self.method.http();
-        let path = match &self.id {
+        let mut path = match &self.id {
             Some(id) => template.replace("{id}", id),
             None => template.to_owned(),
         };
+        if let Some(order) = &self.order {
+            path = path.replace("{order}", order);
+        }
         let path = format!("{}{path}", self.prefix);
         let mut builder = http::Request::builder()
             .method(method)
@@ -239,8 +280,15 @@ impl Req {
             .body(body)
             .expect("valid request")
             .with_query_string_parameters(query);
+        let mut params = HashMap::new();
         if let Some(id) = self.id {
-            req = req.with_path_parameters(HashMap::from([("id".to_owned(), id)]));
+            params.insert("id".to_owned(), id);
+        }
+        if let Some(order) = self.order {
+            params.insert("order".to_owned(), order);
+        }
+        if !params.is_empty() {
+            req = req.with_path_parameters(params);
         }
         if let Some(context) = self.context {
             req = req.with_request_context(
@@ -372,6 +420,7 @@ impl TestApp {
             Method::Complete => complete_conversation::handle(app, req).await,
             Method::Append => append_message::handle(app, req).await,
             Method::ListMessages => list_messages::handle(app, req).await,
+            Method::GetMessage => get_message::handle(app, req).await,
             Method::Unserved(..) => fallback::handle(app, req).await,
         };
         Res::from_response(response.expect("handlers answer every request"))
@@ -401,6 +450,85 @@ impl TestApp {
         let body = serde_json::json!({"type": "USER", "content": content.into()});
         self.call(Req::new(Method::Append).owner(owner).id(id).json(body))
             .await
+    }
+
+    /// Creates a conversation holding `n` `USER` messages (contents `m1`, `m2`, …), written as
+    /// the store writes them but `BatchWriteItem`s at a time (thousands in seconds), with the
+    /// conversation's `messageCount` moved to match. Returns the conversation as then stored.
+    pub async fn with_messages(&self, owner: &str, id: &str, n: u64) -> Value {
+        use conversations::domain::etag::Version;
+        use conversations::domain::ids::{ConversationId, Owner};
+        use conversations::domain::message::{Message, MessageType};
+        use conversations::domain::time::Timestamp;
+        use conversations::store::item;
+
+        let created = self
+            .create(owner, id, serde_json::json!({"agents": ["a"]}))
+            .await;
+        let incarnation = Timestamp::parse(created["createTime"].as_str().expect("createTime"))
+            .expect("a timestamp");
+        let o = Owner::from_header(owner).expect("an owner");
+        let conversation = ConversationId::parse(id).expect("an id");
+        let items: Vec<_> = (1..=n)
+            .map(|order| {
+                let at =
+                    Timestamp::from_micros(incarnation.micros() + order as i64).expect("valid");
+                item::message_item(
+                    &o,
+                    incarnation,
+                    &Message {
+                        conversation: conversation.clone(),
+                        order,
+                        kind: MessageType::User,
+                        content: format!("m{order}"),
+                        metadata: None,
+                        create_time: at,
+                        version: Version(at.micros()),
+                    },
+                )
+            })
+            .collect();
+        for chunk in items.chunks(25) {
+            let writes = chunk
+                .iter()
+                .map(|i| {
+                    aws_sdk_dynamodb::types::WriteRequest::builder()
+                        .put_request(
+                            aws_sdk_dynamodb::types::PutRequest::builder()
+                                .set_item(Some(i.clone()))
+                                .build()
+                                .expect("an item"),
+                        )
+                        .build()
+                })
+                .collect();
+            let mut pending: Vec<_> = writes;
+            while !pending.is_empty() {
+                pending = self
+                    .raw
+                    .batch_write_item()
+                    .request_items(&self.table, pending)
+                    .send()
+                    .await
+                    .expect("seed messages")
+                    .unprocessed_items
+                    .and_then(|mut u| u.remove(&self.table))
+                    .unwrap_or_default();
+            }
+        }
+        self.raw
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", AttributeValue::S(format!("CONV#{owner}#{id}")))
+            .key("sk", AttributeValue::S("C".into()))
+            .update_expression("SET message_count = :n")
+            .expression_attribute_values(":n", AttributeValue::N(n.to_string()))
+            .send()
+            .await
+            .expect("count the seeded messages");
+        self.call(Req::new(Method::Get).owner(owner).id(id))
+            .await
+            .body
     }
 
     /// The stored conversation item, read around the counter.

@@ -123,6 +123,58 @@ async fn a_conversation_lives_its_whole_life_over_http() {
     .await;
     assert_eq!(second.body["messages"][0]["order"], 2);
 
+    // The reads of a chat client: the last message first, one message with its ETag, the
+    // conversation with its latest messages, and the recent conversations.
+    let last = send(
+        &http,
+        "GET",
+        &format!("{one}/messages?orderBy=order%20desc&pageSize=1"),
+        &alice,
+        None,
+        &[],
+    )
+    .await;
+    assert_eq!(last.body["messages"][0]["content"], "message 2");
+    let after_one = send(
+        &http,
+        "GET",
+        &format!("{one}/messages?filter=order%20%3E%201"),
+        &alice,
+        None,
+        &[],
+    )
+    .await;
+    assert_eq!(after_one.body["messages"][0]["order"], 2);
+    assert_eq!(after_one.body["messages"].as_array().map(Vec::len), Some(1));
+    let first = send(
+        &http,
+        "GET",
+        &format!("{one}/messages/1"),
+        &alice,
+        None,
+        &[],
+    )
+    .await;
+    assert_eq!(first.status, 200, "{}", first.body);
+    assert_eq!(first.body["content"], "message 1");
+    assert_eq!(first.header("etag"), first.body["etag"].as_str());
+    let full = send(&http, "GET", &format!("{one}?view=FULL"), &alice, None, &[]).await;
+    assert_eq!(full.body["messages"].as_array().map(Vec::len), Some(2));
+    let recent = send(
+        &http,
+        "GET",
+        &format!("{base}/v1/conversations?orderBy=lastUsedTime%20desc&pageSize=1"),
+        &alice,
+        None,
+        &[],
+    )
+    .await;
+    assert_eq!(recent.status, 200, "{}", recent.body);
+    assert_eq!(
+        recent.body["conversations"][0]["name"],
+        format!("conversations/{i}")
+    );
+
     assert_eq!(
         send(&http, "GET", &one, &bob, None, &[]).await.status,
         404,
@@ -137,6 +189,8 @@ async fn a_conversation_lives_its_whole_life_over_http() {
         ("DELETE", one.clone(), None),
         ("POST", format!("{one}/complete"), None),
         ("GET", format!("{one}/messages"), None),
+        ("GET", format!("{one}/messages/1"), None),
+        ("GET", format!("{one}?view=FULL"), None),
         (
             "POST",
             format!("{one}/messages"),

@@ -1,7 +1,8 @@
-//! `GET /v1/conversations/{id}`: reads a conversation, soft-deleted ones included (AIP-164).
+//! `GET /v1/conversations/{id}?view=`: reads a conversation, soft-deleted ones included (AIP-164);
+//! `view=FULL` adds its latest messages (AIP-157).
 
 use conversations::App;
-use conversations::domain::conversation::OUTPUT_FIELDS;
+use conversations::domain::conversation::{FULL_VIEW_MESSAGES, View};
 use conversations::http::{self, Reply};
 use conversations::lambda_http::{Body, Error, Request, Response};
 
@@ -10,9 +11,17 @@ pub async fn handle(app: &App, req: Request) -> Result<Response<Body>, Error> {
     http::serve(app, req, |call| async move {
         let owner = call.owner()?;
         let id = call.id()?;
-        let fields = call.query(&["fields"])?.fields(&OUTPUT_FIELDS)?;
-        let conversation = app.store.get(&owner, &id).await?;
-        Ok(Reply::conversation(200, &conversation, &fields))
+        let query = call.query(&["view", "fields"])?;
+        let view = View::parse(query.get("view"))?;
+        let fields = query.fields(&view.fields())?;
+        Ok(match view {
+            View::Basic => Reply::conversation(200, &app.store.get(&owner, &id).await?, &fields),
+            View::Full => {
+                let (conversation, messages) =
+                    app.store.get_full(&owner, &id, FULL_VIEW_MESSAGES).await?;
+                Reply::full(&conversation, messages.as_deref(), &fields)
+            }
+        })
     })
     .await
 }

@@ -186,6 +186,42 @@ pub const OUTPUT_FIELDS: [&str; 24] = [
     "ttl",
 ];
 
+/// How much of a conversation `get` answers (AIP-157).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum View {
+    /// `BASIC`, the default: the conversation.
+    #[default]
+    Basic,
+    /// `FULL`: the conversation and its latest messages (at most [`FULL_VIEW_MESSAGES`]).
+    Full,
+}
+
+/// How many of its latest messages a `FULL` view carries.
+pub const FULL_VIEW_MESSAGES: usize = 50;
+
+impl View {
+    /// Parses `view`: absent is `BASIC`; `BASIC` or `FULL`; anything else is a 400.
+    pub fn parse(text: Option<&str>) -> Result<Self, ApiError> {
+        match text {
+            None | Some("BASIC") => Ok(Self::Basic),
+            Some("FULL") => Ok(Self::Full),
+            Some(other) => Err(ApiError::InvalidArgument(format!(
+                "view must be BASIC or FULL, not {:?}",
+                crate::domain::ids::shorten(other)
+            ))),
+        }
+    }
+
+    /// The names `fields` may select in this view: `messages` only in the full one.
+    pub fn fields(self) -> Vec<&'static str> {
+        let mut names = OUTPUT_FIELDS.to_vec();
+        if self == Self::Full {
+            names.push("messages");
+        }
+        names
+    }
+}
+
 /// Fields a body may set.
 pub const WRITABLE_FIELDS: [&str; 12] = [
     "displayName",
@@ -202,8 +238,9 @@ pub const WRITABLE_FIELDS: [&str; 12] = [
     "etag",
 ];
 
-/// Output-only fields, ignored in a body (AIP-203).
-pub const OUTPUT_ONLY_FIELDS: [&str; 13] = [
+/// Output-only fields, ignored in a body (AIP-203); `messages` is the `FULL` view's.
+pub const OUTPUT_ONLY_FIELDS: [&str; 14] = [
+    "messages",
     "name",
     "lifecycleState",
     "endTime",
@@ -649,6 +686,22 @@ mod tests {
         };
         assert_eq!(errors[0].field, "agents");
         assert_eq!(errors[0].code, "required");
+    }
+
+    #[test]
+    fn view_is_basic_or_full_and_only_full_selects_messages() {
+        assert_eq!(View::parse(None).expect("absent"), View::Basic);
+        assert_eq!(View::parse(Some("BASIC")).expect("basic"), View::Basic);
+        assert_eq!(View::parse(Some("FULL")).expect("full"), View::Full);
+        for bad in ["", "full", "VIEW_FULL", "BASIC,FULL"] {
+            assert_eq!(
+                View::parse(Some(bad)).expect_err(bad).status(),
+                400,
+                "{bad}"
+            );
+        }
+        assert!(View::Full.fields().contains(&"messages"));
+        assert!(!View::Basic.fields().contains(&"messages"));
     }
 
     #[test]

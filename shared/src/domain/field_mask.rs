@@ -2,7 +2,9 @@
 
 use serde_json::{Map, Value};
 
-use crate::domain::conversation::{Labels, MAX_LABEL_VALUE, Stage, Writable, is_label_key};
+use crate::domain::conversation::{
+    Labels, MAX_LABEL_VALUE, OUTPUT_ONLY_FIELDS, Stage, Writable, is_label_key,
+};
 use crate::domain::ids::shorten;
 use crate::domain::time::Timestamp;
 use crate::error::{ApiError, FieldError};
@@ -42,23 +44,6 @@ pub const MAX_MASK_PATHS: usize = 100;
 /// The longest `updateMask` accepted, in bytes.
 pub const MAX_MASK_BYTES: usize = 4096;
 
-/// Output-only paths: named in a mask, they are ignored (AIP-203).
-const OUTPUT_ONLY_PATHS: [&str; 13] = [
-    "name",
-    "lifecycleState",
-    "endTime",
-    "createTime",
-    "updateTime",
-    "lastUsedTime",
-    "deleted",
-    "deleteTime",
-    "purgeTime",
-    "messageCount",
-    "owner",
-    "etag",
-    "can",
-];
-
 impl MaskPath {
     fn parse(path: &str) -> Result<Option<Self>, ApiError> {
         let parsed = match path {
@@ -72,7 +57,8 @@ impl MaskPath {
             "conversationStage" => Self::ConversationStage,
             "startTime" => Self::StartTime,
             "expireTime" | "ttl" => Self::Expiry,
-            p if OUTPUT_ONLY_PATHS.contains(&p) => return Ok(None),
+            // Output-only paths are ignored (AIP-203).
+            p if OUTPUT_ONLY_FIELDS.contains(&p) => return Ok(None),
             p => match p.strip_prefix("labels.") {
                 Some(key) if is_label_key(key) => Self::Label(key.to_owned()),
                 Some(key) => {

@@ -36,42 +36,53 @@ pub struct Filter {
     pub created_to: Option<i64>,
 }
 
+/// One term as written: a field name, an operator and a value.
+pub(crate) type RawTerm = (String, &'static str, Value);
+
+/// Splits a filter into its terms (AIP-160 subset: `field op value` joined by ` AND `); the
+/// grammar of list and of list messages. Too long, too many terms, or anything else → 400.
+pub(crate) fn terms(text: &str) -> Result<Vec<RawTerm>, ApiError> {
+    if text.len() > MAX_FILTER_BYTES {
+        return Err(bad(format!(
+            "filter is longer than {MAX_FILTER_BYTES} bytes"
+        )));
+    }
+    let mut terms = Vec::new();
+    let mut cursor = Cursor { text, pos: 0 };
+    cursor.skip_ws();
+    if cursor.at_end() {
+        return Ok(terms);
+    }
+    loop {
+        if terms.len() == MAX_TERMS {
+            return Err(bad(format!("filter has more than {MAX_TERMS} terms")));
+        }
+        terms.push(cursor.term()?);
+        let had_ws = cursor.skip_ws();
+        if cursor.at_end() {
+            break;
+        }
+        if !had_ws || !cursor.eat("AND") || !cursor.skip_ws() {
+            return Err(bad(format!(
+                "filter terms must be joined by \" AND \" (OR, NOT and parentheses are not supported), near {:?}",
+                shorten(cursor.rest())
+            )));
+        }
+    }
+    Ok(terms)
+}
+
 impl Filter {
     /// Parses a filter; anything outside the supported subset is a 400.
     pub fn parse(text: &str) -> Result<Self, ApiError> {
-        if text.len() > MAX_FILTER_BYTES {
-            return Err(bad(format!(
-                "filter is longer than {MAX_FILTER_BYTES} bytes"
-            )));
-        }
         let mut filter = Filter::default();
-        let mut cursor = Cursor { text, pos: 0 };
-        cursor.skip_ws();
-        if cursor.at_end() {
-            return Ok(filter);
-        }
-        let mut count = 0;
-        loop {
-            count += 1;
-            if count > MAX_TERMS {
-                return Err(bad(format!("filter has more than {MAX_TERMS} terms")));
-            }
-            filter.add(cursor.term()?)?;
-            let had_ws = cursor.skip_ws();
-            if cursor.at_end() {
-                break;
-            }
-            if !had_ws || !cursor.eat("AND") || !cursor.skip_ws() {
-                return Err(bad(format!(
-                    "filter terms must be joined by \" AND \" (OR, NOT and parentheses are not supported), near {:?}",
-                    shorten(cursor.rest())
-                )));
-            }
+        for term in terms(text)? {
+            filter.add(term)?;
         }
         Ok(filter)
     }
 
-    fn add(&mut self, (field, op, value): (String, &'static str, Value)) -> Result<(), ApiError> {
+    fn add(&mut self, (field, op, value): RawTerm) -> Result<(), ApiError> {
         let term = match (field.as_str(), op) {
             ("lifecycleState", "=") => {
                 Term::Lifecycle(Lifecycle::parse(value.text()).ok_or_else(|| {
@@ -147,23 +158,24 @@ impl Filter {
     }
 }
 
-fn bad(message: String) -> ApiError {
+pub(crate) fn bad(message: String) -> ApiError {
     ApiError::InvalidArgument(message)
 }
 
-enum Value {
+/// A term's value: quoted (with escapes resolved) or bare.
+pub(crate) enum Value {
     Quoted(String),
     Bare(String),
 }
 
 impl Value {
-    fn text(&self) -> &str {
+    pub(crate) fn text(&self) -> &str {
         match self {
             Self::Quoted(s) | Self::Bare(s) => s,
         }
     }
 
-    fn into_text(self) -> String {
+    pub(crate) fn into_text(self) -> String {
         match self {
             Self::Quoted(s) | Self::Bare(s) => s,
         }
@@ -274,20 +286,46 @@ pub enum OrderBy {
     CreateTimeDesc,
     /// `createTime asc`: oldest first.
     CreateTimeAsc,
+    /// `lastUsedTime desc`: most recently active first (a chat client's recent conversations).
+    LastUsedTimeDesc,
+    /// `lastUsedTime asc`: least recently active first.
+    LastUsedTimeAsc,
 }
 
 impl OrderBy {
-    /// Parses `orderBy`: exactly `createTime desc` or `createTime asc`; anything else (an empty
-    /// value included) is a 400. An absent `orderBy` is the default, `createTime desc`.
+    /// Every accepted text, for the error message.
+    const NAMES: [&'static str; 4] = [
+        "createTime desc",
+        "createTime asc",
+        "lastUsedTime desc",
+        "lastUsedTime asc",
+    ];
+
+    /// Parses `orderBy`: exactly one of `createTime desc`, `createTime asc`, `lastUsedTime desc`
+    /// or `lastUsedTime asc`; anything else (an empty value included) is a 400. An absent
+    /// `orderBy` is the default, `createTime desc`.
     pub fn parse(text: &str) -> Result<Self, ApiError> {
         match text {
             "createTime desc" => Ok(Self::CreateTimeDesc),
             "createTime asc" => Ok(Self::CreateTimeAsc),
+            "lastUsedTime desc" => Ok(Self::LastUsedTimeDesc),
+            "lastUsedTime asc" => Ok(Self::LastUsedTimeAsc),
             _ => Err(bad(format!(
-                "orderBy must be \"createTime desc\" or \"createTime asc\", not {:?}",
+                "orderBy must be one of {}, not {:?}",
+                Self::NAMES.map(|n| format!("\"{n}\"")).join(", "),
                 shorten(text)
             ))),
         }
+    }
+
+    /// Whether the newest come first.
+    pub fn descending(self) -> bool {
+        matches!(self, Self::CreateTimeDesc | Self::LastUsedTimeDesc)
+    }
+
+    /// Whether it orders by `lastUsedTime` (the activity index) rather than `createTime`.
+    pub fn by_activity(self) -> bool {
+        matches!(self, Self::LastUsedTimeDesc | Self::LastUsedTimeAsc)
     }
 }
 
@@ -360,7 +398,7 @@ mod tests {
     }
 
     #[test]
-    fn order_by_accepts_create_time_either_way_only() {
+    fn order_by_accepts_create_time_and_last_used_time_either_way_only() {
         assert_eq!(
             OrderBy::parse("createTime desc").expect("desc"),
             OrderBy::CreateTimeDesc
@@ -369,6 +407,16 @@ mod tests {
             OrderBy::parse("createTime asc").expect("asc"),
             OrderBy::CreateTimeAsc
         );
+        assert_eq!(
+            OrderBy::parse("lastUsedTime desc").expect("desc"),
+            OrderBy::LastUsedTimeDesc
+        );
+        assert_eq!(
+            OrderBy::parse("lastUsedTime asc").expect("asc"),
+            OrderBy::LastUsedTimeAsc
+        );
+        assert!(OrderBy::LastUsedTimeDesc.by_activity() && OrderBy::LastUsedTimeDesc.descending());
+        assert!(!OrderBy::CreateTimeAsc.by_activity() && !OrderBy::CreateTimeAsc.descending());
         for bad in [
             "",
             " ",
@@ -379,6 +427,9 @@ mod tests {
             "createTime desc, name",
             "createTime",
             "createtime asc",
+            "lastUsedTime",
+            "lastUsedTime  desc",
+            "updateTime desc",
         ] {
             assert!(OrderBy::parse(bad).is_err(), "{bad:?}");
         }

@@ -150,6 +150,21 @@ impl Owner {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// The identity as DynamoDB keys carry it (partition and index keys): `%` and `/` escaped
+    /// (`%25`, `%2F`), so that `/` can separate parts of an owner without two owners ever
+    /// sharing a key. Most identities (UUIDs, `auth0|…`, header owners) are unchanged.
+    pub fn key(&self) -> String {
+        escape_key(&self.0)
+    }
+}
+
+/// `%` and `/` percent-escaped; nothing else changes.
+fn escape_key(text: &str) -> String {
+    if !text.contains(['%', '/']) {
+        return text.to_owned();
+    }
+    text.replace('%', "%25").replace('/', "%2F")
 }
 
 /// Cuts user input for echoing in an error message.
@@ -224,5 +239,23 @@ mod tests {
         }
         assert!(Owner::from_claim("auth0|123").is_some());
         assert!(Owner::from_claim("a\nb").is_none());
+    }
+
+    #[test]
+    fn owner_keys_escape_only_percent_and_slash() {
+        let key = |sub: &str| Owner::from_claim(sub).expect("owner").key();
+        assert_eq!(key("auth0|abc#def"), "auth0|abc#def");
+        assert_eq!(
+            key("6f9619ff-8b86-d011-b42d-00c04fc964ff"),
+            "6f9619ff-8b86-d011-b42d-00c04fc964ff"
+        );
+        assert_eq!(key("a/b"), "a%2Fb");
+        assert_eq!(key("100%/x"), "100%25%2Fx");
+        assert_ne!(
+            key("a%2Fb"),
+            key("a/b"),
+            "an escape-looking sub stays apart"
+        );
+        assert!(!key("x/y/z").contains('/'));
     }
 }

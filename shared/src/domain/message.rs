@@ -3,7 +3,7 @@
 use serde_json::{Map, Value};
 
 use crate::domain::body::Reader;
-use crate::domain::etag::Etag;
+use crate::domain::etag::{Etag, Version};
 use crate::domain::ids::ConversationId;
 use crate::domain::time::Timestamp;
 use crate::error::ApiError;
@@ -65,12 +65,26 @@ pub struct Message {
     pub metadata: Option<Map<String, Value>>,
     /// When it was appended.
     pub create_time: Timestamp,
+    /// The version of its last write (the append, or an edit): `updateTime` and its etag.
+    pub version: Version,
 }
 
 /// The top-level field names of a rendered message, in output order.
-pub const OUTPUT_FIELDS: [&str; 6] = ["name", "order", "type", "content", "metadata", "createTime"];
+pub const OUTPUT_FIELDS: [&str; 8] = [
+    "name",
+    "order",
+    "type",
+    "content",
+    "metadata",
+    "createTime",
+    "updateTime",
+    "etag",
+];
 const WRITABLE: [&str; 4] = ["type", "content", "metadata", "etag"];
-const OUTPUT_ONLY: [&str; 3] = ["name", "order", "createTime"];
+const OUTPUT_ONLY: [&str; 4] = ["name", "order", "createTime", "updateTime"];
+
+/// The highest order a message can have (ten digits in its key).
+pub const MAX_ORDER: u64 = 9_999_999_999;
 
 impl Message {
     /// The resource name, `conversations/{id}/messages/{order}`.
@@ -89,8 +103,48 @@ impl Message {
             out.insert("metadata".into(), Value::Object(m.clone()));
         }
         out.insert("createTime".into(), self.create_time.to_string().into());
+        out.insert("updateTime".into(), self.version.time().to_string().into());
+        out.insert("etag".into(), self.version.etag().into());
         out
     }
+
+    /// A message just appended at `now`: its version is its creation.
+    pub fn appended(
+        conversation: ConversationId,
+        order: u64,
+        new: &NewMessage,
+        now: Timestamp,
+    ) -> Self {
+        Self {
+            conversation,
+            order,
+            kind: new.kind,
+            content: new.content.clone(),
+            metadata: new.metadata.clone(),
+            create_time: now,
+            version: Version(now.micros()),
+        }
+    }
+}
+
+/// A message's order as a path gives it (`/messages/{order}`): `Ok(None)` for an integer that no
+/// message can have (0, negative, past [`MAX_ORDER`]), which is a 404 like any missing message;
+/// anything that is not an integer is a 400.
+pub fn parse_order(text: &str) -> Result<Option<u64>, ApiError> {
+    let digits = text.strip_prefix('-').unwrap_or(text);
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(ApiError::InvalidArgument(format!(
+            "a message order must be an integer, not {:?}",
+            crate::domain::ids::shorten(text)
+        )));
+    }
+    if text.starts_with('-') {
+        return Ok(None);
+    }
+    Ok(digits
+        .parse::<u64>()
+        .ok()
+        .filter(|o| (1..=MAX_ORDER).contains(o)))
 }
 
 /// A validated message to append.
@@ -180,6 +234,42 @@ mod tests {
                 .status(),
             422
         );
+    }
+
+    #[test]
+    fn orders_in_a_path_are_integers_and_impossible_ones_are_missing() {
+        assert_eq!(parse_order("1").expect("valid"), Some(1));
+        assert_eq!(parse_order("0042").expect("valid"), Some(42));
+        assert_eq!(parse_order("9999999999").expect("valid"), Some(MAX_ORDER));
+        for missing in ["0", "-1", "-0", "10000000000", "99999999999999999999999"] {
+            assert_eq!(parse_order(missing).expect(missing), None, "{missing}");
+        }
+        for bad in ["", "-", "one", "1.5", "1e3", " 1", "+1"] {
+            assert_eq!(parse_order(bad).expect_err(bad).status(), 400, "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_rendered_message_carries_its_update_time_and_etag() {
+        let now = Timestamp::parse("2026-12-01T10:00:00Z").expect("valid");
+        let new = read(json!({"type": "USER", "content": "hi"})).expect("valid");
+        let m = Message::appended(ConversationId::parse("c").expect("id"), 3, &new, now);
+        let json = m.to_json();
+        let keys: Vec<&str> = json.keys().map(String::as_str).collect();
+        assert_eq!(
+            keys,
+            [
+                "name",
+                "order",
+                "type",
+                "content",
+                "createTime",
+                "updateTime",
+                "etag"
+            ]
+        );
+        assert_eq!(json["updateTime"], json["createTime"]);
+        assert_eq!(json["etag"], Version(now.micros()).etag());
     }
 
     #[test]

@@ -7,5 +7,6 @@ pub mod field_mask;
 pub mod filter;
 pub mod ids;
 pub mod message;
+pub mod message_query;
 pub mod page_token;
 pub mod time;

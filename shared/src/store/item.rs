@@ -18,14 +18,19 @@ pub type Item = HashMap<String, AttributeValue>;
 
 /// Attribute names. Every expression refers to them through `ExpressionAttributeNames`.
 pub mod attr {
-    /// Partition key: `CONV#{owner}#{id}` for a conversation and its messages.
+    /// Partition key: `CONV#{owner key}#{id}` for a conversation and its messages.
     pub const PK: &str = "pk";
-    /// Sort key: `C` for the conversation, `M#{incarnation}#{order}` for a message.
+    /// Sort key: `C` for the conversation, `M#{order, 10 digits}#{incarnation, 19 digits}` for a
+    /// message.
     pub const SK: &str = "sk";
-    /// Index partition key (conversations only): the owner.
+    /// `by-owner` index partition key (conversations only): the owner key.
     pub const GSI_PK: &str = "gsi1pk";
-    /// Index sort key (conversations only): `{createTime micros, 18 digits}#{id}`.
+    /// `by-owner` index sort key (conversations only): `{createTime micros, 18 digits}#{id}`.
     pub const GSI_SK: &str = "gsi1sk";
+    /// `by-activity` index partition key (conversations only): the owner key.
+    pub const GSI2_PK: &str = "gsi2pk";
+    /// `by-activity` index sort key (conversations only): `{lastUsedTime micros, 18 digits}#{id}`.
+    pub const GSI2_SK: &str = "gsi2sk";
     /// The DynamoDB TTL attribute, epoch seconds rounded up: the earlier of `expireTime` and (while
     /// soft-deleted) `purgeTime`. Only the physical removal follows it; what is visible is decided
     /// to the microsecond by [`super::is_visible`] and the write conditions.
@@ -47,7 +52,8 @@ pub mod attr {
     /// `expireTime` in epoch seconds (rounded up), copied into `ttl_at` by undelete.
     pub const EXPIRE_AT: &str = "expire_at";
     pub const CREATE: &str = "create_time";
-    /// The version: microseconds of the last write, strictly increasing.
+    /// The version of a conversation or a message: microseconds of its last write, strictly
+    /// increasing.
     pub const VERSION: &str = "updated_at";
     pub const LAST_USED: &str = "last_used_time";
     pub const DELETE: &str = "delete_time";
@@ -57,38 +63,63 @@ pub mod attr {
     pub const ORDER: &str = "order";
     pub const TYPE: &str = "type";
     pub const CONTENT: &str = "content";
+    /// The layout marker's version ([`LAYOUT_KEY`]).
+    pub const LAYOUT: &str = "layout";
 }
 
 /// The sort key of a conversation item.
 pub const CONVERSATION_SK: &str = "C";
 
-/// The partition key read at init to open the connection ([`crate::store::Store::warm_up`]).
-/// Conversation keys start with `CONV#`, so no item ever has it.
-pub const WARM_UP_KEY: &str = "#warm-up";
+/// The partition key of the table's layout marker: one item saying which layout of keys and
+/// attributes the table holds ([`LAYOUT`]). Conversation keys start with `CONV#`, so no
+/// conversation ever has it. Functions read it at init, which also opens the connection
+/// ([`crate::store::Store::warm_up`]).
+pub const LAYOUT_KEY: &str = "#layout";
+
+/// The layout this version writes and reads. 1: message keys `M#{incarnation}#{order}`, one
+/// index. 2: message keys `M#{order}#{incarnation}` and a message version, the `by-activity`
+/// index, owner keys escaped. `migrate` (tests/src/bin) rewrites a layout 1 table.
+pub const LAYOUT: i64 = 2;
+
+/// The sort-key prefix of every message.
+pub const MESSAGE_PREFIX: &str = "M#";
 
 /// A TTL value meaning "never": 9999-12-31T23:59:59Z.
 pub const NEVER: i64 = 253_402_300_799;
 
 /// The partition key of a conversation and its messages. The id never holds `#`, so the key is
-/// unambiguous whatever the owner holds.
+/// unambiguous whatever the owner key holds.
 pub fn partition_key(owner: &Owner, id: &ConversationId) -> String {
-    format!("CONV#{}#{}", owner.as_str(), id.as_str())
+    format!("CONV#{}#{}", owner.key(), id.as_str())
 }
 
-/// The index sort key: createTime then id, so that ties keep a stable order.
-pub fn index_sort_key(create_time: Timestamp, id: &ConversationId) -> String {
-    format!("{:018}#{}", create_time.micros(), id.as_str())
+/// An index sort key: a time (createTime or lastUsedTime) then the id, so that ties keep a
+/// stable order.
+pub fn index_sort_key(time: Timestamp, id: &ConversationId) -> String {
+    format!("{:018}#{}", time.micros().max(0), id.as_str())
 }
 
-/// The sort-key prefix of one incarnation's messages: a conversation re-created under the same id
-/// after its purge never sees an earlier incarnation's leftovers, and the newest sorts first.
-pub fn message_prefix(create_time: Timestamp) -> String {
-    format!("M#{:019}#", i64::MAX - create_time.micros())
+/// The sort key of one message: its order, then its conversation's incarnation (`createTime`).
+/// Order first, so that an order range is a key range; the incarnation keeps what an earlier
+/// conversation of the same id left behind (until the purger deletes it) apart from this one's.
+pub fn message_sort_key(incarnation: Timestamp, order: u64) -> String {
+    format!("M#{order:010}#{:019}", incarnation.micros().max(0))
 }
 
-/// The sort key of one message.
-pub fn message_sort_key(create_time: Timestamp, order: u64) -> String {
-    format!("{}{:010}", message_prefix(create_time), order)
+/// The first and last sort keys of messages `from..=to` (any incarnation).
+pub fn message_range(from: u64, to: u64) -> (String, String) {
+    (format!("M#{from:010}#"), format!("M#{to:010}#~"))
+}
+
+/// The order and incarnation (microseconds) a message sort key names, if it is one.
+pub fn message_key_parts(sort_key: &str) -> Option<(u64, i64)> {
+    let rest = sort_key.strip_prefix(MESSAGE_PREFIX)?;
+    let (order, incarnation) = rest.split_once('#')?;
+    let digits = |t: &str, n: usize| t.len() == n && t.bytes().all(|b| b.is_ascii_digit());
+    if !digits(order, 10) || !digits(incarnation, 19) {
+        return None;
+    }
+    Some((order.parse().ok()?, incarnation.parse().ok()?))
 }
 
 /// A string attribute.
@@ -127,7 +158,8 @@ fn corrupt(key: &str) -> ApiError {
     ))
 }
 
-fn get_s<'a>(item: &'a Item, key: &str) -> Result<&'a str, ApiError> {
+/// A string attribute.
+pub fn get_s<'a>(item: &'a Item, key: &str) -> Result<&'a str, ApiError> {
     item.get(key)
         .and_then(|v| v.as_s().ok())
         .map(String::as_str)
@@ -201,8 +233,10 @@ pub fn conversation_item(c: &Conversation) -> Item {
     };
     put(attr::PK, s(partition_key(&c.owner, &c.id)));
     put(attr::SK, s(CONVERSATION_SK));
-    put(attr::GSI_PK, s(c.owner.as_str()));
+    put(attr::GSI_PK, s(c.owner.key()));
     put(attr::GSI_SK, s(index_sort_key(c.create_time, &c.id)));
+    put(attr::GSI2_PK, s(c.owner.key()));
+    put(attr::GSI2_SK, s(index_sort_key(c.last_used_time, &c.id)));
     put(attr::ID, s(c.id.as_str()));
     put(attr::OWNER, s(c.owner.as_str()));
     if let Some(v) = &c.display_name {
@@ -314,6 +348,7 @@ pub fn message_item(owner: &Owner, incarnation: Timestamp, m: &Message) -> Item 
         item.insert(attr::METADATA.into(), json(meta));
     }
     item.insert(attr::CREATE.into(), n(m.create_time.micros()));
+    item.insert(attr::VERSION.into(), n(m.version.0));
     item
 }
 
@@ -326,7 +361,17 @@ pub fn message_from(conversation: &ConversationId, item: &Item) -> Result<Messag
         content: get_s(item, attr::CONTENT)?.to_owned(),
         metadata: opt_json(item, attr::METADATA)?,
         create_time: time(item, attr::CREATE)?,
+        version: Version(get_n(item, attr::VERSION)?),
     })
+}
+
+/// Whether a message item belongs to this incarnation of its conversation (and not to an
+/// earlier conversation of the same id, whose leftovers the purger has not deleted yet).
+pub fn of_incarnation(item: &Item, incarnation: Timestamp) -> bool {
+    sort_key(item)
+        .ok()
+        .and_then(message_key_parts)
+        .is_some_and(|(_, i)| i == incarnation.micros().max(0))
 }
 
 /// The sort key of an item.
@@ -407,6 +452,7 @@ mod tests {
                 content: content.into(),
                 metadata: metadata.and_then(|m| m.as_object().cloned()),
                 create_time: now,
+                version: Version(now.micros()),
             };
             let item = message_item(&Owner::from_claim("o").expect("owner"), now, &m);
             assert!(rendered(&m.to_json()) <= rendered_bound(&item));
@@ -414,10 +460,10 @@ mod tests {
     }
 
     #[test]
-    fn the_warm_up_key_is_no_conversation_s_partition_key() {
+    fn the_layout_key_is_no_conversation_s_partition_key() {
         let c = conversation();
         assert!(partition_key(&c.owner, &c.id).starts_with("CONV#"));
-        assert!(!WARM_UP_KEY.starts_with("CONV#"));
+        assert!(!LAYOUT_KEY.starts_with("CONV#"));
     }
 
     fn conversation() -> Conversation {
@@ -474,23 +520,42 @@ mod tests {
             content: "hello".into(),
             metadata: Some(json!({"a": 1}).as_object().cloned().expect("object")),
             create_time: c.create_time,
+            version: Version(c.create_time.micros() + 5),
         };
         let item = message_item(&c.owner, c.create_time, &m);
         assert_eq!(message_from(&c.id, &item).expect("valid"), m);
-        assert!(
-            sort_key(&item)
-                .expect("sk")
-                .starts_with(&message_prefix(c.create_time))
-        );
+        assert!(of_incarnation(&item, c.create_time));
+        let later = Timestamp::from_micros(c.create_time.micros() + 1).expect("valid");
+        assert!(!of_incarnation(&item, later));
     }
 
     #[test]
-    fn message_keys_sort_by_order_and_newer_incarnations_first() {
+    fn message_keys_sort_by_order_and_an_order_range_is_a_key_range() {
         let early = Timestamp::from_micros(1_000).expect("valid");
         let late = Timestamp::from_micros(2_000).expect("valid");
         assert!(message_sort_key(early, 9) < message_sort_key(early, 10));
-        assert!(message_sort_key(late, 999) < message_sort_key(early, 1));
+        assert!(message_sort_key(late, 9) < message_sort_key(early, 10));
         assert!(CONVERSATION_SK < message_sort_key(late, 1).as_str());
+        let (lo, hi) = message_range(9001, 9050);
+        for (order, inside) in [(9000, false), (9001, true), (9050, true), (9051, false)] {
+            for incarnation in [early, late] {
+                let key = message_sort_key(incarnation, order);
+                assert_eq!(lo <= key && key <= hi, inside, "{key}");
+            }
+        }
+        assert_eq!(
+            message_key_parts(&message_sort_key(late, 77)),
+            Some((77, 2_000))
+        );
+        for not_a_message in [
+            "C",
+            "M#",
+            "M#1#2",
+            "M#00000000001#0000000000000002000",
+            "X#0000000001#0000000000000002000",
+        ] {
+            assert_eq!(message_key_parts(not_a_message), None, "{not_a_message}");
+        }
     }
 
     #[test]

@@ -1,0 +1,726 @@
+//! A conversation's reads and writes: create, get (the full view with its latest messages),
+//! update, delete, undelete, complete, and list by creation or by activity.
+
+use aws_sdk_dynamodb::error::SdkError;
+use aws_sdk_dynamodb::operation::put_item::PutItemError;
+use aws_sdk_dynamodb::types::ReturnValuesOnConditionCheckFailure;
+
+use super::expr::Expr;
+use super::item::{self, Item, attr};
+use super::{
+    Attempt, MAX_PAGE_BYTES, MAX_RETRIES, Page, Store, classify, fitting, missing, not_found,
+    rendered_len, schema,
+};
+use crate::domain::conversation::{Conversation, Lifecycle, MAX_LABELS, NewConversation, Writable};
+use crate::domain::etag::{Preconditions, Version};
+use crate::domain::field_mask::{LabelsChange, Update};
+use crate::domain::filter::{Filter, OrderBy, Term};
+use crate::domain::ids::{ConversationId, Owner, RequestId};
+use crate::domain::message::Message;
+use crate::domain::page_token::PageToken;
+use crate::domain::time::{Duration, Timestamp};
+use crate::error::ApiError;
+
+/// The index a list order reads, and its key attributes.
+struct Index {
+    name: &'static str,
+    pk: &'static str,
+    sk: &'static str,
+}
+
+impl Index {
+    fn of(order: OrderBy) -> Self {
+        if order.by_activity() {
+            Self {
+                name: schema::ACTIVITY_INDEX,
+                pk: attr::GSI2_PK,
+                sk: attr::GSI2_SK,
+            }
+        } else {
+            Self {
+                name: schema::OWNER_INDEX,
+                pk: attr::GSI_PK,
+                sk: attr::GSI_SK,
+            }
+        }
+    }
+}
+
+/// What to list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListQuery {
+    /// The filter.
+    pub filter: Filter,
+    /// The order.
+    pub order: OrderBy,
+    /// Whether soft-deleted conversations are included.
+    pub show_deleted: bool,
+    /// The page size, 1–1000.
+    pub page_size: usize,
+    /// Where to continue.
+    pub page_token: Option<String>,
+}
+
+impl ListQuery {
+    fn scope(&self) -> String {
+        format!(
+            "conversations|{}|{:?}|{}",
+            self.filter.canonical(),
+            self.order,
+            self.show_deleted
+        )
+    }
+}
+
+impl Store {
+    /// Creates a conversation; a taken id is a 409 unless it was taken by this same `requestId`
+    /// or by this very request (an attempt whose answer was lost), in which case the conversation
+    /// it created is returned.
+    pub async fn create(
+        &self,
+        owner: &Owner,
+        id: &ConversationId,
+        request_id: Option<RequestId>,
+        new: NewConversation,
+    ) -> Result<Conversation, ApiError> {
+        let now = Timestamp::now();
+        let conversation =
+            new.into_conversation(id.clone(), owner.clone(), request_id.clone(), now);
+        let mut e = Expr::new();
+        let (pk, expire, purge) = (e.name(attr::PK), e.name(attr::EXPIRE), e.name(attr::PURGE));
+        let now_v = e.value(item::n(now.micros()));
+        // An id is taken while its conversation is visible: a create never overwrites one, but an
+        // expired or purged conversation is missing although TTL has not removed its item yet.
+        // Its messages stay behind the old incarnation's keys; the purger deletes them.
+        e.condition(format!(
+            "attribute_not_exists({pk}) OR {expire} <= {now_v} OR {purge} <= {now_v}"
+        ));
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item::conversation_item(&conversation)))
+            .set_condition_expression(e.condition_expression())
+            .set_expression_attribute_names(e.names())
+            .set_expression_attribute_values(e.values())
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(conversation),
+            Err(SdkError::ServiceError(s))
+                if matches!(s.err(), PutItemError::ConditionalCheckFailedException(_)) =>
+            {
+                let PutItemError::ConditionalCheckFailedException(ccf) = s.into_err() else {
+                    return Err(ApiError::internal("unreachable: matched above"));
+                };
+                let old = ccf.item.as_ref().map(item::conversation_from).transpose()?;
+                match old {
+                    // A retry of the create that made it (AIP-155): its result, nothing new.
+                    Some(old) if request_id.is_some() && old.request_id == request_id => Ok(old),
+                    // The SDK's retry of this very write after its answer was lost: the item is
+                    // the one this request wrote, every field equal down to the microsecond.
+                    Some(old) if old == conversation => Ok(old),
+                    _ => Err(ApiError::AlreadyExists(format!(
+                        "{} already exists",
+                        id.name()
+                    ))),
+                }
+            }
+            Err(other) => Err(classify(other)),
+        }
+    }
+
+    /// Reads a conversation, soft-deleted ones included.
+    pub async fn get(&self, owner: &Owner, id: &ConversationId) -> Result<Conversation, ApiError> {
+        let item = self.read(owner, id).await?;
+        Self::visible(item, Timestamp::now())?.ok_or_else(|| not_found(id))
+    }
+
+    /// Reads a conversation and its latest messages (the `FULL` view), in ascending order: its
+    /// `GetItem` and a `Query` of the newest messages are sent together, so the answer takes
+    /// one round trip. At most `limit` messages, and no more than fit in one page's budget; a
+    /// soft-deleted conversation comes without messages (`None`).
+    pub async fn get_full(
+        &self,
+        owner: &Owner,
+        id: &ConversationId,
+        limit: usize,
+    ) -> Result<(Conversation, Option<Vec<Message>>), ApiError> {
+        let (header, latest) = futures_util::future::join(
+            self.read(owner, id),
+            self.latest_messages(owner, id, limit),
+        )
+        .await;
+        let conversation =
+            Self::visible(header?, Timestamp::now())?.ok_or_else(|| not_found(id))?;
+        if conversation.is_deleted() {
+            return Ok((conversation, None));
+        }
+        let mut messages = Vec::new();
+        for i in latest?
+            .iter()
+            .filter(|i| item::of_incarnation(i, conversation.create_time))
+        {
+            messages.push(item::message_from(id, i)?);
+        }
+        // Newest first as read: keep the newest that fit the budget, then show them oldest first.
+        messages.truncate(fitting(messages.iter().map(|m| rendered_len(&m.to_json()))));
+        messages.reverse();
+        Ok((conversation, Some(messages)))
+    }
+
+    /// Updates the masked fields. With `upsert` (allowMissing) a missing conversation is created
+    /// from the body instead; the flag says whether that happened.
+    pub async fn update(
+        &self,
+        owner: &Owner,
+        id: &ConversationId,
+        update: &Update,
+        pre: &Preconditions,
+        upsert: Option<&Writable>,
+    ) -> Result<(Conversation, bool), ApiError> {
+        let label_sets = match &update.labels {
+            LabelsChange::Keys(keys) => keys.iter().filter(|(_, v)| v.is_some()).count(),
+            _ => 0,
+        };
+        if label_sets > MAX_LABELS {
+            return Err(ApiError::field(
+                "labels",
+                "too_many",
+                format!("a conversation holds at most {MAX_LABELS} labels"),
+            ));
+        }
+        let mut pinned = pre.pinned();
+        let mut counted_labels = false;
+        for _ in 0..MAX_RETRIES {
+            let now = Timestamp::now();
+            let new = Version::next(now, pinned);
+            let mut e = Expr::new();
+            Self::guard(&mut e, now, pre, pinned, new);
+            let del = e.name(attr::DELETE);
+            // Soft-deleted conversations are not updated (404, or 409 with allowMissing).
+            e.condition(format!("attribute_not_exists({del})"));
+            Self::write_update(&mut e, update, label_sets, counted_labels);
+            let old = match self.try_update(Self::key(owner, id), e).await? {
+                Attempt::Written(new) => return Ok((item::conversation_from(&new)?, false)),
+                Attempt::Refused(old) => Self::visible(old, now)?,
+            };
+            let Some(old) = old else {
+                let Some(body) = upsert.filter(|_| pre.on_missing().is_none()) else {
+                    // allowMissing creates nothing when a precondition names a version.
+                    return Err(missing(id, pre));
+                };
+                let new = NewConversation::try_from(body.clone())?;
+                match self.create(owner, id, None, new).await {
+                    Ok(created) => return Ok((created, true)),
+                    // Created meanwhile by someone else: update it instead.
+                    Err(ApiError::AlreadyExists(_)) => continue,
+                    Err(e) => return Err(e),
+                }
+            };
+            if old.is_deleted() {
+                return Err(match upsert {
+                    Some(_) => ApiError::AlreadyExists(format!(
+                        "{} is soft-deleted; undelete it first",
+                        id.name()
+                    )),
+                    None => not_found(id),
+                });
+            }
+            pre.check(old.version)
+                .map_err(|source_kind| ApiError::Stale {
+                    resource: id.name(),
+                    source_kind,
+                })?;
+            if let Some(required) = &update.profile_must_be
+                && old.conversation_profile != *required
+            {
+                return Err(ApiError::InvalidArgument(
+                    "conversationProfile is immutable after create".into(),
+                ));
+            }
+            if let LabelsChange::Keys(keys) = &update.labels {
+                let mut labels = old.labels.clone();
+                for (k, v) in keys {
+                    match v {
+                        Some(v) => labels.insert(k.clone(), v.clone()),
+                        None => labels.remove(k),
+                    };
+                }
+                if labels.len() > MAX_LABELS {
+                    return Err(ApiError::field(
+                        "labels",
+                        "too_many",
+                        format!("a conversation holds at most {MAX_LABELS} labels"),
+                    ));
+                }
+                // The conservative size condition refused a valid update: redo it pinned to
+                // the version just seen, with the exact count known.
+                counted_labels = true;
+            }
+            pinned = Some(old.version);
+        }
+        Err(ApiError::Aborted(format!(
+            "{} is changing too fast; retry",
+            id.name()
+        )))
+    }
+
+    fn write_update(e: &mut Expr, u: &Update, label_sets: usize, counted_labels: bool) {
+        fn text(e: &mut Expr, attribute: &str, value: &Option<Option<String>>) {
+            match value {
+                Some(Some(v)) => e.set(attribute, item::s(v.as_str())),
+                Some(None) => e.remove(attribute),
+                None => {}
+            }
+        }
+        text(e, attr::DISPLAY_NAME, &u.display_name);
+        text(e, attr::CATEGORY, &u.category);
+        text(e, attr::LANGUAGE, &u.language_code);
+        if let Some(agents) = &u.agents {
+            e.set(attr::AGENTS, item::list(agents));
+        }
+        if let Some(required) = &u.profile_must_be {
+            let p = e.name(attr::PROFILE);
+            // conversationProfile is immutable: the mask may only repeat its current value.
+            match required {
+                Some(v) => {
+                    let v = e.value(item::s(v.as_str()));
+                    e.condition(format!("{p} = {v}"));
+                }
+                None => e.condition(format!("attribute_not_exists({p})")),
+            }
+        }
+        match &u.labels {
+            LabelsChange::Keep => {}
+            LabelsChange::Replace(labels) => e.set(attr::LABELS, item::labels(labels)),
+            LabelsChange::Keys(keys) => {
+                if label_sets > 0 && !counted_labels {
+                    // At most 64 labels after the update, counting every set key as new.
+                    let l = e.name(attr::LABELS);
+                    let limit = e.value(item::n(MAX_LABELS - label_sets));
+                    e.condition(format!("size({l}) <= {limit}"));
+                }
+                for (k, v) in keys {
+                    match v {
+                        Some(v) => e.set_entry(attr::LABELS, k, item::s(v.as_str())),
+                        None => e.remove_entry(attr::LABELS, k),
+                    }
+                }
+            }
+        }
+        match &u.metadata {
+            Some(Some(m)) => e.set(attr::METADATA, item::json(m)),
+            Some(None) => e.remove(attr::METADATA),
+            None => {}
+        }
+        if let Some(stage) = u.stage {
+            e.set(attr::STAGE, item::s(stage.as_str()));
+        }
+        match u.start_time {
+            Some(Some(t)) => e.set(attr::START, item::n(t.micros())),
+            Some(None) => e.remove(attr::START),
+            None => {}
+        }
+        match u.expire_time {
+            Some(Some(t)) => {
+                e.set(attr::EXPIRE, item::n(t.micros()));
+                e.set(attr::EXPIRE_AT, item::n(t.epoch_seconds_ceil()));
+                e.set(attr::TTL, item::n(t.epoch_seconds_ceil()));
+            }
+            Some(None) => {
+                e.remove(attr::EXPIRE);
+                e.remove(attr::EXPIRE_AT);
+                e.remove(attr::TTL);
+            }
+            None => {}
+        }
+    }
+
+    /// Soft-deletes a conversation (AIP-164). With `allow_missing`, a missing or already deleted
+    /// conversation is a success: the latter is returned as it is, the former as `None`.
+    pub async fn delete(
+        &self,
+        owner: &Owner,
+        id: &ConversationId,
+        pre: &Preconditions,
+        allow_missing: bool,
+    ) -> Result<Option<Conversation>, ApiError> {
+        let mut pinned = pre.pinned();
+        let mut ttl_at_expiry = false;
+        for _ in 0..MAX_RETRIES {
+            let now = Timestamp::now();
+            let new = Version::next(now, pinned);
+            let purge = now
+                .plus(Duration::THIRTY_DAYS)
+                .ok_or_else(|| ApiError::internal("purge time overflow"))?;
+            let mut e = Expr::new();
+            Self::guard(&mut e, now, pre, pinned, new);
+            let del = e.name(attr::DELETE);
+            // Only a live conversation can be deleted.
+            e.condition(format!("attribute_not_exists({del})"));
+            e.set(attr::DELETE, item::n(now.micros()));
+            e.set(attr::PURGE, item::n(purge.micros()));
+            // TTL removes it at the earlier of purgeTime and expireTime: a soft delete never
+            // postpones the expiry. DynamoDB has no min(), so the first attempt assumes no
+            // earlier expiry and says so in its condition; if the conversation expires first, the
+            // retry (pinned to the version that refusal returned) leaves the TTL at the expiry.
+            if ttl_at_expiry {
+                let (ttl, expire_at) = (e.name(attr::TTL), e.name(attr::EXPIRE_AT));
+                e.set_clause(format!("{ttl} = {expire_at}"));
+            } else {
+                let expire = e.name(attr::EXPIRE);
+                let purge_v = e.value(item::n(purge.micros()));
+                e.condition(format!(
+                    "attribute_not_exists({expire}) OR {expire} >= {purge_v}"
+                ));
+                e.set(attr::TTL, item::n(purge.epoch_seconds_ceil()));
+            }
+            let old = match self.try_update(Self::key(owner, id), e).await? {
+                Attempt::Written(new) => return item::conversation_from(&new).map(Some),
+                Attempt::Refused(old) => Self::visible(old, now)?,
+            };
+            match old {
+                None if allow_missing && pre.on_missing().is_none() => return Ok(None),
+                None => return Err(missing(id, pre)),
+                Some(old) if old.is_deleted() => {
+                    return if allow_missing {
+                        Ok(Some(old))
+                    } else {
+                        Err(not_found(id))
+                    };
+                }
+                Some(old) => {
+                    pre.check(old.version)
+                        .map_err(|source_kind| ApiError::Stale {
+                            resource: id.name(),
+                            source_kind,
+                        })?;
+                    ttl_at_expiry = old.expire_time.is_some_and(|t| t < purge);
+                    pinned = Some(old.version);
+                }
+            }
+        }
+        Err(ApiError::Aborted(format!(
+            "{} is changing too fast; retry",
+            id.name()
+        )))
+    }
+
+    /// Restores a soft-deleted conversation; a live one is a 409 `ALREADY_EXISTS`.
+    pub async fn undelete(
+        &self,
+        owner: &Owner,
+        id: &ConversationId,
+        pre: &Preconditions,
+    ) -> Result<Conversation, ApiError> {
+        let mut pinned = pre.pinned();
+        for _ in 0..MAX_RETRIES {
+            let now = Timestamp::now();
+            let new = Version::next(now, pinned);
+            let mut e = Expr::new();
+            Self::guard(&mut e, now, pre, pinned, new);
+            let del = e.name(attr::DELETE);
+            // Only a soft-deleted conversation can be undeleted.
+            e.condition(format!("attribute_exists({del})"));
+            e.remove(attr::DELETE);
+            e.remove(attr::PURGE);
+            // The TTL goes back to the expiry, or to "never" when there is none.
+            let (ttl, expire_at) = (e.name(attr::TTL), e.name(attr::EXPIRE_AT));
+            let never = e.value(item::n(item::NEVER));
+            e.set_clause(format!("{ttl} = if_not_exists({expire_at}, {never})"));
+            let old = match self.try_update(Self::key(owner, id), e).await? {
+                Attempt::Written(new) => return item::conversation_from(&new),
+                Attempt::Refused(old) => Self::visible(old, now)?,
+            };
+            let Some(old) = old else {
+                return Err(missing(id, pre));
+            };
+            if !old.is_deleted() {
+                return Err(ApiError::AlreadyExists(format!(
+                    "{} is not deleted",
+                    id.name()
+                )));
+            }
+            pre.check(old.version)
+                .map_err(|source_kind| ApiError::Stale {
+                    resource: id.name(),
+                    source_kind,
+                })?;
+            pinned = Some(old.version);
+        }
+        Err(ApiError::Aborted(format!(
+            "{} is changing too fast; retry",
+            id.name()
+        )))
+    }
+
+    /// Completes a conversation; completing a completed one returns it unchanged.
+    pub async fn complete(
+        &self,
+        owner: &Owner,
+        id: &ConversationId,
+        pre: &Preconditions,
+    ) -> Result<Conversation, ApiError> {
+        let mut pinned = pre.pinned();
+        for _ in 0..MAX_RETRIES {
+            let now = Timestamp::now();
+            let new = Version::next(now, pinned);
+            let mut e = Expr::new();
+            Self::guard(&mut e, now, pre, pinned, new);
+            let (del, life) = (e.name(attr::DELETE), e.name(attr::LIFECYCLE));
+            let in_progress = e.value(item::s(Lifecycle::InProgress.as_str()));
+            // Only a live conversation in progress is completed; a completed one stays as it is.
+            e.condition(format!(
+                "attribute_not_exists({del}) AND {life} = {in_progress}"
+            ));
+            e.set(attr::LIFECYCLE, item::s(Lifecycle::Completed.as_str()));
+            e.set(attr::END, item::n(now.micros()));
+            let old = match self.try_update(Self::key(owner, id), e).await? {
+                Attempt::Written(new) => return item::conversation_from(&new),
+                Attempt::Refused(old) => Self::visible(old, now)?,
+            };
+            let Some(old) = old else {
+                return Err(missing(id, pre));
+            };
+            if old.is_deleted() {
+                return Err(not_found(id));
+            }
+            pre.check(old.version)
+                .map_err(|source_kind| ApiError::Stale {
+                    resource: id.name(),
+                    source_kind,
+                })?;
+            if old.lifecycle == Lifecycle::Completed {
+                return Ok(old);
+            }
+            pinned = Some(old.version);
+        }
+        Err(ApiError::Aborted(format!(
+            "{} is changing too fast; retry",
+            id.name()
+        )))
+    }
+
+    /// Lists the caller's conversations: one `Query` of the owner index per page.
+    pub async fn list(
+        &self,
+        owner: &Owner,
+        query: &ListQuery,
+    ) -> Result<Page<Conversation>, ApiError> {
+        let scope = query.scope();
+        let start = match &query.page_token {
+            Some(text) => Some(PageToken::decode(text, &self.token_key, owner, &scope)?),
+            None => None,
+        };
+        let now = Timestamp::now();
+        let index = Index::of(query.order);
+        let mut e = Expr::new();
+        let gpk = e.name(index.pk);
+        let owner_v = e.value(item::s(owner.key()));
+        let mut key_condition = format!("{gpk} = {owner_v}");
+        let from = query
+            .filter
+            .created_from
+            .map(|m| format!("{:018}", m.max(0)));
+        let to = match query.filter.created_to {
+            Some(m) if m < 0 => {
+                return Ok(Page {
+                    items: Vec::new(),
+                    next_page_token: None,
+                });
+            }
+            // `$` sorts after `#`: every key of that microsecond is at or below it.
+            Some(m) => Some(format!("{m:018}$")),
+            None => None,
+        };
+        match (from, to) {
+            (Some(lo), Some(hi)) if lo > hi => {
+                return Ok(Page {
+                    items: Vec::new(),
+                    next_page_token: None,
+                });
+            }
+            // Ordered by activity: the createTime range is a filter on the read items.
+            _ if index.name == schema::ACTIVITY_INDEX => {
+                if let Some(lo) = query.filter.created_from {
+                    let (create, lo) = (e.name(attr::CREATE), e.value(item::n(lo)));
+                    e.condition(format!("{create} >= {lo}"));
+                }
+                if let Some(hi) = query.filter.created_to {
+                    let (create, hi) = (e.name(attr::CREATE), e.value(item::n(hi)));
+                    e.condition(format!("{create} <= {hi}"));
+                }
+            }
+            // Ordered by creation: the createTime range narrows the index key range itself.
+            (Some(lo), Some(hi)) => {
+                let (gsk, lo, hi) = (e.name(index.sk), e.value(item::s(lo)), e.value(item::s(hi)));
+                key_condition.push_str(&format!(" AND {gsk} BETWEEN {lo} AND {hi}"));
+            }
+            (Some(lo), None) => {
+                let (gsk, lo) = (e.name(index.sk), e.value(item::s(lo)));
+                key_condition.push_str(&format!(" AND {gsk} >= {lo}"));
+            }
+            (None, Some(hi)) => {
+                let (gsk, hi) = (e.name(index.sk), e.value(item::s(hi)));
+                key_condition.push_str(&format!(" AND {gsk} <= {hi}"));
+            }
+            (None, None) => {}
+        }
+        let visible = Self::visible_at(&mut e, now);
+        e.condition(visible);
+        if !query.show_deleted {
+            let del = e.name(attr::DELETE);
+            e.condition(format!("attribute_not_exists({del})"));
+        }
+        for term in &query.filter.terms {
+            let clause = match term {
+                Term::Lifecycle(l) => (e.name(attr::LIFECYCLE), "=", e.value(item::s(l.as_str()))),
+                Term::Stage(s) => (e.name(attr::STAGE), "=", e.value(item::s(s.as_str()))),
+                Term::Category(c) => (e.name(attr::CATEGORY), "=", e.value(item::s(c.as_str()))),
+                Term::Label(k, v) => (
+                    format!("{}.{}", e.name(attr::LABELS), e.name(k)),
+                    "=",
+                    e.value(item::s(v.as_str())),
+                ),
+                Term::Agent(a) => {
+                    let (agents, a) = (e.name(attr::AGENTS), e.value(item::s(a.as_str())));
+                    e.condition(format!("contains({agents}, {a})"));
+                    continue;
+                }
+            };
+            e.condition(format!("{} {} {}", clause.0, clause.1, clause.2));
+        }
+        let exclusive_start = match &start {
+            Some(token) => Some(Self::index_start_key(owner, &index, &token.position)?),
+            None => None,
+        };
+        let out = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(index.name)
+            .key_condition_expression(key_condition)
+            .set_filter_expression(e.condition_expression())
+            .set_expression_attribute_names(e.names())
+            .set_expression_attribute_values(e.values())
+            .scan_index_forward(!query.order.descending())
+            .limit(i32::try_from(query.page_size + 1).unwrap_or(i32::MAX))
+            .set_exclusive_start_key(exclusive_start)
+            .send()
+            .await
+            .map_err(classify)?;
+        let mut items = out.items.unwrap_or_default();
+        let position = |i: &Item| i.get(index.sk).and_then(|v| v.as_s().ok()).cloned();
+        let mut cut = items.len() > query.page_size;
+        items.truncate(query.page_size);
+        let mut conversations = items
+            .iter()
+            .map(item::conversation_from)
+            .collect::<Result<Vec<_>, _>>()?;
+        // Measuring each item by rendering it costs as much as the answer does: only a page
+        // whose stored size could render past the budget is measured.
+        let could_overflow = items.iter().map(item::rendered_bound).sum::<usize>() > MAX_PAGE_BYTES;
+        let keep = if could_overflow {
+            fitting(conversations.iter().map(|c| rendered_len(&c.to_json())))
+        } else {
+            conversations.len()
+        };
+        if keep < conversations.len() {
+            conversations.truncate(keep);
+            items.truncate(keep);
+            cut = true;
+        }
+        let next = if cut {
+            items.last().and_then(position)
+        } else {
+            out.last_evaluated_key.as_ref().and_then(position)
+        };
+        Ok(Page {
+            items: conversations,
+            next_page_token: next
+                .map(|position| PageToken { position }.encode(&self.token_key, owner, &scope)),
+        })
+    }
+
+    /// Where a list page starts in `index`: the item the previous page ended with, rebuilt from
+    /// the token's position (its index sort key) and the caller (so a token only ever points
+    /// into the caller's own key range).
+    fn index_start_key(owner: &Owner, index: &Index, position: &str) -> Result<Item, ApiError> {
+        let invalid = || ApiError::InvalidArgument("pageToken is invalid".into());
+        let (micros, id) = position.split_once('#').ok_or_else(invalid)?;
+        if micros.len() != 18 || !micros.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(invalid());
+        }
+        let id = ConversationId::parse(id).map_err(|_| invalid())?;
+        let mut key = Self::key(owner, &id);
+        key.insert(index.pk.into(), item::s(owner.key()));
+        key.insert(index.sk.into(), item::s(position));
+        Ok(key)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::etag::{Etag, IfMatch};
+    use crate::domain::field_mask::{MAX_MASK_PATHS, UpdateMask};
+
+    /// DynamoDB's limit on each expression string.
+    const EXPRESSION_LIMIT: usize = 4096;
+
+    #[test]
+    fn the_largest_update_a_client_can_send_stays_within_dynamodb_s_expression_limit() {
+        // Every other path, 64 label keys set (more is a 422) and removals up to the mask's bound.
+        let mut paths = vec![
+            "displayName",
+            "category",
+            "agents",
+            "conversationProfile",
+            "languageCode",
+            "metadata",
+            "conversationStage",
+            "startTime",
+            "expireTime",
+        ]
+        .into_iter()
+        .map(str::to_owned)
+        .collect::<Vec<_>>();
+        let sets = MAX_LABELS;
+        let removals = MAX_MASK_PATHS - paths.len() - sets;
+        paths.extend((0..sets + removals).map(|i| format!("labels.k{i}")));
+        let mask = UpdateMask::parse(&paths.join(",")).expect("the largest mask");
+        let labels: serde_json::Map<String, serde_json::Value> =
+            (0..sets).map(|i| (format!("k{i}"), "v".into())).collect();
+        let now = Timestamp::now();
+        let body = serde_json::json!({"displayName": "d", "category": "c", "agents": ["a"], "conversationProfile": "p",
+            "languageCode": "en", "metadata": {"m": 1}, "conversationStage": "HUMAN_ASSIST_STAGE",
+            "startTime": "2026-01-01T00:00:00Z", "ttl": "60s", "labels": labels});
+        let body = Writable::from_json(body.as_object().expect("object"), now).expect("valid");
+        let update = Update::new(&mask, &body).expect("valid");
+        // The most preconditions: 50 If-Match tags and a body etag.
+        let tags = (0..50).map(|i| Etag::Version(Version(i))).collect();
+        let pre = Preconditions {
+            body: Some(Etag::Version(Version(1))),
+            if_match: Some(IfMatch::Tags(tags)),
+        };
+        for (counted, pinned) in [(false, None), (true, Some(Version(7)))] {
+            let mut e = Expr::new();
+            Store::guard(&mut e, now, &pre, pinned, Version::next(now, pinned));
+            let del = e.name(attr::DELETE);
+            e.condition(format!("attribute_not_exists({del})"));
+            Store::write_update(&mut e, &update, sets, counted);
+            let update_len = e.update_expression().expect("an update").len();
+            let condition_len = e.condition_expression().expect("a condition").len();
+            assert!(
+                update_len < EXPRESSION_LIMIT,
+                "update expression {update_len} bytes"
+            );
+            assert!(
+                condition_len < EXPRESSION_LIMIT,
+                "condition expression {condition_len} bytes"
+            );
+        }
+    }
+}
