@@ -131,15 +131,18 @@ def main():
     w("## 3. DynamoDB cost per request")
     w("")
     w("Counted by a proxy in front of DynamoDB Local that adds `ReturnConsumedCapacity: INDEXES` to every request. "
-      "Capacity units are what DynamoDB Local reports (table + index). Real DynamoDB bills a transactional write at twice the units of a plain one, which DynamoDB Local does not show: "
-      "the `TransactWriteItems` of an append costs twice the figure below. At init every function but fallback sends one `GetItem` (the connection warm-up, 0.5 RCU).")
+      "Capacity units are what DynamoDB Local reports (table + index), transactional writes at twice the units of plain ones, as DynamoDB bills them. An index is written when a write changes an attribute it projects (every attribute: both project `ALL`), "
+      "and twice (a delete and a put) when the write moves the item's key in it: every append moves the conversation in `by-activity`. "
+      "At init every function but fallback sends one `GetItem` (the layout marker, which opens the connection: 0.5 RCU).")
     w("")
-    w("| method | requests | operations | capacity units |")
-    w("|---|---:|---|---:|")
+    w("| method | requests | operations | capacity units | table | by-owner index | by-activity index |")
+    w("|---|---:|---|---:|---:|---:|---:|")
     for c in r["cost"]:
         req = str(c["requests_min"]) if c["requests_min"] == c["requests_max"] else f"{c['requests_min']}–{c['requests_max']}"
         ops = " + ".join(c["operations"]) or "none"
-        w(f"| {c['method']} | {req} | {ops} | {c['capacity_units'] + 0:.1f} |")
+        part = c.get("capacity_units_by_part") or {}
+        cols = " | ".join(f"{part.get(p, 0) + 0:.1f}" for p in ("table", "by-owner", "by-activity"))
+        w(f"| {c['method']} | {req} | {ops} | {c['capacity_units'] + 0:.1f} | {cols} |")
     w("")
 
     # 4. Size and memory

@@ -6,11 +6,15 @@
 #   scripts/bench.sh            the full run (~15 min after the builds)
 #   scripts/bench.sh --smoke    every scenario with tiny counts on debug builds, into .local/bench-smoke
 #                               (make test runs this, so the harness cannot rot)
+#   ... --only SCENARIO         one scenario (cold, warm, cost, scale, throughput, load), with either
 source "$(dirname "$0")/lib.sh"
 cd "$ROOT"
 
 SMOKE=0
-[ "${1:-}" = "--smoke" ] && SMOKE=1
+PASS=()
+for arg in "$@"; do
+  if [ "$arg" = "--smoke" ]; then SMOKE=1; else PASS+=("$arg"); fi
+done
 
 ensure_dynamodb_local
 [ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
@@ -55,10 +59,17 @@ start_throwaway_dynamodb_local "$WORK/dynamodb.log"
 export CONVERSATIONS_TABLE="bench-$(date +%s)"
 export DYNAMODB_LOCAL_VERSION="3.3.1 (npm ${DYNAMODB_LOCAL_NPM})"
 
+# One scenario (--only) writes results-only.json and no report: it never replaces a full run's.
+RESULTS="$OUT/results.json"
+[ "${#PASS[@]}" -gt 0 ] && RESULTS="$OUT/results-only.json"
 log "running the benchmarks"
-"$HARNESS" "${ARGS[@]}" --bins "$BINS" --out "$OUT/results.json" --logs "$WORK/logs" || {
+"$HARNESS" "${ARGS[@]}" ${PASS[@]+"${PASS[@]}"} --bins "$BINS" --out "$RESULTS" --logs "$WORK/logs" || {
   echo "---- last lines of the function logs ----" >&2
   tail -n 5 "$WORK"/logs/*.log >&2 || true
   exit 1
 }
-"$VENV/bin/python" bench/report.py "$OUT/results.json" "$OUT"
+if [ "${#PASS[@]}" -gt 0 ]; then
+  log "wrote $RESULTS (one scenario: no report)"
+  exit 0
+fi
+"$VENV/bin/python" bench/report.py "$RESULTS" "$OUT"

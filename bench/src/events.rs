@@ -57,6 +57,10 @@ impl HttpRequest {
         if segments.len() >= 3 {
             path_parameters.insert("id".into(), segments[2].into());
         }
+        // /v1/conversations/{id}/messages/{order}
+        if segments.len() == 5 && segments[3] == "messages" {
+            path_parameters.insert("order".into(), segments[4].into());
+        }
         let mut headers = Map::new();
         headers.insert(
             "host".into(),

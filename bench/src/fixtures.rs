@@ -26,28 +26,36 @@ use crate::events::HttpRequest;
 pub enum Method {
     Create,
     Get,
+    GetFull,
     List,
+    ListRecent,
     Update,
     Delete,
     Undelete,
     Complete,
     Append,
     ListMessages,
+    ListMessagesLast,
+    GetMessage,
     Fallback,
 }
 
 impl Method {
-    /// Every method, in the contract's order.
-    pub const ALL: [Method; 10] = [
+    /// Every method, in the contract's order (several requests of one function each).
+    pub const ALL: [Method; 14] = [
         Method::Create,
         Method::Get,
+        Method::GetFull,
         Method::List,
+        Method::ListRecent,
         Method::Update,
         Method::Delete,
         Method::Undelete,
         Method::Complete,
         Method::Append,
         Method::ListMessages,
+        Method::ListMessagesLast,
+        Method::GetMessage,
         Method::Fallback,
     ];
 
@@ -55,14 +63,15 @@ impl Method {
     pub fn function(self) -> &'static str {
         match self {
             Method::Create => "create-conversation",
-            Method::Get => "get-conversation",
-            Method::List => "list-conversations",
+            Method::Get | Method::GetFull => "get-conversation",
+            Method::List | Method::ListRecent => "list-conversations",
             Method::Update => "update-conversation",
             Method::Delete => "delete-conversation",
             Method::Undelete => "undelete-conversation",
             Method::Complete => "complete-conversation",
             Method::Append => "append-message",
-            Method::ListMessages => "list-messages",
+            Method::ListMessages | Method::ListMessagesLast => "list-messages",
+            Method::GetMessage => "get-message",
             Method::Fallback => "fallback",
         }
     }
@@ -72,13 +81,21 @@ impl Method {
         match self {
             Method::Create => "POST /v1/conversations",
             Method::Get => "GET /v1/conversations/{id}",
+            Method::GetFull => "GET /v1/conversations/{id}?view=FULL (10 messages)",
             Method::List => "GET /v1/conversations (first page of 100)",
+            Method::ListRecent => {
+                "GET /v1/conversations?orderBy=lastUsedTime desc (first page of 100)"
+            }
             Method::Update => "PATCH /v1/conversations/{id}?updateMask=displayName",
             Method::Delete => "DELETE /v1/conversations/{id}",
             Method::Undelete => "POST /v1/conversations/{id}/undelete",
             Method::Complete => "POST /v1/conversations/{id}/complete",
             Method::Append => "POST /v1/conversations/{id}/messages",
             Method::ListMessages => "GET /v1/conversations/{id}/messages (10 messages)",
+            Method::ListMessagesLast => {
+                "GET /v1/conversations/{id}/messages?orderBy=order desc&pageSize=5 (of 10)"
+            }
+            Method::GetMessage => "GET /v1/conversations/{id}/messages/5",
             Method::Fallback => "PUT /v1/conversations (405)",
         }
     }
@@ -322,7 +339,7 @@ impl Fixture {
         db.soft_delete(&owner, &ids(2)).await?;
         db.soft_delete(&owner, &ids(3)).await?;
         Ok(Self {
-            list_index_key: listed[0].owner.as_str().to_owned(),
+            list_index_key: listed[0].owner.key(),
             get: singles[0].id.clone(),
             update: singles[1].id.clone(),
             append: singles[2].id.clone(),
@@ -349,8 +366,14 @@ impl Fixture {
                 "labels": {"team": "bench"}
             })),
             Method::Get => HttpRequest::new("GET", path(&self.get)),
+            Method::GetFull => HttpRequest::new("GET", path(&self.messages)).query("view", "FULL"),
             Method::List => {
                 return Ok(HttpRequest::new("GET", "/v1/conversations")
+                    .event(self.list_owner.as_str()));
+            }
+            Method::ListRecent => {
+                return Ok(HttpRequest::new("GET", "/v1/conversations")
+                    .query("orderBy", "lastUsedTime desc")
                     .event(self.list_owner.as_str()));
             }
             Method::Update => HttpRequest::new("PATCH", path(&self.update))
@@ -367,6 +390,14 @@ impl Fixture {
                 .body(json!({"type": "USER", "content": "hello from the benchmark"})),
             Method::ListMessages => {
                 HttpRequest::new("GET", format!("{}/messages", path(&self.messages)))
+            }
+            Method::ListMessagesLast => {
+                HttpRequest::new("GET", format!("{}/messages", path(&self.messages)))
+                    .query("orderBy", "order desc")
+                    .query("pageSize", "5")
+            }
+            Method::GetMessage => {
+                HttpRequest::new("GET", format!("{}/messages/5", path(&self.messages)))
             }
             Method::Fallback => HttpRequest::new("PUT", "/v1/conversations"),
         };
@@ -401,13 +432,17 @@ impl Fixture {
                     .await
                     .map_err(|e| err(format!("{e:?}")))?;
             }
-            Method::List => {
+            Method::List | Method::ListRecent => {
+                let (index, pk) = match method {
+                    Method::List => (conversations::store::schema::OWNER_INDEX, attr::GSI_PK),
+                    _ => (conversations::store::schema::ACTIVITY_INDEX, attr::GSI2_PK),
+                };
                 c.query()
                     .table_name(&db.table)
-                    .index_name(conversations::store::schema::OWNER_INDEX)
+                    .index_name(index)
                     .key_condition_expression("#o = :o")
                     .filter_expression("attribute_not_exists(#d)")
-                    .expression_attribute_names("#o", attr::GSI_PK)
+                    .expression_attribute_names("#o", pk)
                     .expression_attribute_names("#d", attr::DELETE)
                     .expression_attribute_values(":o", item::s(self.list_index_key.as_str()))
                     .scan_index_forward(false)
@@ -416,20 +451,44 @@ impl Fixture {
                     .await
                     .map_err(|e| err(format!("{e:?}")))?;
             }
-            Method::ListMessages => {
-                c.query()
+            // The conversation's GetItem and a Query of message keys, sent together, as the
+            // message reads and the FULL view make them.
+            Method::ListMessages
+            | Method::ListMessagesLast
+            | Method::GetMessage
+            | Method::GetFull => {
+                let (from, to, descending, limit) = match method {
+                    Method::ListMessages => (1, 9_999_999_999, false, 51),
+                    Method::ListMessagesLast => (1, 9_999_999_999, true, 6),
+                    Method::GetMessage => (5, 5, false, 4),
+                    _ => (1, 9_999_999_999, true, 50),
+                };
+                let (lo, hi) = item::message_range(from, to);
+                let get = c
+                    .get_item()
                     .table_name(&db.table)
-                    .key_condition_expression("#pk = :pk")
+                    .set_key(Some(Store::key(&self.owner, &self.messages)))
+                    .consistent_read(true)
+                    .send();
+                let query = c
+                    .query()
+                    .table_name(&db.table)
+                    .key_condition_expression("#pk = :pk AND #sk BETWEEN :lo AND :hi")
                     .expression_attribute_names("#pk", attr::PK)
+                    .expression_attribute_names("#sk", attr::SK)
                     .expression_attribute_values(
                         ":pk",
                         item::s(item::partition_key(&self.owner, &self.messages)),
                     )
+                    .expression_attribute_values(":lo", item::s(lo))
+                    .expression_attribute_values(":hi", item::s(hi))
                     .consistent_read(true)
-                    .limit(52)
-                    .send()
-                    .await
-                    .map_err(|e| err(format!("{e:?}")))?;
+                    .scan_index_forward(!descending)
+                    .limit(limit)
+                    .send();
+                let (got, queried) = futures_util::future::join(get, query).await;
+                got.map_err(|e| err(format!("{e:?}")))?;
+                queried.map_err(|e| err(format!("{e:?}")))?;
             }
             Method::Update => self
                 .raw_update(

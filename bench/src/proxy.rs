@@ -18,6 +18,8 @@ pub struct Call {
     pub operation: String,
     /// The capacity units DynamoDB Local reported (table and indexes).
     pub capacity_units: f64,
+    /// The same units by where they were spent: `table`, or an index's name.
+    pub units_by_part: std::collections::BTreeMap<String, f64>,
 }
 
 /// A running proxy; dropping it stops it.
@@ -118,16 +120,20 @@ async fn forward(
     let status = answer.status();
     let headers = answer.headers().clone();
     let bytes = answer.bytes().await.unwrap_or_default();
-    let capacity_units = serde_json::from_slice::<serde_json::Value>(&bytes)
-        .ok()
-        .map(|v| capacity(&v["ConsumedCapacity"]))
-        .unwrap_or(0.0);
+    let answer_json = serde_json::from_slice::<serde_json::Value>(&bytes).ok();
+    let consumed = answer_json.as_ref().map(|v| &v["ConsumedCapacity"]);
+    let capacity_units = consumed.map(capacity).unwrap_or(0.0);
+    let mut units_by_part = std::collections::BTreeMap::new();
+    if let Some(consumed) = consumed {
+        units_by_part_of(consumed, &mut units_by_part);
+    }
     recorded
         .lock()
         .unwrap_or_else(|e| e.into_inner())
         .push(Call {
             operation,
             capacity_units,
+            units_by_part,
         });
     let mut response = Response::new(Full::new(bytes));
     *response.status_mut() = status;
@@ -137,6 +143,28 @@ async fn forward(
         }
     }
     response
+}
+
+/// Adds a `ConsumedCapacity`'s units by part: the table's, and each index's.
+fn units_by_part_of(
+    consumed: &serde_json::Value,
+    into: &mut std::collections::BTreeMap<String, f64>,
+) {
+    match consumed {
+        serde_json::Value::Array(items) => items.iter().for_each(|c| units_by_part_of(c, into)),
+        serde_json::Value::Object(o) => {
+            let units = |v: &serde_json::Value| v["CapacityUnits"].as_f64().unwrap_or(0.0);
+            if let Some(table) = o.get("Table") {
+                *into.entry("table".into()).or_default() += units(table);
+            }
+            if let Some(serde_json::Value::Object(indexes)) = o.get("GlobalSecondaryIndexes") {
+                for (name, index) in indexes {
+                    *into.entry(name.clone()).or_default() += units(index);
+                }
+            }
+        }
+        _ => {}
+    }
 }
 
 /// The capacity units of a `ConsumedCapacity` (one object, or a list of them for transactions).
