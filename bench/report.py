@@ -131,7 +131,9 @@ def main():
     w("## 3. DynamoDB cost per request")
     w("")
     w("Counted by a proxy in front of DynamoDB Local that adds `ReturnConsumedCapacity: INDEXES` to every request. "
-      "Capacity units are what DynamoDB Local reports (table + index), transactional writes at twice the units of plain ones, as DynamoDB bills them. An index is written when a write changes an attribute it projects (every attribute: both project `ALL`), "
+      "Capacity units are what DynamoDB Local reports (table + index), transactional writes at twice the units of plain ones, as DynamoDB bills them; "
+      "a transaction's table units are computed by the proxy instead (DynamoDB Local reports one item of a `TransactWriteItems`, not each): 2 per KB of each item it writes, the larger of its sizes before and after (bench/src/proxy.rs). "
+      "An index is written when a write changes an attribute it projects (every attribute: both project `ALL`), "
       "and twice (a delete and a put) when the write moves the item's key in it: every append moves the conversation in `by-activity`. "
       "At init every function but fallback sends one `GetItem` (the layout marker, which opens the connection: 0.5 RCU).")
     w("")

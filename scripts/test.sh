@@ -43,7 +43,8 @@ wait_for_port "$WATCH_PORT" 60 "cargo lambda watch"
 for route in "GET /v1/conversations" "POST /v1/conversations" "GET /v1/conversations/warm" \
   "PATCH /v1/conversations/warm" "DELETE /v1/conversations/warm" "POST /v1/conversations/warm/undelete" \
   "POST /v1/conversations/warm/complete" "POST /v1/conversations/warm/messages" "GET /v1/conversations/warm/messages" \
-  "GET /v1/conversations/warm/messages/1" "PUT /v1/conversations"; do
+  "GET /v1/conversations/warm/messages/1" "PATCH /v1/conversations/warm/messages/1" \
+  "POST /v1/conversations/warm/messages/batch" "PUT /v1/conversations"; do
   curl --silent --show-error --max-time 120 -o /dev/null -X "${route%% *}" "http://127.0.0.1:$WATCH_PORT${route#* }"
 done
 

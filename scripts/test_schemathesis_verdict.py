@@ -141,3 +141,42 @@ class Verdict(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class Rules(unittest.TestCase):
+    """The contract rules of scripts/schemathesis_hooks.py name the fields they explain."""
+
+    @classmethod
+    def setUpClass(cls):
+        sys.path.insert(0, HERE)
+        import schemathesis_hooks
+
+        cls.hooks = schemathesis_hooks
+
+    def problem(self, *errors):
+        return {
+            "code": "INVALID_ARGUMENT",
+            "errors": [{"field": f, "code": c, "message": ""} for f, c in errors],
+        }
+
+    def rule(self, operation, status=422):
+        return next(r for r in self.hooks.RULES[operation] if r.status == status)
+
+    def test_a_batch_error_is_matched_by_its_message_field_without_indexes(self):
+        rule = self.rule("batchAppendMessages")
+        dup = self.problem(("messages[3].toolCalls[1].id", "duplicate"))
+        self.assertTrue(rule.matches(422, dup, "fuzzing"))
+        big = self.problem(("messages[0].metadata", "too_large"), ("requestId", "reused"))
+        self.assertTrue(rule.matches(422, big, "fuzzing"))
+
+    def test_an_error_the_schema_could_have_prevented_is_not_explained(self):
+        rule = self.rule("batchAppendMessages")
+        self.assertFalse(rule.matches(422, self.problem(("messages[0].type", "invalid")), "fuzzing"))
+        self.assertFalse(rule.matches(422, self.problem(("toolCalls.id", "duplicate")), "fuzzing"))
+        mixed = self.problem(("messages[0].content", "too_long"), ("messages[1].type", "required"))
+        self.assertFalse(rule.matches(422, mixed, "fuzzing"))
+
+    def test_a_field_inside_a_rule_field_is_explained(self):
+        rule = self.rule("updateConversation")
+        self.assertTrue(rule.matches(422, self.problem(("labels", "too_many")), "fuzzing"))
+        self.assertFalse(rule.matches(422, self.problem(("labelsx", "too_many")), "fuzzing"))

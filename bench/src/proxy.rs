@@ -3,9 +3,17 @@
 //! units DynamoDB Local reported. The functions under test reach it through
 //! `AWS_ENDPOINT_URL_DYNAMODB`; DynamoDB Local does not check signatures, so the rewritten body
 //! is accepted.
+//!
+//! One correction: DynamoDB Local (3.x) under-reports a transaction's table units — it counts
+//! one item of a `TransactWriteItems`, not each (a batch of four puts reports what one does). So
+//! the table units of a transaction are computed here as DynamoDB bills them: 2 per KB (rounded
+//! up) of each item written, the larger of its sizes before and after, read around the
+//! transaction with reads of the proxy's own (not recorded). The index units stay DynamoDB
+//! Local's (right for the service's transactions, which write one indexed item each).
 
 use std::sync::{Arc, Mutex};
 
+use conversations::store::item::attr;
 use http_body_util::{BodyExt, Full};
 use hyper::body::{Bytes, Incoming};
 use hyper::{Request, Response};
@@ -106,13 +114,28 @@ async fn forward(
         }
         _ => body,
     };
-    let mut upstream_request = client.post(upstream).body(body);
-    for (name, value) in &parts.headers {
-        if name != http::header::HOST && name != http::header::CONTENT_LENGTH {
-            upstream_request = upstream_request.header(name, value);
+    let send = |body: Bytes, target: Option<&str>| {
+        let mut request = client.post(upstream).body(body);
+        for (name, value) in &parts.headers {
+            if name == http::header::HOST || name == http::header::CONTENT_LENGTH {
+                continue;
+            }
+            match target {
+                Some(t) if name.as_str() == "x-amz-target" => {
+                    request = request.header(name, format!("DynamoDB_20120810.{t}"));
+                }
+                _ => request = request.header(name, value),
+            }
         }
-    }
-    let Ok(answer) = upstream_request.send().await else {
+        request.send()
+    };
+    let written = if operation == "TransactWriteItems" {
+        written_keys(&body)
+    } else {
+        Vec::new()
+    };
+    let before = item_sizes(&send, &written).await;
+    let Ok(answer) = send(body, None).await else {
         let mut failed = Response::new(Full::new(Bytes::new()));
         *failed.status_mut() = http::StatusCode::BAD_GATEWAY;
         return failed;
@@ -126,6 +149,17 @@ async fn forward(
     let mut units_by_part = std::collections::BTreeMap::new();
     if let Some(consumed) = consumed {
         units_by_part_of(consumed, &mut units_by_part);
+    }
+    let mut capacity_units = capacity_units;
+    if !written.is_empty() && status.is_success() {
+        let after = item_sizes(&send, &written).await;
+        let table: f64 = before
+            .iter()
+            .zip(&after)
+            .map(|(b, a)| 2.0 * (*b.max(a)).div_ceil(1024).max(1) as f64)
+            .sum();
+        let reported = units_by_part.insert("table".into(), table).unwrap_or(0.0);
+        capacity_units += table - reported;
     }
     recorded
         .lock()
@@ -143,6 +177,91 @@ async fn forward(
         }
     }
     response
+}
+
+/// The table and key of each item a `TransactWriteItems` request writes (its `Put`s, `Update`s
+/// and `Delete`s).
+fn written_keys(body: &[u8]) -> Vec<(String, serde_json::Value)> {
+    let Ok(request) = serde_json::from_slice::<serde_json::Value>(body) else {
+        return Vec::new();
+    };
+    let key_of = |item: &serde_json::Value| {
+        let mut key = serde_json::Map::new();
+        for name in [attr::PK, attr::SK] {
+            if let Some(v) = item.get(name) {
+                key.insert(name.into(), v.clone());
+            }
+        }
+        serde_json::Value::Object(key)
+    };
+    let mut keys = Vec::new();
+    for action in request["TransactItems"].as_array().into_iter().flatten() {
+        let (table, key) = if let Some(put) = action.get("Put") {
+            (&put["TableName"], key_of(&put["Item"]))
+        } else if let Some(write) = action.get("Update").or_else(|| action.get("Delete")) {
+            (&write["TableName"], write["Key"].clone())
+        } else {
+            continue;
+        };
+        if let Some(table) = table.as_str() {
+            keys.push((table.to_owned(), key));
+        }
+    }
+    keys
+}
+
+/// The stored size of each item (0 when absent), read with the proxy's own `GetItem`s.
+async fn item_sizes<F, Fut>(send: &F, keys: &[(String, serde_json::Value)]) -> Vec<usize>
+where
+    F: Fn(Bytes, Option<&str>) -> Fut,
+    Fut: std::future::Future<Output = reqwest::Result<reqwest::Response>>,
+{
+    let mut sizes = Vec::with_capacity(keys.len());
+    for (table, key) in keys {
+        let request = serde_json::json!({"TableName": table, "Key": key, "ConsistentRead": true});
+        let body = Bytes::from(serde_json::to_vec(&request).unwrap_or_default());
+        let item = match send(body, Some("GetItem")).await {
+            Ok(answer) => answer
+                .json::<serde_json::Value>()
+                .await
+                .ok()
+                .map(|v| v["Item"].clone()),
+            Err(_) => None,
+        };
+        sizes.push(item.as_ref().map_or(0, item_size));
+    }
+    sizes
+}
+
+/// An item's size as DynamoDB counts it: each attribute's name and value (a number: half its
+/// digits, rounded up, plus one; a list or map: 3 bytes, plus 1 per element and its size).
+fn item_size(item: &serde_json::Value) -> usize {
+    fn value(v: &serde_json::Value) -> usize {
+        let Some((kind, inner)) = v.as_object().and_then(|o| o.iter().next()) else {
+            return 0;
+        };
+        match (kind.as_str(), inner) {
+            ("S", serde_json::Value::String(t)) => t.len(),
+            ("N", serde_json::Value::String(t)) => {
+                let digits = t.trim_start_matches('-').replace('.', "");
+                digits.trim_start_matches('0').len().div_ceil(2) + 1
+            }
+            ("B", serde_json::Value::String(t)) => t.len() * 3 / 4,
+            ("BOOL" | "NULL", _) => 1,
+            ("L", serde_json::Value::Array(items)) => {
+                3 + items.iter().map(|i| 1 + value(i)).sum::<usize>()
+            }
+            ("M", serde_json::Value::Object(m)) => {
+                3 + m.iter().map(|(k, v)| 1 + k.len() + value(v)).sum::<usize>()
+            }
+            ("SS" | "NS" | "BS", serde_json::Value::Array(items)) => {
+                items.iter().map(|i| i.as_str().map_or(0, str::len)).sum()
+            }
+            _ => 0,
+        }
+    }
+    item.as_object()
+        .map_or(0, |o| o.iter().map(|(k, v)| k.len() + value(v)).sum())
 }
 
 /// Adds a `ConsumedCapacity`'s units by part: the table's, and each index's.
@@ -176,5 +295,38 @@ fn capacity(consumed: &serde_json::Value) -> f64 {
             .and_then(serde_json::Value::as_f64)
             .unwrap_or(0.0),
         _ => 0.0,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn item_sizes_follow_dynamodb_s_rules() {
+        // "pk" 2 + "abc" 3; "n" 1 + 12345 (5 digits: 3 + 1); "l" 1 + 3 + (1 + 1) + (1 + 2).
+        let item = json!({"pk": {"S": "abc"}, "n": {"N": "12345"}, "l": {"L": [{"BOOL": true}, {"S": "xy"}]}});
+        assert_eq!(item_size(&item), 5 + 5 + 9);
+    }
+
+    #[test]
+    fn a_transaction_s_written_items_are_its_puts_updates_and_deletes() {
+        let body = json!({"TransactItems": [
+            {"Update": {"TableName": "t", "Key": {"pk": {"S": "a"}, "sk": {"S": "C"}}}},
+            {"Put": {"TableName": "t", "Item": {"pk": {"S": "a"}, "sk": {"S": "M#1"}, "x": {"S": "y"}}}},
+            {"ConditionCheck": {"TableName": "t", "Key": {"pk": {"S": "a"}, "sk": {"S": "Z"}}}}
+        ]});
+        let keys = written_keys(&serde_json::to_vec(&body).expect("json"));
+        assert_eq!(
+            keys,
+            [
+                ("t".to_owned(), json!({"pk": {"S": "a"}, "sk": {"S": "C"}})),
+                (
+                    "t".to_owned(),
+                    json!({"pk": {"S": "a"}, "sk": {"S": "M#1"}})
+                ),
+            ]
+        );
     }
 }

@@ -16,7 +16,7 @@ use crate::domain::body;
 use crate::domain::conversation::Conversation;
 use crate::domain::etag::IfMatch;
 use crate::domain::field_mask::Fields;
-use crate::domain::ids::{ConversationId, Owner};
+use crate::domain::ids::{ConversationId, Owner, RequestId};
 use crate::domain::message::Message;
 use crate::error::ApiError;
 use crate::routes;
@@ -42,6 +42,7 @@ pub struct Call {
     query: Vec<(String, String)>,
     content_type: Option<String>,
     if_match: Option<String>,
+    idempotency_key: Option<String>,
     body: Vec<u8>,
 }
 
@@ -72,6 +73,7 @@ impl Call {
         };
         let content_type = header("content-type");
         let if_match = header("if-match");
+        let idempotency_key = header("idempotency-key");
         let method = req.method().to_string();
         let path = req.uri().path().to_owned();
         let base = stage_prefix(&req, &path);
@@ -92,6 +94,7 @@ impl Call {
             query,
             content_type,
             if_match,
+            idempotency_key,
             body,
         }
     }
@@ -184,6 +187,12 @@ impl Call {
             }
         }
         body::object(&self.body)
+    }
+
+    /// The call's idempotency key: the `requestId` query parameter or the `Idempotency-Key`
+    /// header (400 when both are given and differ).
+    pub fn request_id(&self, query: &Query) -> Result<Option<RequestId>, ApiError> {
+        RequestId::of_call(query.get("requestId"), self.idempotency_key.as_deref())
     }
 
     /// The `If-Match` header, if any.
@@ -380,6 +389,17 @@ impl Reply {
         }
     }
 
+    /// Messages just appended together: `201 {"messages": [...]}`.
+    pub fn appended(messages: &[Message], fields: &Fields) -> Self {
+        let items = messages
+            .iter()
+            .map(|m| Value::Object(fields.apply(m.to_json())))
+            .collect();
+        let mut body = Map::new();
+        body.insert("messages".into(), Value::Array(items));
+        Self::json(201, Value::Object(body))
+    }
+
     /// One page of a list: `{"<key>": [...], "nextPageToken": "..."}` (no token on the last page).
     pub fn page(
         key: &str,
@@ -484,7 +504,20 @@ where
     let route = routes::find(call.route_path()).map_or("-", |r| r.path);
     // Boxed: the handler's state (SDK futures included) lives on the heap, so whatever awaits
     // this one — the runtime loop, a test — holds a pointer, not tens of kilobytes of futures.
-    let work = Box::pin(AssertUnwindSafe(handler(call)).catch_unwind());
+    // A method the path does not serve is 405 whichever function API Gateway chose: its
+    // routing may hand `GET …/messages/batch` to get message (`{order}` matches `batch`).
+    let unserved = routes::find(call.route_path())
+        .filter(|r| !r.methods.contains(&call.method()))
+        .map(|_| routes::unserved(call.method(), call.route_path()));
+    let work = Box::pin(
+        AssertUnwindSafe(async move {
+            match unserved {
+                Some(error) => Err(error),
+                None => handler(call).await,
+            }
+        })
+        .catch_unwind(),
+    );
     let (result, dynamodb_requests) = crate::store::count::counting(work).await;
     let result = match result {
         Ok(result) => result,

@@ -14,7 +14,7 @@ pub struct Route {
 }
 
 /// Every route of the API.
-pub const ROUTES: [Route; 6] = [
+pub const ROUTES: [Route; 7] = [
     Route {
         path: "/v1/conversations",
         methods: &["GET", "POST"],
@@ -35,9 +35,14 @@ pub const ROUTES: [Route; 6] = [
         path: "/v1/conversations/{id}/messages",
         methods: &["GET", "POST"],
     },
+    // Before `{order}`: a literal segment wins over a parameter, as in API Gateway's routing.
+    Route {
+        path: "/v1/conversations/{id}/messages/batch",
+        methods: &["POST"],
+    },
     Route {
         path: "/v1/conversations/{id}/messages/{order}",
-        methods: &["GET"],
+        methods: &["GET", "PATCH"],
     },
 ];
 
@@ -95,6 +100,10 @@ mod tests {
         assert_eq!(
             path("/v1/conversations/x/messages/12"),
             Some("/v1/conversations/{id}/messages/{order}")
+        );
+        assert_eq!(
+            path("/v1/conversations/x/messages/batch"),
+            Some("/v1/conversations/{id}/messages/batch")
         );
         for unknown in [
             "/",

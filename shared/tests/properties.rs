@@ -9,8 +9,9 @@ use conversations::domain::etag::{Etag, IfMatch, Version};
 use conversations::domain::field_mask::{Fields, UpdateMask};
 use conversations::domain::filter::{Filter, OrderBy};
 use conversations::domain::ids::{ConversationId, Owner, RequestId};
-use conversations::domain::message::parse_order;
+use conversations::domain::message::{Message, NewBatch, NewMessage, parse_order};
 use conversations::domain::message_query::{MessageFilter, MessageOrder};
+use conversations::domain::message_update::MessageUpdate;
 use conversations::domain::page_token::{PageToken, TokenKey};
 use conversations::domain::time::Timestamp;
 use proptest::prelude::*;
@@ -51,6 +52,10 @@ fn client_text() -> impl Strategy<Value = String> {
         "type = AGENT",
         "9999999999",
         "-1",
+        "content",
+        "metadata.",
+        "toolCalls",
+        "toolCallId",
     ]);
     prop_oneof![
         any::<String>(),
@@ -65,8 +70,74 @@ fn assert_client_error<T>(result: Result<T, conversations::ApiError>) {
     }
 }
 
+/// JSON a client could send as a message, a batch or an edit: the fields' own names with values
+/// of every JSON type, nested.
+fn message_json() -> impl Strategy<Value = serde_json::Value> {
+    use serde_json::Value;
+    let leaf = prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::from),
+        any::<i64>().prop_map(Value::from),
+        prop::sample::select(vec![
+            "USER", "AGENT", "TOOL", "SYSTEM", "", "c1", "a b", "\u{0}"
+        ])
+        .prop_map(Value::from),
+        any::<String>().prop_map(Value::from),
+    ];
+    let keys = prop::sample::select(vec![
+        "type",
+        "content",
+        "toolCalls",
+        "toolCallId",
+        "metadata",
+        "etag",
+        "id",
+        "name",
+        "arguments",
+        "messages",
+        "order",
+        "x",
+    ]);
+    leaf.prop_recursive(4, 64, 8, move |inner| {
+        prop_oneof![
+            prop::collection::vec(inner.clone(), 0..6).prop_map(serde_json::Value::Array),
+            prop::collection::btree_map(keys.clone(), inner, 0..6).prop_map(|m| {
+                serde_json::Value::Object(m.into_iter().map(|(k, v)| (k.to_owned(), v)).collect())
+            }),
+        ]
+    })
+}
+
+/// A stored message to edit.
+fn stored(body: serde_json::Value) -> Message {
+    let new = NewMessage::from_json(body.as_object().expect("an object")).expect("valid");
+    let id = ConversationId::parse("c").expect("an id");
+    Message::appended(id, 3, &new, Timestamp::now())
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(2000))]
+
+    #[test]
+    fn every_message_decoder_answers_any_json_with_a_value_or_a_4xx(
+        value in message_json(),
+        mask in prop::option::of(client_text()),
+    ) {
+        let Some(map) = value.as_object() else { return Ok(()); };
+        assert_client_error(NewMessage::from_json(map));
+        assert_client_error(NewBatch::from_json(map));
+        let wrapped = serde_json::json!({"messages": [value.clone(), value.clone()]});
+        assert_client_error(NewBatch::from_json(wrapped.as_object().expect("an object")));
+        if let Ok(update) = MessageUpdate::new(map, mask.as_deref()) {
+            for old in [
+                stored(serde_json::json!({"type": "USER", "content": "u"})),
+                stored(serde_json::json!({"type": "AGENT", "toolCalls": [{"id": "c", "name": "t"}]})),
+                stored(serde_json::json!({"type": "TOOL", "toolCallId": "c", "content": "r"})),
+            ] {
+                assert_client_error(update.apply(&old));
+            }
+        }
+    }
 
     #[test]
     fn every_parser_answers_any_text_with_a_value_or_a_4xx(text in client_text()) {
@@ -80,6 +151,9 @@ proptest! {
         assert_client_error(parse_order(&text));
         assert_client_error(ConversationId::parse(&text));
         assert_client_error(RequestId::parse(&text));
+        assert_client_error(RequestId::of_call(None, Some(&text)));
+        assert_client_error(RequestId::of_call(Some(&text), Some(&text)));
+        assert_client_error(MessageUpdate::new(&serde_json::Map::new(), Some(&text)));
         assert_client_error(IfMatch::parse(&text));
         let key = TokenKey::new("k");
         let owner = Owner::from_header("alice").expect("owner");

@@ -147,6 +147,8 @@ pub enum Method {
     Append,
     ListMessages,
     GetMessage,
+    BatchAppend,
+    UpdateMessage,
     /// Any method on any path, as API Gateway's `ANY` and `$default` routes deliver them to the
     /// fallback function.
     Unserved(&'static str, &'static str),
@@ -165,6 +167,8 @@ impl Method {
             Self::Append => ("POST", "/v1/conversations/{id}/messages"),
             Self::ListMessages => ("GET", "/v1/conversations/{id}/messages"),
             Self::GetMessage => ("GET", "/v1/conversations/{id}/messages/{order}"),
+            Self::BatchAppend => ("POST", "/v1/conversations/{id}/messages/batch"),
+            Self::UpdateMessage => ("PATCH", "/v1/conversations/{id}/messages/{order}"),
             Self::Unserved(method, path) => (method, path),
         }
     }
@@ -421,6 +425,8 @@ impl TestApp {
             Method::Append => append_message::handle(app, req).await,
             Method::ListMessages => list_messages::handle(app, req).await,
             Method::GetMessage => get_message::handle(app, req).await,
+            Method::BatchAppend => batch_append_messages::handle(app, req).await,
+            Method::UpdateMessage => update_message::handle(app, req).await,
             Method::Unserved(..) => fallback::handle(app, req).await,
         };
         Res::from_response(response.expect("handlers answer every request"))
@@ -481,6 +487,8 @@ impl TestApp {
                         order,
                         kind: MessageType::User,
                         content: format!("m{order}"),
+                        tool_calls: Vec::new(),
+                        tool_call_id: None,
                         metadata: None,
                         create_time: at,
                         version: Version(at.micros()),
@@ -558,6 +566,22 @@ impl TestApp {
             .expect("query the collection")
             .items
             .unwrap_or_default()
+    }
+
+    /// The stored `message_count` of a conversation and how many message items its collection
+    /// holds (the conversation and idempotency markers left out), read around the counter.
+    pub async fn counted_messages(&self, owner: &str, id: &str) -> (Option<i64>, usize) {
+        let stored = self
+            .stored(owner, id)
+            .await
+            .expect("the conversation is stored");
+        let messages = self
+            .collection(owner, id)
+            .await
+            .iter()
+            .filter(|item| attr_s(item, "sk").is_some_and(|sk| sk.starts_with("M#")))
+            .count();
+        (attr_n(&stored, "message_count"), messages)
     }
 
     /// The raw, uncounted client.

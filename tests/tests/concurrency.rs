@@ -262,3 +262,170 @@ async fn undelete_racing_delete_ends_in_a_serial_outcome() {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn ten_racing_duplicates_append_one_message_and_answer_ten_identical_201s() {
+    let t = TestApp::new().await;
+    let (o, i) = (owner(), id());
+    t.create(&o, &i, json!({"agents": ["a"]})).await;
+    for (n, use_header) in [(0, false), (1, true)] {
+        let key = uuid::Uuid::new_v4().to_string();
+        let results = join_all((0..10).map(|_| {
+            let req = Req::new(Method::Append)
+                .owner(&o)
+                .id(&i)
+                .json(json!({"type": "USER", "content": format!("once {n}")}));
+            t.call(if use_header {
+                req.header("idempotency-key", &key)
+            } else {
+                req.query("requestId", &key)
+            })
+        }))
+        .await;
+        for r in &results {
+            assert_eq!((r.status, &r.body), (201, &results[0].body));
+        }
+        assert_eq!(results[0].body["order"], n + 1);
+    }
+    assert_eq!(
+        t.counted_messages(&o, &i).await,
+        (Some(2), 2),
+        "one message per key"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn racing_duplicate_batches_append_one_batch() {
+    let t = TestApp::new().await;
+    let (o, i) = (owner(), id());
+    t.create(&o, &i, json!({"agents": ["a"]})).await;
+    let key = uuid::Uuid::new_v4().to_string();
+    let results = join_all((0..10).map(|_| {
+        t.call(
+            Req::new(Method::BatchAppend)
+                .owner(&o)
+                .id(&i)
+                .query("requestId", &key)
+                .json(json!({"messages": [
+                    {"type": "USER", "content": "a"},
+                    {"type": "AGENT", "content": "b"}
+                ]})),
+        )
+    }))
+    .await;
+    for r in &results {
+        assert_eq!((r.status, &r.body), (201, &results[0].body));
+    }
+    let end = t.call(Req::new(Method::Get).owner(&o).id(&i)).await;
+    assert_eq!(end.body["messageCount"], 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn racing_batches_and_single_appends_stay_gap_free_with_each_batch_consecutive() {
+    let t = TestApp::new().await;
+    let (o, i) = (owner(), id());
+    t.create(&o, &i, json!({"agents": ["a"]})).await;
+    let batches = join_all((0..8).map(|b| {
+        let messages: Vec<_> = (0..3)
+            .map(|m| json!({"type": "USER", "content": format!("b{b}.{m}")}))
+            .collect();
+        t.call(
+            Req::new(Method::BatchAppend)
+                .owner(&o)
+                .id(&i)
+                .json(json!({ "messages": messages })),
+        )
+    }));
+    let singles = join_all((0..16).map(|n| t.append(&o, &i, format!("s{n}"))));
+    let (batches, singles) = tokio::join!(batches, singles);
+    let mut all = Vec::new();
+    for (b, res) in batches.iter().enumerate() {
+        assert_eq!(res.status, 201, "{}", res.body);
+        let orders: Vec<u64> = res.body["messages"]
+            .as_array()
+            .expect("messages")
+            .iter()
+            .map(|m| {
+                assert!(
+                    m["content"]
+                        .as_str()
+                        .expect("content")
+                        .starts_with(&format!("b{b}."))
+                );
+                m["order"].as_u64().expect("order")
+            })
+            .collect();
+        assert_eq!(
+            orders,
+            [orders[0], orders[0] + 1, orders[0] + 2],
+            "consecutive"
+        );
+        all.extend(orders);
+    }
+    for res in &singles {
+        assert_eq!(res.status, 201, "{}", res.body);
+        all.push(res.body["order"].as_u64().expect("order"));
+    }
+    all.sort_unstable();
+    assert_eq!(all, (1..=40).collect::<Vec<u64>>(), "gap-free, none shared");
+    let stored = t.stored(&o, &i).await.expect("stored");
+    assert_eq!(attr_n(&stored, "message_count"), Some(40));
+    assert_eq!(t.collection(&o, &i).await.len(), 41);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn racing_message_edits_with_one_etag_let_exactly_one_win() {
+    let t = TestApp::new().await;
+    let (o, i) = (owner(), id());
+    t.create(&o, &i, json!({"agents": ["a"]})).await;
+    let etag = t.append(&o, &i, "original").await.body["etag"]
+        .as_str()
+        .expect("etag")
+        .to_owned();
+    for use_header in [false, true] {
+        let etag = if use_header {
+            t.call(Req::new(Method::GetMessage).owner(&o).id(&i).order(1))
+                .await
+                .body["etag"]
+                .as_str()
+                .expect("etag")
+                .to_owned()
+        } else {
+            etag.clone()
+        };
+        let results = join_all((0..10).map(|n| {
+            let req = Req::new(Method::UpdateMessage).owner(&o).id(&i).order(1);
+            t.call(if use_header {
+                req.header("if-match", &etag)
+                    .json(json!({"content": format!("edit {n}")}))
+            } else {
+                req.json(json!({"content": format!("edit {n}"), "etag": etag}))
+            })
+        }))
+        .await;
+        let winners: Vec<_> = results.iter().filter(|r| r.status == 200).collect();
+        assert_eq!(
+            winners.len(),
+            1,
+            "{:?}",
+            results.iter().map(|r| r.status).collect::<Vec<_>>()
+        );
+        let (lost, code) = if use_header {
+            (412, "FAILED_PRECONDITION")
+        } else {
+            (409, "ABORTED")
+        };
+        assert!(
+            results
+                .iter()
+                .filter(|r| r.status != 200)
+                .all(|r| r.status == lost && r.body["code"] == code)
+        );
+        let stored = t
+            .call(Req::new(Method::GetMessage).owner(&o).id(&i).order(1))
+            .await;
+        assert_eq!(stored.body, winners[0].body);
+    }
+    let end = t.call(Req::new(Method::Get).owner(&o).id(&i)).await;
+    assert_eq!(end.body["messageCount"], 1);
+}

@@ -332,6 +332,8 @@ async fn methods_and_paths_the_api_does_not_serve_are_405_and_404_problems() {
         ("PUT", "/v1/conversations", "GET, POST"),
         ("POST", "/v1/conversations/abc", "GET, PATCH, DELETE"),
         ("DELETE", "/v1/conversations/abc/messages", "GET, POST"),
+        ("GET", "/v1/conversations/abc/messages/batch", "POST"),
+        ("DELETE", "/v1/conversations/abc/messages/1", "GET, PATCH"),
     ] {
         let res = send(&http, method, &format!("{base}{path}"), &o, None, &[]).await;
         assert_eq!(res.status, 405, "{method} {path}: {}", res.body);
@@ -350,4 +352,143 @@ async fn methods_and_paths_the_api_does_not_serve_are_405_and_404_problems() {
     .await;
     assert_eq!(res.status, 404, "{}", res.body);
     assert_eq!(res.body["code"], "NOT_FOUND");
+}
+
+#[tokio::test]
+async fn an_agent_turn_is_one_idempotent_call_safe_to_retry_and_a_message_can_be_redacted() {
+    let t = target();
+    let base = t.base.clone();
+    let http = reqwest::Client::new();
+    let (alice, bob) = t.two_callers();
+    let i = id();
+    let one = format!("{base}/v1/conversations/{i}");
+    let created = send(
+        &http,
+        "POST",
+        &format!("{base}/v1/conversations?conversationId={i}"),
+        &alice,
+        Some(json!({"agents": ["bot"]})),
+        &[],
+    )
+    .await;
+    assert_eq!(created.status, 201, "{}", created.body);
+    let question = send(
+        &http,
+        "POST",
+        &format!("{one}/messages"),
+        &alice,
+        Some(json!({"type": "USER", "content": "Weather in Paris? My card is 4111 1111."})),
+        &[],
+    )
+    .await;
+    assert_eq!(question.status, 201, "{}", question.body);
+    let turn = json!({"messages": [
+        {"type": "AGENT", "toolCalls": [
+            {"id": "call_1", "name": "get_weather", "arguments": {"city": "Paris"}},
+            {"id": "call_2", "name": "get_time", "arguments": {"tz": "Europe/Paris"}}
+        ]},
+        {"type": "TOOL", "toolCallId": "call_1", "content": "{\"tempC\": 21}"},
+        {"type": "TOOL", "toolCallId": "call_2", "content": "{\"time\": \"14:05\"}"},
+        {"type": "AGENT", "content": "21 °C at 14:05."}
+    ]});
+    let key = uuid::Uuid::new_v4().to_string();
+    let batch = format!("{one}/messages/batch");
+    let first = send(
+        &http,
+        "POST",
+        &batch,
+        &alice,
+        Some(turn.clone()),
+        &[("idempotency-key", &key)],
+    )
+    .await;
+    assert_eq!(first.status, 201, "{}", first.body);
+    let orders: Vec<u64> = first.body["messages"]
+        .as_array()
+        .expect("messages")
+        .iter()
+        .map(|m| m["order"].as_u64().expect("order"))
+        .collect();
+    assert_eq!(orders, [2, 3, 4, 5]);
+    assert_eq!(first.body["messages"][0]["content"], "");
+    // A blind retry after a timeout: the same answer, nothing appended.
+    let retried = send(
+        &http,
+        "POST",
+        &batch,
+        &alice,
+        Some(turn.clone()),
+        &[("idempotency-key", &key)],
+    )
+    .await;
+    assert_eq!((retried.status, &retried.body), (201, &first.body));
+    let reused = send(
+        &http,
+        "POST",
+        &format!("{batch}?requestId={key}"),
+        &alice,
+        Some(json!({"messages": [{"type": "USER", "content": "other"}]})),
+        &[],
+    )
+    .await;
+    assert_eq!(reused.status, 422, "{}", reused.body);
+    assert_eq!(reused.body["errors"][0]["field"], "requestId");
+    // Another caller with the same key on their own path sees nothing of it.
+    let bobs = send(
+        &http,
+        "POST",
+        &batch,
+        &bob,
+        Some(turn),
+        &[("idempotency-key", &key)],
+    )
+    .await;
+    assert_eq!(bobs.status, 404, "{}", bobs.body);
+
+    let message = format!("{one}/messages/1");
+    let redacted = send(
+        &http,
+        "PATCH",
+        &format!("{message}?updateMask=content"),
+        &alice,
+        Some(json!({"content": "Weather in Paris? My card is [redacted]."})),
+        &[("if-match", question.body["etag"].as_str().expect("etag"))],
+    )
+    .await;
+    assert_eq!(redacted.status, 200, "{}", redacted.body);
+    assert_eq!(redacted.header("etag"), redacted.body["etag"].as_str());
+    let stale = send(
+        &http,
+        "PATCH",
+        &message,
+        &alice,
+        Some(json!({"content": "x"})),
+        &[("if-match", question.body["etag"].as_str().expect("etag"))],
+    )
+    .await;
+    assert_eq!(
+        (stale.status, stale.body["code"].as_str()),
+        (412, Some("FAILED_PRECONDITION"))
+    );
+    let read = send(&http, "GET", &message, &alice, None, &[]).await;
+    assert_eq!(read.body, redacted.body);
+    let conversation = send(&http, "GET", &one, &alice, None, &[]).await;
+    assert_eq!(conversation.body["messageCount"], 5);
+    assert_ne!(conversation.body["etag"], created.body["etag"]);
+    let listed = send(
+        &http,
+        "GET",
+        &format!("{one}/messages?orderBy=order%20desc&pageSize=4"),
+        &alice,
+        None,
+        &[],
+    )
+    .await;
+    assert_eq!(
+        listed.body["messages"][3]["toolCalls"],
+        first.body["messages"][0]["toolCalls"]
+    );
+
+    let cleaned = send(&http, "DELETE", &one, &alice, None, &[]).await;
+    assert_eq!(cleaned.status, 200, "{}", cleaned.body);
 }

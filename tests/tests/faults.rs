@@ -7,7 +7,7 @@
 use std::time::{Duration, Instant};
 
 use api_tests::fault_proxy::{Fault, FaultProxy, SERVER_ERROR, THROTTLED};
-use api_tests::{Method, Req, Res, TestApp, attr_n, id, owner};
+use api_tests::{Method, Req, Res, TestApp, id, owner};
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
 
@@ -111,13 +111,6 @@ async fn an_unexpected_dynamodb_error_is_a_500_that_leaks_nothing() {
     assert!(res.header("retry-after").is_none());
 }
 
-/// The stored message count and the number of stored messages of a conversation.
-async fn counted_and_stored_messages(t: &TestApp, o: &str, i: &str) -> (Option<i64>, usize) {
-    let stored = t.stored(o, i).await.expect("the conversation is stored");
-    let messages = t.collection(o, i).await.len() - 1;
-    (attr_n(&stored, "message_count"), messages)
-}
-
 #[tokio::test]
 async fn an_append_that_dynamodb_never_applies_writes_neither_message_nor_count() {
     let (proxy, t) = through_proxy().await;
@@ -142,7 +135,7 @@ async fn an_append_that_dynamodb_never_applies_writes_neither_message_nor_count(
         assert_eq!(res.header("retry-after"), Some(retry_after), "{fault:?}");
         assert!(elapsed < BOUND, "{fault:?} bounded: {elapsed:?}");
         assert_eq!(
-            counted_and_stored_messages(&t, &o, &i).await,
+            t.counted_messages(&o, &i).await,
             (Some(1), 1),
             "after {fault:?}"
         );
@@ -174,7 +167,7 @@ async fn an_append_whose_answer_is_lost_lands_exactly_once() {
         assert_eq!(res.body["order"], n + 1);
         assert!(elapsed < BOUND, "{fault:?} bounded: {elapsed:?}");
         assert_eq!(
-            counted_and_stored_messages(&t, &o, &i).await,
+            t.counted_messages(&o, &i).await,
             (Some(n as i64 + 1), n + 1),
             "after {fault:?}: one message, counted once"
         );
@@ -300,7 +293,7 @@ async fn appends_land_even_when_instances_sdk_token_generators_collide() {
             assert_eq!(res.status, 201, "{}", res.body);
             assert_eq!(res.body["order"], n);
         }
-        assert_eq!(counted_and_stored_messages(&t, &o, &i).await, (Some(2), 2));
+        assert_eq!(t.counted_messages(&o, &i).await, (Some(2), 2));
     }
 }
 
@@ -317,4 +310,139 @@ async fn the_tests_request_counter_counts_calls_not_the_sdk_s_retries() {
     assert_eq!(res.status, 200);
     assert_eq!(proxy.take_seen().len(), 2, "two attempts reached DynamoDB");
     assert_eq!(t.counter.take(), ["GetItem"], "one call");
+}
+
+#[tokio::test]
+async fn an_idempotent_append_whose_answers_are_all_lost_is_answered_by_the_client_s_retry() {
+    let (proxy, t) = through_proxy().await;
+    let (o, i) = (owner(), id());
+    t.create(&o, &i, json!({"agents": ["a"]})).await;
+    let key = uuid::Uuid::new_v4().to_string();
+    let call = || {
+        Req::new(Method::Append)
+            .owner(&o)
+            .id(&i)
+            .header("idempotency-key", &key)
+            .json(json!({"type": "USER", "content": "exactly once"}))
+    };
+    // Every attempt the SDK makes applies (the first) or is recognised (its retries), and every
+    // answer is lost: the client sees a 503 and cannot know whether the message landed.
+    proxy.inject("TransactWriteItems", LOST, 3);
+    let (res, elapsed) = timed(&t, call()).await;
+    res.assert_problem(503, "UNAVAILABLE");
+    assert!(elapsed < BOUND, "bounded: {elapsed:?}");
+    assert_eq!(t.counted_messages(&o, &i).await, (Some(1), 1), "it landed");
+    // The client retries blindly with the same key: the first call's 201, nothing appended.
+    let retried = t.call(call()).await;
+    assert_eq!(retried.status, 201, "{}", retried.body);
+    assert_eq!(
+        (
+            retried.body["order"].as_u64(),
+            retried.body["content"].as_str()
+        ),
+        (Some(1), Some("exactly once"))
+    );
+    let again = t.call(call()).await;
+    assert_eq!((again.status, &again.body), (201, &retried.body));
+    assert_eq!(t.counted_messages(&o, &i).await, (Some(1), 1));
+}
+
+#[tokio::test]
+async fn an_idempotent_append_that_never_applied_is_appended_by_the_retry() {
+    let (proxy, t) = through_proxy().await;
+    let (o, i) = (owner(), id());
+    t.create(&o, &i, json!({"agents": ["a"]})).await;
+    let key = uuid::Uuid::new_v4().to_string();
+    let call = || {
+        Req::new(Method::Append)
+            .owner(&o)
+            .id(&i)
+            .query("requestId", &key)
+            .json(json!({"type": "USER", "content": "x"}))
+    };
+    proxy.inject("TransactWriteItems", SERVER_ERROR, 3);
+    t.call(call()).await.assert_problem(503, "UNAVAILABLE");
+    assert_eq!(t.counted_messages(&o, &i).await, (Some(0), 0));
+    // A failed call spends no key.
+    let res = t.call(call()).await;
+    assert_eq!((res.status, res.body["order"].as_u64()), (201, Some(1)));
+    assert_eq!(t.counted_messages(&o, &i).await, (Some(1), 1));
+}
+
+#[tokio::test]
+async fn a_batch_whose_answer_is_lost_lands_exactly_once() {
+    let (proxy, t) = through_proxy().await;
+    let (o, i) = (owner(), id());
+    t.create(&o, &i, json!({"agents": ["a"]})).await;
+    let turn = json!({"messages": [
+        {"type": "AGENT", "toolCalls": [{"id": "c1", "name": "lookup"}]},
+        {"type": "TOOL", "toolCallId": "c1", "content": "found"},
+        {"type": "AGENT", "content": "Here it is."}
+    ]});
+    // Without a key: the SDK's own retry (same ClientRequestToken) answers it.
+    for (n, fault) in [LOST, Fault::ForwardThenHang].into_iter().enumerate() {
+        proxy.inject("TransactWriteItems", fault, 1);
+        let res = t
+            .call(
+                Req::new(Method::BatchAppend)
+                    .owner(&o)
+                    .id(&i)
+                    .json(turn.clone()),
+            )
+            .await;
+        assert_eq!(res.status, 201, "{fault:?}: {}", res.body);
+        let first = 3 * n as u64 + 1;
+        let orders: Vec<u64> = res.body["messages"]
+            .as_array()
+            .expect("messages")
+            .iter()
+            .map(|m| m["order"].as_u64().expect("order"))
+            .collect();
+        assert_eq!(orders, [first, first + 1, first + 2]);
+        assert_eq!(
+            t.counted_messages(&o, &i).await,
+            (Some(3 * (n as i64 + 1)), 3 * (n + 1))
+        );
+    }
+    // With a key, when every answer is lost: the client's retry gets the batch.
+    let key = uuid::Uuid::new_v4().to_string();
+    proxy.inject("TransactWriteItems", LOST, 3);
+    let call = || {
+        Req::new(Method::BatchAppend)
+            .owner(&o)
+            .id(&i)
+            .query("requestId", &key)
+            .json(turn.clone())
+    };
+    t.call(call()).await.assert_problem(503, "UNAVAILABLE");
+    let retried = t.call(call()).await;
+    assert_eq!(retried.status, 201, "{}", retried.body);
+    assert_eq!(retried.body["messages"][0]["order"], 7);
+    assert_eq!(retried.body["messages"][2]["content"], "Here it is.");
+    assert_eq!(t.counted_messages(&o, &i).await, (Some(9), 9));
+}
+
+#[tokio::test]
+async fn a_message_edit_whose_answer_is_lost_applies_once() {
+    let (proxy, t) = through_proxy().await;
+    let (o, i) = (owner(), id());
+    t.create(&o, &i, json!({"agents": ["a"]})).await;
+    let appended = t.append(&o, &i, "secret").await.body;
+    proxy.inject("TransactWriteItems", LOST, 1);
+    let res = t
+        .call(
+            Req::new(Method::UpdateMessage)
+                .owner(&o)
+                .id(&i)
+                .order(1)
+                .header("if-match", appended["etag"].as_str().expect("etag"))
+                .json(json!({"content": "[redacted]"})),
+        )
+        .await;
+    // The SDK's retry of the transaction is recognised as applied: 200, not a stale 412.
+    assert_eq!(res.status, 200, "{}", res.body);
+    let stored = t
+        .call(Req::new(Method::GetMessage).owner(&o).id(&i).order(1))
+        .await;
+    assert_eq!(stored.body, res.body);
 }

@@ -1921,6 +1921,8 @@ async fn a_method_a_path_does_not_serve_is_405_with_allow_and_touches_nothing() 
         ("POST", "/v1/conversations/abc", "GET, PATCH, DELETE"),
         ("GET", "/v1/conversations/abc/complete", "POST"),
         ("DELETE", "/v1/conversations/abc/messages", "GET, POST"),
+        ("GET", "/v1/conversations/abc/messages/batch", "POST"),
+        ("DELETE", "/v1/conversations/abc/messages/1", "GET, PATCH"),
     ];
     for (method, path, allow) in cases {
         let res = t
@@ -1929,6 +1931,21 @@ async fn a_method_a_path_does_not_serve_is_405_with_allow_and_touches_nothing() 
         res.assert_problem(405, "METHOD_NOT_ALLOWED");
         assert_eq!(res.header("allow"), Some(allow), "{method} {path}");
         assert_eq!(res.body["title"], "Method Not Allowed");
+    }
+    assert!(t.counter.take().is_empty());
+}
+
+#[tokio::test]
+async fn a_function_handed_a_path_it_does_not_serve_answers_405() {
+    let t = TestApp::new().await;
+    // API Gateway may route GET …/messages/batch to get message ({order} matches "batch") and
+    // PATCH …/messages/batch to update message: both answer as the fallback would.
+    for method in [Method::GetMessage, Method::UpdateMessage] {
+        let res = t
+            .call(Req::new(method).owner(&owner()).id("abc").order("batch"))
+            .await;
+        res.assert_problem(405, "METHOD_NOT_ALLOWED");
+        assert_eq!(res.header("allow"), Some("POST"));
     }
     assert!(t.counter.take().is_empty());
 }

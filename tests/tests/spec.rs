@@ -78,8 +78,15 @@ fn the_spec_and_a_fully_populated_message_have_the_same_fields() {
     let full = message::Message {
         conversation: ConversationId::parse("abc").expect("id"),
         order: 1,
-        kind: message::MessageType::User,
+        kind: message::MessageType::Agent,
         content: "x".into(),
+        // Never both on one message; here only to render every field.
+        tool_calls: vec![message::ToolCall {
+            id: "c".into(),
+            name: "t".into(),
+            arguments: serde_json::Map::new(),
+        }],
+        tool_call_id: Some("c".into()),
         metadata: Some(serde_json::Map::new()),
         create_time: Timestamp::now(),
         version: conversations::domain::etag::Version(1),
@@ -95,10 +102,17 @@ fn the_spec_accepts_every_writable_field_in_request_bodies() {
     for field in conversation::WRITABLE_FIELDS {
         assert!(input.contains(field), "ConversationInput lacks {field}");
     }
-    let (message_input, _) = properties(&spec, "MessageInput");
-    for field in ["type", "content", "metadata", "etag"] {
-        assert!(message_input.contains(field), "MessageInput lacks {field}");
+    for schema in ["MessageInput", "MessageUpdateInput"] {
+        let (input, _) = properties(&spec, schema);
+        let mut accepted: BTreeSet<String> = set(&message::WRITABLE);
+        accepted.extend(set(&message::OUTPUT_ONLY));
+        assert_eq!(
+            input, accepted,
+            "{schema} vs the fields a message body may carry"
+        );
     }
+    let (batch, _) = properties(&spec, "BatchAppendInput");
+    assert_eq!(batch, set(&["messages", "etag"]));
 }
 
 /// The methods the local router sends somewhere for every path: RFC 9110's but CONNECT, PATCH,
@@ -386,5 +400,30 @@ fn the_purger_has_its_own_role_naming_only_its_table_stream_queue_and_log_group(
     assert_eq!(
         template["Resources"]["Table"]["Properties"]["StreamSpecification"]["StreamViewType"],
         "NEW_AND_OLD_IMAGES"
+    );
+}
+
+/// The alternatives of the first `(a|b|c)` group of a `fields` parameter's pattern.
+fn field_names(spec: &Value, parameter: &str) -> BTreeSet<String> {
+    let pattern = spec["components"]["parameters"][parameter]["schema"]["pattern"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{parameter} has a pattern"));
+    let start = pattern.find("((").expect("a group") + 2;
+    let end = start + pattern[start..].find(')').expect("its end");
+    pattern[start..end].split('|').map(str::to_owned).collect()
+}
+
+#[test]
+fn the_fields_parameters_name_every_rendered_field() {
+    let spec = spec();
+    assert_eq!(
+        field_names(&spec, "MessageFields"),
+        set(&message::OUTPUT_FIELDS)
+    );
+    let mut conversation_fields = set(&conversation::OUTPUT_FIELDS);
+    conversation_fields.insert("ttl".into());
+    assert_eq!(
+        field_names(&spec, "ConversationFields"),
+        conversation_fields
     );
 }

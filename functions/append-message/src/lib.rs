@@ -1,4 +1,5 @@
-//! `POST /v1/conversations/{id}/messages`: appends a message with the next order (201).
+//! `POST /v1/conversations/{id}/messages?requestId=`: appends a message with the next order (201);
+//! a repeated `requestId` (or `Idempotency-Key`) answers what its first call appended.
 
 use conversations::App;
 use conversations::domain::etag::Preconditions;
@@ -11,14 +12,19 @@ pub async fn handle(app: &App, req: Request) -> Result<Response<Body>, Error> {
     http::serve(app, req, |call| async move {
         let owner = call.owner()?;
         let id = call.id()?;
-        let fields = call.query(&["fields"])?.fields(&OUTPUT_FIELDS)?;
+        let query = call.query(&["requestId", "fields"])?;
+        let fields = query.fields(&OUTPUT_FIELDS)?;
+        let request_id = call.request_id(&query)?;
         let if_match = call.if_match()?;
         let new = NewMessage::from_json(&call.json()?)?;
         let pre = Preconditions {
             body: new.etag,
             if_match,
         };
-        let message = app.store.append(&owner, &id, new, &pre).await?;
+        let message = app
+            .store
+            .append(&owner, &id, new, &pre, request_id.as_ref())
+            .await?;
         Ok(Reply::message(201, &message, &fields))
     })
     .await

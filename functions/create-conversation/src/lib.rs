@@ -1,8 +1,9 @@
-//! `POST /v1/conversations?conversationId=&requestId=`: creates a conversation (201 + `Location`).
+//! `POST /v1/conversations?conversationId=&requestId=`: creates a conversation (201 + `Location`);
+//! the `Idempotency-Key` header is another spelling of `requestId`.
 
 use conversations::App;
 use conversations::domain::conversation::{NewConversation, OUTPUT_FIELDS, Writable};
-use conversations::domain::ids::{ConversationId, RequestId};
+use conversations::domain::ids::ConversationId;
 use conversations::domain::time::Timestamp;
 use conversations::http::{self, Reply};
 use conversations::lambda_http::{Body, Error, Request, Response};
@@ -13,7 +14,7 @@ pub async fn handle(app: &App, req: Request) -> Result<Response<Body>, Error> {
         let owner = call.owner()?;
         let query = call.query(&["conversationId", "requestId", "fields"])?;
         let fields = query.fields(&OUTPUT_FIELDS)?;
-        let request_id = query.get("requestId").map(RequestId::parse).transpose()?;
+        let request_id = call.request_id(&query)?;
         let id = match (query.get("conversationId"), &request_id) {
             (Some(id), _) => ConversationId::parse(id)?,
             (None, Some(request)) => ConversationId::for_request(&owner, request),

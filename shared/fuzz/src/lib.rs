@@ -5,7 +5,9 @@ use conversations::ApiError;
 use conversations::domain::body;
 use conversations::domain::conversation::{NewConversation, Writable};
 use conversations::domain::field_mask::{Update, UpdateMask};
-use conversations::domain::message::NewMessage;
+use conversations::domain::ids::ConversationId;
+use conversations::domain::message::{Message, NewBatch, NewMessage};
+use conversations::domain::message_update::MessageUpdate;
 use conversations::domain::time::Timestamp;
 
 /// Asserts that a rejection is a 4xx that says why.
@@ -26,7 +28,8 @@ pub fn text(data: &[u8]) -> String {
 }
 
 /// A request body through every decoder a method puts it through: create, PATCH (with its
-/// implied mask, or with `mask` when given) and append.
+/// implied mask, or with `mask` when given), append, batch append, and update message (with
+/// the same mask) applied to a stored message of each kind.
 pub fn body(bytes: &[u8], mask: Option<&str>) {
     let Some(map) = client_error(body::object(bytes)) else {
         return;
@@ -42,4 +45,28 @@ pub fn body(bytes: &[u8], mask: Option<&str>) {
         client_error(NewConversation::try_from(writable));
     }
     client_error(NewMessage::from_json(&map));
+    client_error(NewBatch::from_json(&map));
+    if let Some(update) = client_error(MessageUpdate::new(&map, mask)) {
+        for stored in stored_messages() {
+            client_error(update.apply(&stored));
+        }
+    }
+}
+
+/// A stored message of each kind, as update message finds them.
+fn stored_messages() -> Vec<Message> {
+    let bodies = [
+        serde_json::json!({"type": "USER", "content": "u", "metadata": {"a": 1}}),
+        serde_json::json!({"type": "AGENT", "toolCalls": [{"id": "c", "name": "t"}]}),
+        serde_json::json!({"type": "TOOL", "toolCallId": "c", "content": "r"}),
+    ];
+    let now = Timestamp::now();
+    bodies
+        .iter()
+        .filter_map(|b| b.as_object().and_then(|m| NewMessage::from_json(m).ok()))
+        .map(|new| {
+            let id = ConversationId::parse("fuzz").expect("a valid id");
+            Message::appended(id, 1, &new, now)
+        })
+        .collect()
 }

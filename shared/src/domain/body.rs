@@ -25,6 +25,27 @@ pub fn object(body: &[u8]) -> Result<Map<String, Value>, ApiError> {
     }
 }
 
+/// A JSON value as text with every object's keys sorted: equal values, however their keys were
+/// ordered, give equal text (for fingerprints of request bodies).
+pub fn canonical(value: &Value) -> String {
+    fn sorted(value: &Value) -> Value {
+        match value {
+            Value::Object(map) => {
+                let mut keys: Vec<&String> = map.keys().collect();
+                keys.sort();
+                Value::Object(
+                    keys.into_iter()
+                        .map(|k| (k.clone(), sorted(&map[k])))
+                        .collect(),
+                )
+            }
+            Value::Array(items) => Value::Array(items.iter().map(sorted).collect()),
+            other => other.clone(),
+        }
+    }
+    sorted(value).to_string()
+}
+
 /// Rejects any key that is neither writable nor output only (output-only keys are ignored, AIP-203).
 pub fn reject_unknown(
     map: &Map<String, Value>,
@@ -120,23 +141,31 @@ impl<'a> Reader<'a> {
 
     /// A required string of 1 to `max` bytes (`max_bytes`) — used for message content.
     pub fn required_text(&mut self, key: &str, max_bytes: usize) -> Option<String> {
+        if self.value(key).is_none() {
+            self.errors.push(FieldError::new(
+                key,
+                "required",
+                format!("{key} is required"),
+            ));
+            return None;
+        }
+        let text = self.optional_text(key, max_bytes)?;
+        if text.is_empty() {
+            self.errors.push(FieldError::new(
+                key,
+                "required",
+                format!("{key} must not be empty"),
+            ));
+            return None;
+        }
+        Some(text)
+    }
+
+    /// An optional string of at most `max_bytes` bytes where empty is allowed: absent and `null`
+    /// read as `""`; `None` when it is broken.
+    pub fn optional_text(&mut self, key: &str, max_bytes: usize) -> Option<String> {
         match self.value(key) {
-            None => {
-                self.errors.push(FieldError::new(
-                    key,
-                    "required",
-                    format!("{key} is required"),
-                ));
-                None
-            }
-            Some(Value::String(s)) if s.is_empty() => {
-                self.errors.push(FieldError::new(
-                    key,
-                    "required",
-                    format!("{key} must not be empty"),
-                ));
-                None
-            }
+            None => Some(String::new()),
             Some(Value::String(s)) if s.len() > max_bytes => {
                 self.errors.push(FieldError::new(
                     key,

@@ -44,6 +44,12 @@ pub const MAX_MASK_PATHS: usize = 100;
 /// The longest `updateMask` accepted, in bytes.
 pub const MAX_MASK_BYTES: usize = 4096;
 
+/// A path or field name without the whitespace around it: the six ASCII spaces the spec's
+/// patterns allow (`[ \t\n\v\f\r]`), no other (a no-break space is part of the name, so a 400).
+pub fn trim_spaces(text: &str) -> &str {
+    text.trim_matches(|c| matches!(c, ' ' | '\t' | '\n' | '\x0b' | '\x0c' | '\r'))
+}
+
 impl MaskPath {
     fn parse(path: &str) -> Result<Option<Self>, ApiError> {
         let parsed = match path {
@@ -99,14 +105,14 @@ impl UpdateMask {
         }
         let mut paths = Vec::new();
         for raw in text.split(',') {
-            let path = raw.trim();
+            let path = trim_spaces(raw);
             if path.is_empty() {
                 return Err(ApiError::InvalidArgument(
                     "updateMask has an empty path".into(),
                 ));
             }
             if path == "*" {
-                return if text.split(',').all(|p| p.trim() == "*") {
+                return if text.split(',').all(|p| trim_spaces(p) == "*") {
                     Ok(Self::All)
                 } else {
                     Err(ApiError::InvalidArgument(
@@ -266,11 +272,11 @@ pub struct Fields(Option<Vec<String>>);
 impl Fields {
     /// Parses `fields`; absent or empty means every field, an unknown name is a 400.
     pub fn parse(text: Option<&str>, known: &[&str]) -> Result<Self, ApiError> {
-        let Some(text) = text.filter(|t| !t.trim().is_empty()) else {
+        let Some(text) = text.filter(|t| !trim_spaces(t).is_empty()) else {
             return Ok(Self(None));
         };
         let mut names = Vec::new();
-        for name in text.split(',').map(str::trim) {
+        for name in text.split(',').map(trim_spaces) {
             if !known.contains(&name) {
                 return Err(ApiError::InvalidArgument(format!(
                     "fields names an unknown field {:?}; known fields: {}",
@@ -422,6 +428,20 @@ mod tests {
         assert_eq!(
             Fields::parse(Some(""), &["name"]).expect("empty"),
             Fields::default()
+        );
+    }
+
+    #[test]
+    fn only_ascii_spaces_around_a_name_are_ignored() {
+        assert_eq!(trim_spaces("\x0b\t name \r\n\x0c"), "name");
+        assert_eq!(trim_spaces("\u{a0}name"), "\u{a0}name");
+        let known = ["name"];
+        assert!(Fields::parse(Some("\x0bname\x0c"), &known).is_ok());
+        assert_eq!(
+            Fields::parse(Some("\u{a0}name"), &known)
+                .expect_err("a no-break space is part of the name")
+                .status(),
+            400
         );
     }
 }

@@ -103,6 +103,32 @@ impl RequestId {
         }
     }
 
+    /// The request id a call carries: its `requestId` query parameter, its `Idempotency-Key`
+    /// header (IETF httpapi idempotency-key draft: the UUID bare or as a quoted string, whose
+    /// quotes are not part of the key), or both when they agree; both and different is a 400.
+    pub fn of_call(query: Option<&str>, header: Option<&str>) -> Result<Option<Self>, ApiError> {
+        let header = header
+            .map(|h| {
+                let h = h.trim();
+                let inner = h.strip_prefix('"').and_then(|t| t.strip_suffix('"'));
+                Self::parse(inner.unwrap_or(h)).map_err(|_| {
+                    ApiError::InvalidArgument(format!(
+                        "Idempotency-Key {:?} is not a UUID (bare or in double quotes)",
+                        shorten(h)
+                    ))
+                })
+            })
+            .transpose()?;
+        let query = query.map(Self::parse).transpose()?;
+        match (query, header) {
+            (Some(q), Some(h)) if q != h => Err(ApiError::InvalidArgument(
+                "requestId and Idempotency-Key name different keys; send one, or the same in both"
+                    .into(),
+            )),
+            (q, h) => Ok(q.or(h)),
+        }
+    }
+
     /// A request id as stored, trusted.
     #[cfg(feature = "service")]
     pub(crate) fn from_stored(text: String) -> Self {
@@ -228,6 +254,39 @@ mod tests {
         assert_ne!(first, ConversationId::for_request(&bob, &request));
         assert!(is_lower_uuid(first.as_str()));
         assert!(RequestId::parse("not-a-uuid").is_err());
+    }
+
+    #[test]
+    fn a_request_id_comes_from_the_query_or_the_idempotency_key_header() {
+        let key = "6f9619ff-8b86-d011-b42d-00c04fc964ff";
+        let quoted = format!("\"{key}\"");
+        let upper = key.to_ascii_uppercase();
+        for (query, header) in [
+            (Some(key), None),
+            (None, Some(key)),
+            (None, Some(quoted.as_str())),
+            (Some(key), Some(upper.as_str())),
+        ] {
+            let id = RequestId::of_call(query, header)
+                .expect("valid")
+                .expect("a key");
+            assert_eq!(id.as_str(), key);
+        }
+        assert_eq!(RequestId::of_call(None, None).expect("none"), None);
+        let other = "00000000-0000-4000-8000-000000000000";
+        for (query, header) in [
+            (Some(key), Some(other)),
+            (None, Some("not-a-uuid")),
+            (None, Some("\"")),
+            (Some("x"), None),
+        ] {
+            assert_eq!(
+                RequestId::of_call(query, header)
+                    .expect_err("refused")
+                    .status(),
+                400
+            );
+        }
     }
 
     #[test]

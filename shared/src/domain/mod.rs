@@ -8,5 +8,6 @@ pub mod filter;
 pub mod ids;
 pub mod message;
 pub mod message_query;
+pub mod message_update;
 pub mod page_token;
 pub mod time;

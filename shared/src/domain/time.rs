@@ -127,6 +127,9 @@ impl Duration {
 
     /// Thirty days, the time a soft-deleted conversation is kept.
     pub const THIRTY_DAYS: Self = Self(30 * 24 * 3600 * 1_000_000);
+
+    /// A day, the time an idempotency key is remembered.
+    pub const TWENTY_FOUR_HOURS: Self = Self(24 * 3600 * 1_000_000);
 }
 
 #[cfg(test)]

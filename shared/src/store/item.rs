@@ -9,7 +9,7 @@ use serde_json::{Map, Value};
 use crate::domain::conversation::{Conversation, Labels, Lifecycle, Stage};
 use crate::domain::etag::Version;
 use crate::domain::ids::{ConversationId, Owner, RequestId};
-use crate::domain::message::{Message, MessageType};
+use crate::domain::message::{Message, MessageType, ToolCall};
 use crate::domain::time::Timestamp;
 use crate::error::ApiError;
 
@@ -63,8 +63,18 @@ pub mod attr {
     pub const ORDER: &str = "order";
     pub const TYPE: &str = "type";
     pub const CONTENT: &str = "content";
+    /// A message's tool calls: a list of maps `{id, name, arguments}` (`arguments` as JSON text).
+    pub const TOOL_CALLS: &str = "tool_calls";
+    pub const TOOL_CALL_ID: &str = "tool_call_id";
     /// The layout marker's version ([`LAYOUT_KEY`]).
     pub const LAYOUT: &str = "layout";
+    /// An idempotency marker's conversation incarnation (its `createTime`, microseconds).
+    pub const INCARNATION: &str = "incarnation";
+    /// An idempotency marker's first order and number of messages.
+    pub const FIRST_ORDER: &str = "first_order";
+    pub const MESSAGES: &str = "messages";
+    /// An idempotency marker's digest of its call.
+    pub const FINGERPRINT: &str = "fingerprint";
 }
 
 /// The sort key of a conversation item.
@@ -83,6 +93,17 @@ pub const LAYOUT: i64 = 2;
 
 /// The sort-key prefix of every message.
 pub const MESSAGE_PREFIX: &str = "M#";
+
+/// The sort-key prefix of idempotency markers (after every message: no message read sees them).
+pub const MARKER_PREFIX: &str = "R#";
+
+/// How long an idempotency marker is kept: a repeated key is recognised for at least this long
+/// (DynamoDB's TTL then removes it, lazily).
+pub const MARKER_LIFETIME: crate::domain::time::Duration =
+    crate::domain::time::Duration::TWENTY_FOUR_HOURS;
+
+/// DynamoDB's largest item.
+pub const MAX_ITEM_BYTES: usize = 400 * 1024;
 
 /// A TTL value meaning "never": 9999-12-31T23:59:59Z.
 pub const NEVER: i64 = 253_402_300_799;
@@ -344,6 +365,12 @@ pub fn message_item(owner: &Owner, incarnation: Timestamp, m: &Message) -> Item 
     item.insert(attr::ORDER.into(), n(m.order));
     item.insert(attr::TYPE.into(), s(m.kind.as_str()));
     item.insert(attr::CONTENT.into(), s(m.content.as_str()));
+    if !m.tool_calls.is_empty() {
+        item.insert(attr::TOOL_CALLS.into(), tool_calls(&m.tool_calls));
+    }
+    if let Some(id) = &m.tool_call_id {
+        item.insert(attr::TOOL_CALL_ID.into(), s(id.as_str()));
+    }
     if let Some(meta) = &m.metadata {
         item.insert(attr::METADATA.into(), json(meta));
     }
@@ -359,10 +386,53 @@ pub fn message_from(conversation: &ConversationId, item: &Item) -> Result<Messag
         order: u64::try_from(get_n(item, attr::ORDER)?).map_err(|_| corrupt(attr::ORDER))?,
         kind: MessageType::parse(get_s(item, attr::TYPE)?).ok_or_else(|| corrupt(attr::TYPE))?,
         content: get_s(item, attr::CONTENT)?.to_owned(),
+        tool_calls: tool_calls_from(item)?,
+        tool_call_id: opt_s(item, attr::TOOL_CALL_ID)?,
         metadata: opt_json(item, attr::METADATA)?,
         create_time: time(item, attr::CREATE)?,
         version: Version(get_n(item, attr::VERSION)?),
     })
+}
+
+/// Tool calls as a list attribute.
+pub fn tool_calls(calls: &[ToolCall]) -> AttributeValue {
+    AttributeValue::L(
+        calls
+            .iter()
+            .map(|c| {
+                AttributeValue::M(HashMap::from([
+                    ("id".to_owned(), s(c.id.as_str())),
+                    ("name".to_owned(), s(c.name.as_str())),
+                    ("arguments".to_owned(), json(&c.arguments)),
+                ]))
+            })
+            .collect(),
+    )
+}
+
+fn tool_calls_from(item: &Item) -> Result<Vec<ToolCall>, ApiError> {
+    let Some(list) = item.get(attr::TOOL_CALLS) else {
+        return Ok(Vec::new());
+    };
+    let broken = || corrupt(attr::TOOL_CALLS);
+    list.as_l()
+        .map_err(|_| broken())?
+        .iter()
+        .map(|call| {
+            let call = call.as_m().map_err(|_| broken())?;
+            let text = |k: &str| {
+                call.get(k)
+                    .and_then(|v| v.as_s().ok())
+                    .cloned()
+                    .ok_or_else(broken)
+            };
+            Ok(ToolCall {
+                id: text("id")?,
+                name: text("name")?,
+                arguments: serde_json::from_str(&text("arguments")?).map_err(|_| broken())?,
+            })
+        })
+        .collect()
 }
 
 /// Whether a message item belongs to this incarnation of its conversation (and not to an
@@ -372,6 +442,70 @@ pub fn of_incarnation(item: &Item, incarnation: Timestamp) -> bool {
         .ok()
         .and_then(message_key_parts)
         .is_some_and(|(_, i)| i == incarnation.micros().max(0))
+}
+
+/// The key of the idempotency marker of `request` in a conversation's collection.
+pub fn marker_key(owner: &Owner, id: &ConversationId, request: &RequestId) -> Item {
+    Item::from([
+        (attr::PK.to_owned(), s(partition_key(owner, id))),
+        (
+            attr::SK.to_owned(),
+            s(format!("{MARKER_PREFIX}{}", request.as_str())),
+        ),
+    ])
+}
+
+/// An idempotency marker: which incarnation it was written for, the orders its call appended
+/// (`first`, and how many), and the call's fingerprint. It holds no content, so a later edit
+/// (a redaction) is never undone by a repeated key.
+pub fn marker_item(
+    owner: &Owner,
+    id: &ConversationId,
+    incarnation: Timestamp,
+    request: &RequestId,
+    (first, count, fingerprint): (u64, u64, &str),
+    now: Timestamp,
+) -> Item {
+    let mut item = marker_key(owner, id, request);
+    item.insert(attr::INCARNATION.into(), n(incarnation.micros()));
+    item.insert(attr::FIRST_ORDER.into(), n(first));
+    item.insert(attr::MESSAGES.into(), n(count));
+    item.insert(attr::FINGERPRINT.into(), s(fingerprint));
+    let expires = now.plus(MARKER_LIFETIME).unwrap_or(now);
+    item.insert(attr::TTL.into(), n(expires.epoch_seconds_ceil()));
+    item
+}
+
+/// The incarnation a marker was written for.
+pub fn marker_incarnation(item: &Item) -> Option<i64> {
+    get_n(item, attr::INCARNATION).ok()
+}
+
+/// A marker's first order, number of messages and fingerprint.
+pub fn marker_contents(item: &Item) -> Result<(u64, u64, String), ApiError> {
+    let first =
+        u64::try_from(get_n(item, attr::FIRST_ORDER)?).map_err(|_| corrupt(attr::FIRST_ORDER))?;
+    let count = u64::try_from(get_n(item, attr::MESSAGES)?).map_err(|_| corrupt(attr::MESSAGES))?;
+    if count == 0 {
+        return Err(corrupt(attr::MESSAGES));
+    }
+    Ok((first, count, get_s(item, attr::FINGERPRINT)?.to_owned()))
+}
+
+/// The size of an item as DynamoDB counts it (names and values; lists and maps a few bytes more).
+pub fn stored_size(item: &Item) -> usize {
+    fn value(v: &AttributeValue) -> usize {
+        match v {
+            AttributeValue::S(t) | AttributeValue::N(t) => t.len(),
+            AttributeValue::L(l) => 3 + l.iter().map(|v| 1 + value(v)).sum::<usize>(),
+            AttributeValue::M(m) => {
+                3 + m.iter().map(|(k, v)| 1 + k.len() + value(v)).sum::<usize>()
+            }
+            AttributeValue::Ss(set) | AttributeValue::Ns(set) => set.iter().map(String::len).sum(),
+            _ => 8,
+        }
+    }
+    item.iter().map(|(k, v)| k.len() + value(v)).sum()
 }
 
 /// The sort key of an item.
@@ -445,11 +579,23 @@ mod tests {
             ("x", None),
             (control.as_str(), Some(json!({"a": [control.clone(), {}]}))),
         ] {
+            let calls = (0..32)
+                .map(|i| ToolCall {
+                    id: format!("call-{i}"),
+                    name: "t".repeat(128),
+                    arguments: json!({"q": control.clone(), "n": [1, {}]})
+                        .as_object()
+                        .cloned()
+                        .expect("object"),
+                })
+                .collect();
             let m = Message {
                 conversation: ConversationId::parse("c").expect("id"),
                 order: u64::from(u32::MAX),
                 kind: MessageType::Tool,
                 content: content.into(),
+                tool_calls: calls,
+                tool_call_id: Some("x".repeat(128)),
                 metadata: metadata.and_then(|m| m.as_object().cloned()),
                 create_time: now,
                 version: Version(now.micros()),
@@ -516,8 +662,17 @@ mod tests {
         let m = Message {
             conversation: c.id.clone(),
             order: 42,
-            kind: MessageType::Tool,
-            content: "hello".into(),
+            kind: MessageType::Agent,
+            content: "".into(),
+            tool_calls: vec![ToolCall {
+                id: "call_1".into(),
+                name: "search".into(),
+                arguments: json!({"q": "rust", "deep": {"n": [1.5, null]}})
+                    .as_object()
+                    .cloned()
+                    .expect("object"),
+            }],
+            tool_call_id: Some("call_0".into()),
             metadata: Some(json!({"a": 1}).as_object().cloned().expect("object")),
             create_time: c.create_time,
             version: Version(c.create_time.micros() + 5),

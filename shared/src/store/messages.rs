@@ -8,8 +8,8 @@ use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::query::QueryOutput;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
-    DeleteRequest, Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update as TxUpdate,
-    WriteRequest,
+    DeleteRequest, KeysAndAttributes, Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem,
+    Update as TxUpdate, WriteRequest,
 };
 
 use super::expr::Expr;
@@ -20,9 +20,10 @@ use super::{
 };
 use crate::domain::conversation::{Conversation, Lifecycle};
 use crate::domain::etag::{Preconditions, Version};
-use crate::domain::ids::{ConversationId, Owner};
+use crate::domain::ids::{ConversationId, Owner, RequestId};
 use crate::domain::message::{MAX_ORDER, Message, NewMessage};
 use crate::domain::message_query::{MessageFilter, MessageOrder};
+use crate::domain::message_update::MessageUpdate;
 use crate::domain::page_token::PageToken;
 use crate::domain::time::Timestamp;
 use crate::error::ApiError;
@@ -39,6 +40,46 @@ pub struct MessageQuery {
     /// Where to continue.
     pub page_token: Option<String>,
 }
+
+/// An idempotent call: its key, and a digest of what it asks for (the same key with other
+/// messages is refused).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Idempotency {
+    /// The key.
+    pub request_id: RequestId,
+    /// SHA-256 of the call's kind and its messages (canonical JSON), hex.
+    pub fingerprint: String,
+}
+
+impl Idempotency {
+    /// The idempotency of a call of `kind` (`append`, `batch`) appending `messages`.
+    pub fn of(request_id: &RequestId, kind: &str, messages: &[NewMessage]) -> Self {
+        use sha2::{Digest, Sha256};
+        let body = serde_json::json!({
+            "kind": kind,
+            "messages": messages.iter().map(NewMessage::fingerprint).collect::<Vec<_>>(),
+        });
+        let digest = Sha256::digest(crate::domain::body::canonical(&body).as_bytes());
+        Self {
+            request_id: request_id.clone(),
+            fingerprint: digest.iter().map(|b| format!("{b:02x}")).collect(),
+        }
+    }
+}
+
+/// How an append's transaction ended when it did not commit.
+enum Cancelled {
+    /// It committed.
+    No,
+    /// The key's marker is there: a repeat, with the marker.
+    Repeat(Item),
+    /// The conversation changed since it was read (with its current item, when DynamoDB gave it).
+    Changed(Option<Item>),
+}
+
+/// DynamoDB's limits on one `TransactWriteItems`.
+const MAX_TRANSACTION_ITEMS: usize = 100;
+const MAX_TRANSACTION_BYTES: usize = 4 * 1024 * 1024;
 
 impl MessageQuery {
     fn scope(&self, id: &ConversationId) -> String {
@@ -70,20 +111,43 @@ fn from_position(text: &str, filter: &MessageFilter) -> Result<(i64, String), Ap
 }
 
 impl Store {
-    /// Appends a message: one consistent read, then one transaction that writes the message and
-    /// moves the conversation's count and version only if that read is still current.
+    /// Appends one message: see [`Store::append_messages`].
     pub async fn append(
         &self,
         owner: &Owner,
         id: &ConversationId,
         new: NewMessage,
         pre: &Preconditions,
+        request_id: Option<&RequestId>,
     ) -> Result<Message, ApiError> {
-        let mut seen: Option<Item> = None;
+        let key = request_id.map(|r| Idempotency::of(r, "append", std::slice::from_ref(&new)));
+        let mut appended = self
+            .append_messages(owner, id, &[new], pre, key.as_ref())
+            .await?;
+        appended
+            .pop()
+            .ok_or_else(|| ApiError::internal("an append answered no message"))
+    }
+
+    /// Appends messages, all or none, with consecutive orders: one consistent read of the
+    /// conversation (with the idempotency marker, in one `BatchGetItem`, when the call has a key),
+    /// then one transaction that moves the conversation's count and version only if that read is
+    /// still current, puts every message (each key written once: an order is never reused), and
+    /// puts the marker (written once per key and incarnation). A repeated key answers what its
+    /// first call appended: from the marker, with one `Query` of those messages.
+    pub async fn append_messages(
+        &self,
+        owner: &Owner,
+        id: &ConversationId,
+        news: &[NewMessage],
+        pre: &Preconditions,
+        key: Option<&Idempotency>,
+    ) -> Result<Vec<Message>, ApiError> {
+        let mut seen: Option<(Option<Item>, Option<Item>)> = None;
         for attempt in 0..MAX_RETRIES {
-            let current = match seen.take() {
-                Some(item) => Some(item),
-                None => self.read(owner, id).await?,
+            let (current, marker) = match seen.take() {
+                Some(read) => read,
+                None => self.read_for_append(owner, id, key).await?,
             };
             let now = Timestamp::now();
             let Some(conversation) = Self::visible(current, now)? else {
@@ -91,6 +155,11 @@ impl Store {
             };
             if conversation.is_deleted() {
                 return Err(not_found(id));
+            }
+            if let (Some(key), Some(marker)) = (key, marker)
+                && item::marker_incarnation(&marker) == Some(conversation.create_time.micros())
+            {
+                return self.repeated(owner, &conversation, key, &marker).await;
             }
             pre.check(conversation.version)
                 .map_err(|source_kind| ApiError::Stale {
@@ -103,13 +172,21 @@ impl Store {
                     id.name()
                 )));
             }
-            let message = Message::appended(id.clone(), conversation.message_count + 1, &new, now);
+            let messages: Vec<Message> = news
+                .iter()
+                .zip(conversation.message_count + 1..)
+                .map(|(new, order)| Message::appended(id.clone(), order, new, now))
+                .collect();
             match self
-                .append_transaction(owner, &conversation, &message, now)
+                .append_transaction(owner, &conversation, &messages, key, now)
                 .await?
             {
-                None => return Ok(message),
-                Some(refreshed) => seen = refreshed,
+                Cancelled::No => return Ok(messages),
+                Cancelled::Repeat(marker) => {
+                    let key = key.ok_or_else(|| ApiError::internal("a marker without a key"))?;
+                    return self.repeated(owner, &conversation, key, &marker).await;
+                }
+                Cancelled::Changed(refreshed) => seen = refreshed.map(|item| (Some(item), None)),
             }
             backoff(attempt).await;
         }
@@ -119,15 +196,111 @@ impl Store {
         )))
     }
 
-    /// Runs the append transaction. `None`: written. `Some(item)`: the conversation changed
-    /// since it was read (with its current item when DynamoDB returned it).
+    /// The conversation, and the call's idempotency marker when it has a key: one consistent
+    /// `GetItem`, or one consistent `BatchGetItem` of both.
+    async fn read_for_append(
+        &self,
+        owner: &Owner,
+        id: &ConversationId,
+        key: Option<&Idempotency>,
+    ) -> Result<(Option<Item>, Option<Item>), ApiError> {
+        let Some(key) = key else {
+            return Ok((self.read(owner, id).await?, None));
+        };
+        let conversation = Self::key(owner, id);
+        let marker = item::marker_key(owner, id, &key.request_id);
+        let mut keys = KeysAndAttributes::builder()
+            .keys(conversation.clone())
+            .keys(marker.clone())
+            .consistent_read(true)
+            .build()
+            .map_err(ApiError::internal)?;
+        let mut found: Vec<Item> = Vec::new();
+        for attempt in 0..MAX_RETRIES {
+            let out = self
+                .client
+                .batch_get_item()
+                .request_items(self.table.clone(), keys)
+                .send()
+                .await
+                .map_err(classify)?;
+            found.extend(
+                out.responses
+                    .and_then(|mut r| r.remove(&self.table))
+                    .unwrap_or_default(),
+            );
+            match out.unprocessed_keys.and_then(|mut u| u.remove(&self.table)) {
+                Some(left) if !left.keys().is_empty() => keys = left,
+                _ => {
+                    let is = |wanted: &Item| {
+                        found.iter().find(|i| {
+                            i.get(attr::SK) == wanted.get(attr::SK)
+                                && i.get(attr::PK) == wanted.get(attr::PK)
+                        })
+                    };
+                    return Ok((is(&conversation).cloned(), is(&marker).cloned()));
+                }
+            }
+            backoff(attempt).await;
+        }
+        Err(ApiError::Aborted(
+            "DynamoDB kept reads unprocessed; retry".into(),
+        ))
+    }
+
+    /// The answer to a repeated idempotency key: what its first call appended (the marker names
+    /// the orders; one `Query` reads them), or 422 when the key came with other messages.
+    async fn repeated(
+        &self,
+        owner: &Owner,
+        conversation: &Conversation,
+        key: &Idempotency,
+        marker: &Item,
+    ) -> Result<Vec<Message>, ApiError> {
+        let (first, count, fingerprint) = item::marker_contents(marker)?;
+        if fingerprint != key.fingerprint {
+            return Err(ApiError::field(
+                "requestId",
+                "reused",
+                "this idempotency key was used with other messages; a new call needs a new key",
+            ));
+        }
+        let last = first + count - 1;
+        let (lo, hi) = item::message_range(first, last);
+        let limit = usize::try_from(count)
+            .unwrap_or(usize::MAX)
+            .saturating_add(4);
+        let out = self
+            .messages_query(owner, &conversation.id, &lo, &hi, false, limit, None)
+            .await?;
+        let messages: Vec<Message> = out
+            .items
+            .unwrap_or_default()
+            .iter()
+            .filter(|i| item::of_incarnation(i, conversation.create_time))
+            .map(|i| item::message_from(&conversation.id, i))
+            .collect::<Result<_, _>>()?;
+        if messages.len() as u64 != count {
+            return Err(ApiError::internal(
+                "an idempotency marker names messages that are not stored",
+            ));
+        }
+        Ok(messages)
+    }
+
+    /// Runs the append transaction: the conversation's update, every message's put, and the
+    /// marker's put when the call has a key.
     async fn append_transaction(
         &self,
         owner: &Owner,
         conversation: &Conversation,
-        message: &Message,
+        messages: &[Message],
+        key: Option<&Idempotency>,
         now: Timestamp,
-    ) -> Result<Option<Option<Item>>, ApiError> {
+    ) -> Result<Cancelled, ApiError> {
+        let last = messages
+            .last()
+            .ok_or_else(|| ApiError::internal("an append of no message"))?;
         let new = Version::next(now, Some(conversation.version));
         let mut e = Expr::new();
         let ver = e.name(attr::VERSION);
@@ -137,7 +310,7 @@ impl Store {
         // And the conversation has not expired since it was read.
         let visible = Self::visible_at(&mut e, now);
         e.condition(visible);
-        e.set(attr::COUNT, item::n(message.order));
+        e.set(attr::COUNT, item::n(last.order));
         e.set(attr::LAST_USED, item::n(now.micros()));
         // The conversation moves up the by-activity index.
         e.set(
@@ -145,42 +318,122 @@ impl Store {
             item::s(item::index_sort_key(now, &conversation.id)),
         );
         e.set(attr::VERSION, item::n(new.0));
-        let update = TxUpdate::builder()
+        let mut items = vec![self.tx_update(Self::key(owner, &conversation.id), &e, true)?];
+        let mut size = item::MAX_ITEM_BYTES;
+        for message in messages {
+            let stored = item::message_item(owner, conversation.create_time, message);
+            size += item::stored_size(&stored);
+            let mut m = Expr::new();
+            let pk = m.name(attr::PK);
+            // A message is written once: its order is never reused.
+            m.condition(format!("attribute_not_exists({pk})"));
+            let put = Put::builder()
+                .table_name(&self.table)
+                .set_item(Some(stored))
+                .set_condition_expression(m.condition_expression())
+                .set_expression_attribute_names(m.names())
+                .build()
+                .map_err(ApiError::internal)?;
+            items.push(TransactWriteItem::builder().put(put).build());
+        }
+        if let Some(key) = key {
+            let first = messages[0].order;
+            let marker = item::marker_item(
+                owner,
+                &conversation.id,
+                conversation.create_time,
+                &key.request_id,
+                (first, messages.len() as u64, &key.fingerprint),
+                now,
+            );
+            size += item::stored_size(&marker);
+            let mut m = Expr::new();
+            let (pk, inc) = (m.name(attr::PK), m.name(attr::INCARNATION));
+            let this = m.value(item::n(conversation.create_time.micros()));
+            // One call per key and conversation: a marker an earlier conversation of this id
+            // left behind does not count.
+            m.condition(format!("attribute_not_exists({pk}) OR {inc} <> {this}"));
+            let put = Put::builder()
+                .table_name(&self.table)
+                .set_item(Some(marker))
+                .set_condition_expression(m.condition_expression())
+                .set_expression_attribute_names(m.names())
+                .set_expression_attribute_values(m.values())
+                .return_values_on_condition_check_failure(
+                    ReturnValuesOnConditionCheckFailure::AllOld,
+                )
+                .build()
+                .map_err(ApiError::internal)?;
+            items.push(TransactWriteItem::builder().put(put).build());
+        }
+        // DynamoDB refuses a transaction of more than 100 items or 4 MB: refused here first (the
+        // body and batch limits keep every request below both, but a 500 must never be the way
+        // to find out).
+        if items.len() > MAX_TRANSACTION_ITEMS || size > MAX_TRANSACTION_BYTES {
+            return Err(ApiError::InvalidArgument(format!(
+                "this batch would need a transaction of {} items and about {} bytes; DynamoDB \
+                 allows {MAX_TRANSACTION_ITEMS} items and {MAX_TRANSACTION_BYTES} bytes: send \
+                 fewer or smaller messages",
+                items.len(),
+                size
+            )));
+        }
+        let with_marker = key.is_some();
+        match self.transact(items).await? {
+            None => Ok(Cancelled::No),
+            Some(reasons) => {
+                let marker = with_marker.then(|| reasons.last()).flatten();
+                if let Some((code, Some(old))) = marker
+                    && code == "ConditionalCheckFailed"
+                {
+                    return Ok(Cancelled::Repeat(old.clone()));
+                }
+                match reasons.first() {
+                    Some((code, old)) if code == "ConditionalCheckFailed" => {
+                        Ok(Cancelled::Changed(old.clone()))
+                    }
+                    _ => Ok(Cancelled::Changed(None)),
+                }
+            }
+        }
+    }
+
+    /// One conditional update of a transaction; `report` asks DynamoDB for the item when the
+    /// condition fails (`ALL_OLD`).
+    fn tx_update(&self, key: Item, e: &Expr, report: bool) -> Result<TransactWriteItem, ApiError> {
+        let mut update = TxUpdate::builder()
             .table_name(&self.table)
-            .set_key(Some(Self::key(owner, &conversation.id)))
+            .set_key(Some(key))
             .set_update_expression(e.update_expression())
             .set_condition_expression(e.condition_expression())
             .set_expression_attribute_names(e.names())
-            .set_expression_attribute_values(e.values())
-            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
-            .build()
-            .map_err(ApiError::internal)?;
-        let mut m = Expr::new();
-        let pk = m.name(attr::PK);
-        // A message is written once: its order is never reused.
-        m.condition(format!("attribute_not_exists({pk})"));
-        let put = Put::builder()
-            .table_name(&self.table)
-            .set_item(Some(item::message_item(
-                owner,
-                conversation.create_time,
-                message,
-            )))
-            .set_condition_expression(m.condition_expression())
-            .set_expression_attribute_names(m.names())
-            .build()
-            .map_err(ApiError::internal)?;
+            .set_expression_attribute_values(e.values());
+        if report {
+            update = update.return_values_on_condition_check_failure(
+                ReturnValuesOnConditionCheckFailure::AllOld,
+            );
+        }
+        let update = update.build().map_err(ApiError::internal)?;
+        Ok(TransactWriteItem::builder().update(update).build())
+    }
+
+    /// Runs a transaction (with its own `ClientRequestToken`). `None`: committed. `Some`: it was
+    /// cancelled by a failed condition or a conflicting transaction, with each action's
+    /// cancellation code and, where it asked for `ALL_OLD`, the item that failed.
+    pub(super) async fn transact(
+        &self,
+        items: Vec<TransactWriteItem>,
+    ) -> Result<Option<Vec<(String, Option<Item>)>>, ApiError> {
         // The SDK fills in a ClientRequestToken from a generator seeded with the clock, which
-        // two instances started in the same tick share: their appends then carry equal tokens and
-        // DynamoDB refuses the second (IdempotentParameterMismatch). A token from the OS's random
-        // source, made here, is unique; the SDK's retries of this call reuse it, so an attempt
-        // whose answer was lost is not applied twice.
+        // two instances started in the same tick share: their transactions then carry equal
+        // tokens and DynamoDB refuses the second (IdempotentParameterMismatch). A token from the
+        // OS's random source, made here, is unique; the SDK's retries of this call reuse it, so
+        // an attempt whose answer was lost is not applied twice.
         let result = self
             .client
             .transact_write_items()
             .client_request_token(uuid::Uuid::new_v4().to_string())
-            .transact_items(TransactWriteItem::builder().update(update).build())
-            .transact_items(TransactWriteItem::builder().put(put).build())
+            .set_transact_items(Some(items))
             .send()
             .await;
         match result {
@@ -195,17 +448,19 @@ impl Store {
                 else {
                     return Err(ApiError::internal("unreachable: matched above"));
                 };
-                let reasons = cancel.cancellation_reasons();
-                let code = |i: usize| reasons.get(i).and_then(|r| r.code()).unwrap_or("None");
-                match (code(0), code(1)) {
-                    ("ConditionalCheckFailed", _) => {
-                        Ok(Some(reasons.first().and_then(|r| r.item().cloned())))
-                    }
-                    ("TransactionConflict", _) | (_, "TransactionConflict") => Ok(Some(None)),
-                    (a, b) if THROTTLED.contains(&a) || THROTTLED.contains(&b) => {
-                        Err(ApiError::Throttled(Box::new(cancel)))
-                    }
-                    _ => Err(ApiError::Internal(Box::new(cancel))),
+                let reasons: Vec<(String, Option<Item>)> = cancel
+                    .cancellation_reasons()
+                    .iter()
+                    .map(|r| (r.code().unwrap_or("None").to_owned(), r.item().cloned()))
+                    .collect();
+                if reasons.iter().any(|(c, _)| THROTTLED.contains(&c.as_str())) {
+                    return Err(ApiError::Throttled(Box::new(cancel)));
+                }
+                let expected = ["None", "ConditionalCheckFailed", "TransactionConflict"];
+                if reasons.iter().all(|(c, _)| expected.contains(&c.as_str())) {
+                    Ok(Some(reasons))
+                } else {
+                    Err(ApiError::Internal(Box::new(cancel)))
                 }
             }
             Err(other) => Err(classify(other)),
@@ -272,6 +527,172 @@ impl Store {
             .map(|i| item::message_from(id, i))
             .transpose()?
             .ok_or_else(message_not_found)
+    }
+
+    /// Edits one message (a redaction, say): one consistent `Query` of that order's keys (the
+    /// message, and any earlier incarnation's leftover at that order), then one transaction that
+    /// updates the message (only if the version just read is still its version) and moves the
+    /// conversation's version (only if it is the live conversation of that incarnation). Its
+    /// order, the conversation's count and `lastUsedTime` stay. Allowed on a completed
+    /// conversation; 404 on a missing, expired or soft-deleted one.
+    pub async fn update_message(
+        &self,
+        owner: &Owner,
+        id: &ConversationId,
+        order: u64,
+        update: &MessageUpdate,
+        pre: &Preconditions,
+    ) -> Result<Message, ApiError> {
+        let (lo, hi) = item::message_range(order, order);
+        // The incarnation the conversation turned out to have, once a refusal said so.
+        let mut incarnation: Option<i64> = None;
+        let mut pinned: Option<Version> = None;
+        for attempt in 0..MAX_RETRIES {
+            let out = self
+                .messages_query(owner, id, &lo, &hi, true, 8, None)
+                .await?;
+            let items = out.items.unwrap_or_default();
+            // Newest incarnation first (the key's suffix): the live one unless a refusal said.
+            let mut candidates: Vec<&Item> = items.iter().collect();
+            candidates.sort_by_key(|i| {
+                std::cmp::Reverse(
+                    item::sort_key(i)
+                        .ok()
+                        .and_then(item::message_key_parts)
+                        .map(|(_, inc)| inc),
+                )
+            });
+            let found = candidates.into_iter().find(|i| {
+                incarnation.is_none_or(|want| {
+                    item::sort_key(i)
+                        .ok()
+                        .and_then(item::message_key_parts)
+                        .is_some_and(|(_, inc)| inc == want)
+                })
+            });
+            // Missing conversation or missing message alike: 404 (update message's own rule).
+            let Some(stored) = found else {
+                return Err(ApiError::NotFound(format!(
+                    "{}/messages/{order}",
+                    id.name()
+                )));
+            };
+            let sort_key = item::sort_key(stored)?.to_owned();
+            let (_, this_incarnation) = item::message_key_parts(&sort_key)
+                .ok_or_else(|| ApiError::internal("a message key without its parts"))?;
+            let old = item::message_from(id, stored)?;
+            let resource = old.name();
+            pre.check(old.version)
+                .map_err(|source_kind| ApiError::Stale {
+                    resource: resource.clone(),
+                    source_kind,
+                })?;
+            let mut edited = update.apply(&old)?;
+            let now = Timestamp::now();
+            edited.version = Version::next(now, Some(old.version));
+            let conversation_version = Version::next(now, pinned);
+            let items = vec![
+                self.message_edit(owner, id, &sort_key, &old, &edited)?,
+                self.conversation_touch(
+                    owner,
+                    id,
+                    this_incarnation,
+                    now,
+                    pinned,
+                    conversation_version,
+                )?,
+            ];
+            let Some(reasons) = self.transact(items).await? else {
+                return Ok(edited);
+            };
+            match reasons.get(1) {
+                Some((code, old_conversation)) if code == "ConditionalCheckFailed" => {
+                    let live = Self::visible(old_conversation.clone(), now)?
+                        .filter(|c| !c.is_deleted())
+                        .ok_or_else(|| not_found(id))?;
+                    if live.create_time.micros() != this_incarnation {
+                        // The message read was an earlier conversation's leftover.
+                        incarnation = Some(live.create_time.micros());
+                    } else {
+                        // Only the version order refused it (clocks): nothing may have happened.
+                        pinned = Some(live.version);
+                    }
+                }
+                _ => backoff(attempt).await,
+            }
+        }
+        Err(ApiError::Aborted(format!(
+            "{}/messages/{order} is changing too fast; retry",
+            id.name()
+        )))
+    }
+
+    /// The message half of an edit: the new values, the new version, and the condition that the
+    /// version read is still the message's.
+    fn message_edit(
+        &self,
+        owner: &Owner,
+        id: &ConversationId,
+        sort_key: &str,
+        old: &Message,
+        edited: &Message,
+    ) -> Result<TransactWriteItem, ApiError> {
+        let mut e = Expr::new();
+        let ver = e.name(attr::VERSION);
+        let read = e.value(item::n(old.version.0));
+        // The message read is still current: the edit was checked against it.
+        e.condition(format!("{ver} = {read}"));
+        e.set(attr::CONTENT, item::s(edited.content.as_str()));
+        if edited.tool_calls.is_empty() {
+            e.remove(attr::TOOL_CALLS);
+        } else {
+            e.set(attr::TOOL_CALLS, item::tool_calls(&edited.tool_calls));
+        }
+        match &edited.metadata {
+            Some(m) => e.set(attr::METADATA, item::json(m)),
+            None => e.remove(attr::METADATA),
+        }
+        e.set(attr::VERSION, item::n(edited.version.0));
+        let key = Item::from([
+            (attr::PK.to_owned(), item::s(item::partition_key(owner, id))),
+            (attr::SK.to_owned(), item::s(sort_key)),
+        ]);
+        self.tx_update(key, &e, false)
+    }
+
+    /// The conversation half of an edit: a new version (so its etag moves), only while it is the
+    /// live, visible conversation of the message's incarnation.
+    fn conversation_touch(
+        &self,
+        owner: &Owner,
+        id: &ConversationId,
+        incarnation: i64,
+        now: Timestamp,
+        pinned: Option<Version>,
+        new: Version,
+    ) -> Result<TransactWriteItem, ApiError> {
+        let mut e = Expr::new();
+        let (pk, del, create) = (e.name(attr::PK), e.name(attr::DELETE), e.name(attr::CREATE));
+        let visible = Self::visible_at(&mut e, now);
+        let this = e.value(item::n(incarnation));
+        e.condition(format!(
+            "attribute_exists({pk}) AND {visible} AND attribute_not_exists({del}) AND {create} = {this}"
+        ));
+        let ver = e.name(attr::VERSION);
+        match pinned {
+            // A version learnt from a refusal: nothing may have happened since.
+            Some(v) => {
+                let v = e.value(item::n(v.0));
+                e.condition(format!("{ver} = {v}"));
+            }
+            // Versions never go back or repeat, even when clocks disagree.
+            None => {
+                let v = e.value(item::n(new.0));
+                e.condition(format!("{ver} < {v}"));
+            }
+        }
+        e.set(attr::VERSION, item::n(new.0));
+        self.tx_update(Self::key(owner, id), &e, true)
     }
 
     /// Lists a conversation's messages in either order, within an order range: one `Query` of

@@ -30,7 +30,7 @@ use crate::error::ApiError;
 use item::{Item, attr};
 
 pub use conversations::ListQuery;
-pub use messages::MessageQuery;
+pub use messages::{Idempotency, MessageQuery};
 pub use sdk::classify;
 
 /// How often a write is retried when its condition failed only because another writer got in
