@@ -56,6 +56,13 @@ fn client_text() -> impl Strategy<Value = String> {
         "metadata.",
         "toolCalls",
         "toolCallId",
+        "qualityMetadata.",
+        "data_source.gcs_source.audio_uri",
+        "dataSource.",
+        "dialogflowSource.",
+        "phoneNumber.",
+        "_",
+        ".",
     ]);
     prop_oneof![
         any::<String>(),
@@ -117,6 +124,31 @@ fn stored(body: serde_json::Value) -> Message {
 
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(2000))]
+
+    #[test]
+    fn a_parsed_mask_never_holds_two_paths_of_which_one_holds_the_other(
+        paths in prop::collection::vec(prop::sample::select(vec![
+            "metadata", "metadata.a", "metadata.b", "labels", "labels.a", "dataSource",
+            "data_source.gcs_source", "dataSource.gcsSource.audioUri", "dataSource.dialogflowSource",
+            "dataSource.dialogflowSource.audioUri", "qualityMetadata", "quality_metadata.menu_path",
+            "callMetadata.agentChannel", "phoneNumber", "phoneNumber.countryCode", "displayName",
+            "display_name", "createTime",
+        ]), 1..8),
+    ) {
+        match UpdateMask::parse(&paths.join(",")) {
+            Ok(UpdateMask::Paths(parsed)) => {
+                for (i, a) in parsed.iter().enumerate() {
+                    for b in &parsed[i + 1..] {
+                        let (a, b) = (a.segments(), b.segments());
+                        let n = a.len().min(b.len());
+                        prop_assert!(a[..n] != b[..n], "{:?} and {:?} overlap", a, b);
+                    }
+                }
+            }
+            Ok(UpdateMask::All) => prop_assert!(false, "no * was given"),
+            Err(e) => prop_assert_eq!(e.status(), 400),
+        }
+    }
 
     #[test]
     fn every_message_decoder_answers_any_json_with_a_value_or_a_4xx(

@@ -492,3 +492,72 @@ async fn an_agent_turn_is_one_idempotent_call_safe_to_retry_and_a_message_can_be
     let cleaned = send(&http, "DELETE", &one, &alice, None, &[]).await;
     assert_eq!(cleaned.status, 200, "{}", cleaned.body);
 }
+
+#[tokio::test]
+async fn a_ccai_snake_case_leaf_patch_and_looker_sources_work_over_http() {
+    let t = target();
+    let base = t.base.clone();
+    let http = reqwest::Client::new();
+    let (alice, _) = t.two_callers();
+    let i = id();
+    let one = format!("{base}/v1/conversations/{i}");
+    let created = send(
+        &http,
+        "POST",
+        &format!("{base}/v1/conversations?conversationId={i}"),
+        &alice,
+        Some(json!({"agents": ["bot"], "sources": [{"model": "thelook", "explore": "orders"}],
+            "dataSource": {"dialogflowSource": {"dialogflowConversation": "projects/p/locations/l/conversations/c"}}})),
+        &[],
+    )
+    .await;
+    assert_eq!(created.status, 201, "{}", created.body);
+    assert_eq!(
+        created.body["sources"],
+        json!([{"model": "thelook", "explore": "orders"}])
+    );
+    let patched = send(
+        &http,
+        "PATCH",
+        &format!("{one}?updateMask=data_source.gcs_source.audio_uri,quality_metadata.customer_satisfaction_rating"),
+        &alice,
+        Some(json!({"dataSource": {"gcsSource": {"audioUri": "gs://calls/1.wav"}},
+            "qualityMetadata": {"customerSatisfactionRating": 5}})),
+        &[],
+    )
+    .await;
+    assert_eq!(patched.status, 200, "{}", patched.body);
+    assert_eq!(
+        patched.body["dataSource"],
+        json!({"gcsSource": {"audioUri": "gs://calls/1.wav"}})
+    );
+    assert_eq!(
+        patched.body["qualityMetadata"],
+        json!({"customerSatisfactionRating": 5})
+    );
+    let looker = send(
+        &http,
+        "PATCH",
+        &format!("{one}?updateMask=sources&fields=sources"),
+        &alice,
+        Some(json!({"sources": [{"model": "thelook", "explore": "users"}]})),
+        &[],
+    )
+    .await;
+    assert_eq!(
+        looker.body,
+        json!({"sources": [{"model": "thelook", "explore": "users"}]})
+    );
+    let overlap = send(
+        &http,
+        "PATCH",
+        &format!("{one}?updateMask=metadata,metadata.a"),
+        &alice,
+        Some(json!({})),
+        &[],
+    )
+    .await;
+    assert_eq!(overlap.status, 400, "{}", overlap.body);
+    let cleaned = send(&http, "DELETE", &one, &alice, None, &[]).await;
+    assert_eq!(cleaned.status, 200, "{}", cleaned.body);
+}

@@ -1,7 +1,8 @@
-//! A table written by the previous layout (before revision 2: message keys
-//! `M#{i64::MAX - incarnation}#{order}`, no activity index, owners unescaped) is rewritten by the
-//! migration and then served as if this version had written it; the local table tool refuses
-//! such a table until then. (This binary has a table of its own, which it rewrites whole.)
+//! A table written by an earlier layout — 1 (before revision 2: message keys
+//! `M#{i64::MAX - incarnation}#{order}`, no activity index, owners unescaped) or 2 (metadata as
+//! one JSON text, no parents for the seed objects' leaves) — is rewritten by the migration and
+//! then served as if this version had written it; the local table tool refuses such a table until
+//! then. (This binary has a table of its own, which it rewrites whole.)
 
 use std::collections::HashMap;
 
@@ -64,6 +65,15 @@ fn layout_1(owner: &str, id: &str, created: i64, messages: i64) -> Vec<Item> {
     items
 }
 
+/// A conversation item as layout 2 wrote it: metadata as JSON text, no seed objects.
+fn layout_2(owner: &str, id: &str, created: i64) -> Item {
+    let mut conversation = layout_1(owner, id, created, 0).remove(0);
+    conversation.insert("gsi2pk".into(), s(owner));
+    conversation.insert("gsi2sk".into(), s(&format!("{created:018}#{id}")));
+    conversation.insert("metadata".into(), s("{\"channel\":\"web\",\"n\":[1,2]}"));
+    conversation
+}
+
 fn jwt(sub: &str) -> Value {
     json!({"http": {"method": "GET", "path": "/", "protocol": "HTTP/1.1", "sourceIp": "1.2.3.4", "userAgent": "t"},
         "authorizer": {"jwt": {"claims": {"sub": sub}, "scopes": null}}, "timeEpoch": 0})
@@ -93,10 +103,17 @@ async fn a_layout_1_table_is_migrated_in_place_and_then_read_as_written_by_this_
                 .expect("a layout 1 item");
         }
     }
+    t.raw()
+        .put_item()
+        .table_name(&t.table)
+        .set_item(Some(layout_2(plain, "old-three", created)))
+        .send()
+        .await
+        .expect("a layout 2 item");
     assert_eq!(schema::layout(t.raw(), &t.table).await.expect("read"), None);
 
     let report = migrate::migrate(t.raw(), &t.table).await.expect("migrated");
-    assert_eq!((report.conversations, report.messages), (2, 6));
+    assert_eq!((report.conversations, report.messages), (3, 6));
     assert_eq!(
         schema::layout(t.raw(), &t.table).await.expect("read"),
         Some(item::LAYOUT)
@@ -147,6 +164,32 @@ async fn a_layout_1_table_is_migrated_in_place_and_then_read_as_written_by_this_
             .await;
         assert_eq!(appended.body["order"], 4);
     }
+    // Layout 2's conversation keeps its metadata, now a map its keys are written into in place,
+    // and takes a seed object's leaf at once.
+    let as_plain = |req: Req| req.context(jwt(plain));
+    let got = t
+        .call(as_plain(Req::new(Method::Get).id("old-three")))
+        .await;
+    assert_eq!(got.body["metadata"], json!({"channel": "web", "n": [1, 2]}));
+    t.counter.take();
+    let patched = t
+        .call(as_plain(
+            Req::new(Method::Update)
+                .id("old-three")
+                .query("updateMask", "metadata.channel,data_source.gcs_source.audio_uri")
+                .json(json!({"metadata": {"channel": "phone"}, "dataSource": {"gcsSource": {"audioUri": "gs://b/a"}}})),
+        ))
+        .await;
+    assert_eq!(patched.status, 200, "{}", patched.body);
+    assert_eq!(t.counter.take(), ["UpdateItem"]);
+    assert_eq!(
+        patched.body["metadata"],
+        json!({"channel": "phone", "n": [1, 2]})
+    );
+    assert_eq!(
+        patched.body["dataSource"],
+        json!({"gcsSource": {"audioUri": "gs://b/a"}})
+    );
     // The owner holding `/` moved to its escaped key; nothing is left under the old one.
     let old = t
         .raw()

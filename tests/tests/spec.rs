@@ -48,8 +48,12 @@ fn the_spec_and_a_fully_populated_conversation_have_the_same_fields() {
     );
     let now = Timestamp::now();
     let body = serde_json::json!({"displayName": "d", "category": "c", "agents": ["a"], "conversationProfile": "p",
-        "languageCode": "en", "labels": {"k": "v"}, "metadata": {"m": 1}, "ttl": "60s"});
-    let writable = Writable::from_json(body.as_object().expect("object"), now).expect("valid");
+        "languageCode": "en", "labels": {"k": "v"}, "metadata": {"m": 1}, "ttl": "60s",
+            "qualityMetadata": {"menuPath": "m"}, "callMetadata": {"agentChannel": 1},
+            "dataSource": {"gcsSource": {"audioUri": "gs://b/a"}}, "sources": [{"model": "m", "explore": "e"}],
+            "phoneNumber": {"phoneNumber": "+14155550100"}});
+    let writable =
+        Writable::from_json(body.as_object().expect("object"), now, false).expect("valid");
     let mut full = NewConversation::try_from(writable)
         .expect("new")
         .into_conversation(

@@ -20,7 +20,8 @@ pub async fn handle(app: &App, req: Request) -> Result<Response<Body>, Error> {
             (None, Some(request)) => ConversationId::for_request(&owner, request),
             (None, None) => ConversationId::random(),
         };
-        let new = NewConversation::try_from(Writable::from_json(&call.json()?, Timestamp::now())?)?;
+        let body = Writable::from_json(&call.json()?, Timestamp::now(), true)?;
+        let new = NewConversation::try_from(body)?;
         let created = app.store.create(&owner, &id, request_id, new).await?;
         Ok(Reply::created(&created, &fields))
     })

@@ -8,7 +8,7 @@ use aws_sdk_dynamodbstreams::Client;
 use aws_sdk_dynamodbstreams::types::ShardIteratorType;
 use serde::Deserialize;
 
-use crate::changes::{Change, sequence_after};
+use crate::changes::{Change, EventRecord, sequence_after};
 
 /// Lambda's on-failure record for a stream batch.
 #[derive(Debug, Clone, Deserialize)]
@@ -37,6 +37,36 @@ pub struct BatchInfo {
 const MAX_READS: usize = 200;
 const MAX_EMPTY_READS: usize = 5;
 
+/// A `GetRecords` page in its wire JSON, read leniently.
+#[derive(Debug, Deserialize)]
+struct WirePage {
+    #[serde(rename = "Records", default)]
+    records: Vec<EventRecord>,
+    #[serde(rename = "NextShardIterator")]
+    next_shard_iterator: Option<String>,
+}
+
+/// The page a `GetRecords` answer holds when the SDK could not parse it: DynamoDB Local 3.x
+/// writes an empty map or list in a stream image as `{}`, without its `M`/`L` type
+/// (awslabs/amazon-dynamodb-local-samples#37; DynamoDB itself writes `{"M": {}}`), which the
+/// SDK refuses, and every conversation item holds empty maps. The purger needs only keys and
+/// numbers of each record, which its own reader of Lambda's stream events takes from the same
+/// JSON.
+fn lenient_page<E>(
+    error: &aws_sdk_dynamodbstreams::error::SdkError<
+        E,
+        aws_sdk_dynamodbstreams::config::http::HttpResponse,
+    >,
+) -> Option<(Vec<Change>, Option<String>)> {
+    let body = error.raw_response()?.body().bytes()?;
+    if !error.raw_response()?.status().is_success() {
+        return None;
+    }
+    let page: WirePage = serde_json::from_slice(body).ok()?;
+    let changes = page.records.into_iter().map(Change::from_event).collect();
+    Some((changes, page.next_shard_iterator))
+}
+
 /// The records of a failed batch, read back from the stream.
 pub async fn changes_of(streams: &Client, batch: &BatchInfo) -> Result<Vec<Change>, String> {
     let mut iterator = streams
@@ -62,21 +92,23 @@ pub async fn changes_of(streams: &Client, batch: &BatchInfo) -> Result<Vec<Chang
         let Some(current) = iterator.take() else {
             break;
         };
-        let page = streams
-            .get_records()
-            .shard_iterator(current)
-            .send()
-            .await
-            .map_err(|e| {
+        let (page, next) = match streams.get_records().shard_iterator(current).send().await {
+            Ok(page) => (
+                page.records()
+                    .iter()
+                    .map(Change::from_sdk)
+                    .collect::<Vec<_>>(),
+                page.next_shard_iterator,
+            ),
+            Err(e) => lenient_page(&e).ok_or_else(|| {
                 format!(
                     "cannot read the failed batch back: {}",
                     aws_sdk_dynamodbstreams::error::DisplayErrorContext(e)
                 )
-            })?;
-        let records = page.records();
-        empty = if records.is_empty() { empty + 1 } else { 0 };
-        for record in records {
-            let change = Change::from_sdk(record);
+            })?,
+        };
+        empty = if page.is_empty() { empty + 1 } else { 0 };
+        for change in page {
             if sequence_after(&change.sequence, &batch.end_sequence_number) {
                 return Ok(changes);
             }
@@ -89,7 +121,7 @@ pub async fn changes_of(streams: &Client, batch: &BatchInfo) -> Result<Vec<Chang
         if empty >= MAX_EMPTY_READS {
             break;
         }
-        iterator = page.next_shard_iterator;
+        iterator = next;
     }
     // The shard ended (or stayed empty) before the batch's last record: what was read is all
     // there is, unless nothing was.

@@ -18,11 +18,11 @@ pub async fn handle(app: &App, req: Request) -> Result<Response<Body>, Error> {
         let fields = query.fields(&OUTPUT_FIELDS)?;
         let allow_missing = query.flag("allowMissing")?;
         let if_match = call.if_match()?;
-        let body = Writable::from_json(&call.json()?, Timestamp::now())?;
-        let mask = match query.get("updateMask") {
-            Some(mask) => UpdateMask::parse(mask)?,
-            None => UpdateMask::from_body(&body),
-        };
+        let given = query.get("updateMask").map(UpdateMask::parse).transpose()?;
+        // A mask naming agents needs them: reported with every other broken field.
+        let needs_agents = given.as_ref().is_some_and(UpdateMask::requires_agents);
+        let body = Writable::from_json(&call.json()?, Timestamp::now(), needs_agents)?;
+        let mask = given.unwrap_or_else(|| UpdateMask::from_body(&body));
         let update = Update::new(&mask, &body)?;
         let pre = Preconditions {
             body: body.etag,

@@ -34,7 +34,9 @@ pub fn body(bytes: &[u8], mask: Option<&str>) {
     let Some(map) = client_error(body::object(bytes)) else {
         return;
     };
-    if let Some(writable) = client_error(Writable::from_json(&map, Timestamp::now())) {
+    if let Some(writable) =
+        client_error(Writable::from_json(&map, Timestamp::now(), mask.is_none()))
+    {
         let mask = match mask {
             Some(text) => client_error(UpdateMask::parse(text)),
             None => Some(UpdateMask::from_body(&writable)),

@@ -273,6 +273,58 @@ impl<'a> Reader<'a> {
         }
     }
 
+    /// An optional integer within `range`: a JSON number with no fraction (`5` or `5.0`, as JSON
+    /// Schema counts integers).
+    pub fn integer(&mut self, key: &str, range: std::ops::RangeInclusive<i64>) -> Option<i64> {
+        match self.value(key)? {
+            Value::Number(n) => match n
+                .as_i64()
+                .or_else(|| {
+                    n.as_f64()
+                        .filter(|f| f.fract() == 0.0 && f.abs() < 1e15)
+                        .map(|f| f as i64)
+                })
+                .filter(|v| range.contains(v))
+            {
+                Some(v) => Some(v),
+                None => {
+                    self.errors.push(FieldError::new(
+                        key,
+                        "invalid",
+                        format!(
+                            "must be an integer from {} to {}",
+                            range.start(),
+                            range.end()
+                        ),
+                    ));
+                    None
+                }
+            },
+            other => {
+                self.wrong_type(key, "an integer", other);
+                None
+            }
+        }
+    }
+
+    /// Reads a nested object with `read`, naming its broken fields under `prefix`
+    /// (`qualityMetadata.menuPath`, `sources[2].model`).
+    pub fn nested<T>(
+        &mut self,
+        prefix: &str,
+        map: &'a Map<String, Value>,
+        read: impl FnOnce(&mut Reader<'a>) -> T,
+    ) -> T {
+        let mut inner = Reader::new(map);
+        let value = read(&mut inner);
+        self.errors
+            .extend(inner.errors.into_iter().map(|e| FieldError {
+                field: format!("{prefix}.{}", e.field),
+                ..e
+            }));
+        value
+    }
+
     /// The raw value of a field, `null` read as absent.
     pub fn raw(&self, key: &str) -> Option<&'a Value> {
         self.value(key)

@@ -8,6 +8,9 @@ use serde_json::{Map, Value, json};
 use crate::domain::body::Reader;
 use crate::domain::etag::{Etag, Version};
 use crate::domain::ids::{ConversationId, Owner, RequestId};
+use crate::domain::seed_fields::{
+    self, CallMetadata, DataSource, PhoneNumber, QualityMetadata, Source,
+};
 use crate::domain::time::Timestamp;
 use crate::error::ApiError;
 
@@ -133,6 +136,16 @@ pub struct Conversation {
     pub metadata: Option<Map<String, Value>>,
     /// The stage.
     pub stage: Stage,
+    /// CCAI Insights' quality metadata (empty: none).
+    pub quality_metadata: QualityMetadata,
+    /// CCAI Insights' call metadata (empty: none).
+    pub call_metadata: CallMetadata,
+    /// CCAI Insights' data source (empty: none).
+    pub data_source: DataSource,
+    /// Looker's sources (empty: none).
+    pub sources: Vec<Source>,
+    /// Dialogflow's phone number; immutable after create.
+    pub phone_number: Option<PhoneNumber>,
     /// The lifecycle state.
     pub lifecycle: Lifecycle,
     /// Optional; `createTime` is shown when absent.
@@ -159,7 +172,7 @@ pub struct Conversation {
 
 /// The top-level field names of a rendered conversation, in output order (also what `fields`
 /// accepts, with the input-only `ttl`).
-pub const OUTPUT_FIELDS: [&str; 24] = [
+pub const OUTPUT_FIELDS: [&str; 29] = [
     "name",
     "displayName",
     "category",
@@ -169,6 +182,11 @@ pub const OUTPUT_FIELDS: [&str; 24] = [
     "labels",
     "metadata",
     "conversationStage",
+    "qualityMetadata",
+    "callMetadata",
+    "dataSource",
+    "sources",
+    "phoneNumber",
     "lifecycleState",
     "startTime",
     "endTime",
@@ -223,7 +241,7 @@ impl View {
 }
 
 /// Fields a body may set.
-pub const WRITABLE_FIELDS: [&str; 12] = [
+pub const WRITABLE_FIELDS: [&str; 17] = [
     "displayName",
     "category",
     "agents",
@@ -232,6 +250,11 @@ pub const WRITABLE_FIELDS: [&str; 12] = [
     "labels",
     "metadata",
     "conversationStage",
+    "qualityMetadata",
+    "callMetadata",
+    "dataSource",
+    "sources",
+    "phoneNumber",
     "startTime",
     "expireTime",
     "ttl",
@@ -293,6 +316,24 @@ impl Conversation {
             put("metadata", Value::Object(v.clone()));
         }
         put("conversationStage", self.stage.as_str().into());
+        if let Some(v) = self.quality_metadata.to_json() {
+            put("qualityMetadata", v);
+        }
+        if let Some(v) = self.call_metadata.to_json() {
+            put("callMetadata", v);
+        }
+        if let Some(v) = self.data_source.to_json() {
+            put("dataSource", v);
+        }
+        if !self.sources.is_empty() {
+            put(
+                "sources",
+                Value::Array(self.sources.iter().map(Source::to_json).collect()),
+            );
+        }
+        if let Some(v) = self.phone_number.as_ref().and_then(PhoneNumber::to_json) {
+            put("phoneNumber", v);
+        }
         put("lifecycleState", self.lifecycle.as_str().into());
         put(
             "startTime",
@@ -355,6 +396,16 @@ pub struct Writable {
     pub metadata: Option<Map<String, Value>>,
     /// `conversationStage`.
     pub stage: Option<Stage>,
+    /// `qualityMetadata`.
+    pub quality_metadata: Option<QualityMetadata>,
+    /// `callMetadata`.
+    pub call_metadata: Option<CallMetadata>,
+    /// `dataSource`.
+    pub data_source: Option<DataSource>,
+    /// `sources`.
+    pub sources: Option<Vec<Source>>,
+    /// `phoneNumber`.
+    pub phone_number: Option<PhoneNumber>,
     /// `startTime`.
     pub start_time: Option<Timestamp>,
     /// `expireTime`, or now + `ttl`.
@@ -366,10 +417,19 @@ pub struct Writable {
 }
 
 impl Writable {
-    /// Reads and validates a body object: unknown fields → 400, broken values → 422 listing each.
-    pub fn from_json(map: &Map<String, Value>, now: Timestamp) -> Result<Self, ApiError> {
+    /// Reads and validates a body object: unknown fields (nested ones included) → 400, broken
+    /// values → 422 listing each — with `agents` among them when `agents_required` (a create, a
+    /// mask naming `agents`) and the body lacks it, however many others are broken.
+    pub fn from_json(
+        map: &Map<String, Value>,
+        now: Timestamp,
+        agents_required: bool,
+    ) -> Result<Self, ApiError> {
         crate::domain::body::reject_unknown(map, &WRITABLE_FIELDS, &OUTPUT_ONLY_FIELDS)?;
         let mut r = Reader::new(map);
+        if agents_required && r.raw("agents").is_none() {
+            r.error("agents", "required", "at least one agent is required");
+        }
         let mut w = Writable {
             present: map
                 .keys()
@@ -396,6 +456,11 @@ impl Writable {
         w.labels = read_labels(&mut r);
         w.metadata = r.metadata("metadata");
         w.stage = r.enumeration("conversationStage", Stage::parse, &Stage::NAMES);
+        w.quality_metadata = seed_fields::read_quality(&mut r, "qualityMetadata")?;
+        w.call_metadata = seed_fields::read_call(&mut r, "callMetadata")?;
+        w.data_source = seed_fields::read_data_source(&mut r, "dataSource")?;
+        w.sources = seed_fields::read_sources(&mut r, "sources")?;
+        w.phone_number = seed_fields::read_phone(&mut r, "phoneNumber")?;
         w.start_time = r.timestamp("startTime");
         let expire = r.timestamp("expireTime");
         let ttl = r.duration("ttl");
@@ -583,6 +648,11 @@ impl NewConversation {
             labels: f.labels.unwrap_or_default(),
             metadata: f.metadata,
             stage: f.stage.unwrap_or_default(),
+            quality_metadata: f.quality_metadata.unwrap_or_default(),
+            call_metadata: f.call_metadata.unwrap_or_default(),
+            data_source: f.data_source.unwrap_or_default(),
+            sources: f.sources.unwrap_or_default(),
+            phone_number: f.phone_number,
             lifecycle: Lifecycle::InProgress,
             start_time: f.start_time,
             end_time: None,
@@ -607,7 +677,7 @@ mod tests {
     }
 
     fn read(value: Value) -> Result<Writable, ApiError> {
-        Writable::from_json(value.as_object().expect("object"), now())
+        Writable::from_json(value.as_object().expect("object"), now(), false)
     }
 
     #[test]
@@ -689,6 +759,28 @@ mod tests {
     }
 
     #[test]
+    fn a_create_without_agents_lists_agents_with_every_other_broken_field() {
+        let body = json!({"displayName": "x".repeat(300), "qualityMetadata": {"customerSatisfactionRating": 9},
+            "dataSource": {"gcsSource": {"audioUri": "nowhere"}}, "phoneNumber": {"phoneNumber": "555"}});
+        let error = Writable::from_json(body.as_object().expect("object"), now(), true)
+            .expect_err("invalid");
+        let ApiError::InvalidFields(errors) = error else {
+            panic!("expected 422")
+        };
+        let fields: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(
+            fields,
+            [
+                "agents",
+                "displayName",
+                "qualityMetadata.customerSatisfactionRating",
+                "dataSource.gcsSource.audioUri",
+                "phoneNumber.phoneNumber"
+            ]
+        );
+    }
+
+    #[test]
     fn view_is_basic_or_full_and_only_full_selects_messages() {
         assert_eq!(View::parse(None).expect("absent"), View::Basic);
         assert_eq!(View::parse(Some("BASIC")).expect("basic"), View::Basic);
@@ -735,7 +827,10 @@ mod tests {
     #[test]
     fn a_rendered_conversation_has_every_output_field_when_fully_populated() {
         let w = read(json!({"displayName": "d", "category": "c", "agents": ["a"], "conversationProfile": "p", "languageCode": "en",
-            "labels": {"k": "v"}, "metadata": {"m": 1}, "ttl": "60s"}))
+            "labels": {"k": "v"}, "metadata": {"m": 1}, "ttl": "60s",
+            "qualityMetadata": {"menuPath": "m"}, "callMetadata": {"agentChannel": 1},
+            "dataSource": {"gcsSource": {"audioUri": "gs://b/a"}}, "sources": [{"model": "m", "explore": "e"}],
+            "phoneNumber": {"phoneNumber": "+14155550100"}}))
         .expect("valid");
         let mut c = NewConversation::try_from(w)
             .expect("new")

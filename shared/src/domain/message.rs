@@ -220,7 +220,7 @@ pub struct NewMessage {
 }
 
 /// Whether a tool call id or a `toolCallId` is well formed: 1–128 of `[A-Za-z0-9_.:-]`.
-fn is_call_id(text: &str) -> bool {
+pub(crate) fn is_call_id(text: &str) -> bool {
     (1..=128).contains(&text.len())
         && text
             .bytes()
@@ -444,7 +444,7 @@ impl NewBatch {
 
 /// Reads `toolCalls`: 1–32 objects of `id`, `name` and `arguments`, ids unique. A field unknown
 /// to a tool call is a 400, as anywhere in a body.
-fn read_tool_calls(r: &mut Reader<'_>) -> Result<Vec<ToolCall>, ApiError> {
+pub(crate) fn read_tool_calls(r: &mut Reader<'_>) -> Result<Vec<ToolCall>, ApiError> {
     let Some(value) = r.raw("toolCalls") else {
         return Ok(Vec::new());
     };

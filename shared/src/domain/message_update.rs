@@ -3,9 +3,13 @@
 
 use serde_json::{Map, Value};
 
+use crate::domain::body::Reader;
 use crate::domain::etag::Etag;
 use crate::domain::ids::shorten;
-use crate::domain::message::{Message, NewMessage, OUTPUT_ONLY, WRITABLE};
+use crate::domain::message::{
+    MAX_CONTENT_BYTES, Message, MessageType, NewMessage, OUTPUT_ONLY, WRITABLE, is_call_id,
+    read_tool_calls,
+};
 use crate::error::ApiError;
 
 /// One path of a message's `updateMask`.
@@ -72,6 +76,35 @@ impl MessagePath {
     }
 }
 
+/// Every field the body carries must be well formed, masked or not (422 listing each): an edit
+/// is refused for what it says, whatever it asks to change.
+fn check_values(body: &Map<String, Value>) -> Result<(), ApiError> {
+    let mut r = Reader::new(body);
+    if r.raw("type").is_some() {
+        r.enumeration("type", MessageType::parse, &MessageType::NAMES);
+    }
+    r.optional_text("content", MAX_CONTENT_BYTES);
+    if r.raw("toolCalls").is_some() {
+        read_tool_calls(&mut r)?;
+    }
+    match r.raw("toolCallId") {
+        None => {}
+        Some(Value::String(id)) if is_call_id(id) => {}
+        Some(Value::String(_)) => r.error(
+            "toolCallId",
+            "invalid",
+            "must be 1 to 128 characters of [A-Za-z0-9_.:-]",
+        ),
+        Some(other) => r.error(
+            "toolCallId",
+            "invalid_type",
+            format!("must be a string, not {}", crate::domain::body::kind(other)),
+        ),
+    }
+    r.metadata("metadata");
+    r.finish()
+}
+
 /// A validated edit: which paths change, with the values the body gave them.
 #[derive(Debug, Clone, PartialEq)]
 pub struct MessageUpdate {
@@ -88,6 +121,7 @@ impl MessageUpdate {
     /// and paths, overlapping paths, and `type`/`toolCallId` in the mask are 400.
     pub fn new(body: &Map<String, Value>, mask: Option<&str>) -> Result<Self, ApiError> {
         crate::domain::body::reject_unknown(body, &WRITABLE, &OUTPUT_ONLY)?;
+        check_values(body)?;
         let etag = match body.get("etag") {
             None | Some(Value::Null) => None,
             Some(Value::String(s)) => Some(Etag::parse(s)),
@@ -370,6 +404,21 @@ mod tests {
             400
         );
         assert_eq!(old.version, Version(old.create_time.micros()));
+    }
+
+    #[test]
+    fn every_field_of_the_body_is_checked_masked_or_not() {
+        let old = message(json!({"type": "USER", "content": "x"}));
+        for body in [
+            json!({"content": "y", "toolCalls": 5}),
+            json!({"content": "y", "type": "WIZARD"}),
+            json!({"content": "y", "toolCallId": "bad id"}),
+            json!({"content": "y", "metadata": []}),
+            json!({"content": 1}),
+        ] {
+            let error = edit(&old, body.clone(), Some("content")).expect_err("broken");
+            assert_eq!(error.status(), 422, "{body}");
+        }
     }
 
     #[test]

@@ -10,4 +10,5 @@ pub mod message;
 pub mod message_query;
 pub mod message_update;
 pub mod page_token;
+pub mod seed_fields;
 pub mod time;

@@ -7,17 +7,20 @@ use aws_sdk_dynamodb::types::ReturnValuesOnConditionCheckFailure;
 
 use super::expr::Expr;
 use super::item::{self, Item, attr};
+use super::seed_items;
 use super::{
     Attempt, MAX_PAGE_BYTES, MAX_RETRIES, Page, Store, classify, fitting, missing, not_found,
     rendered_len, schema,
 };
+use crate::domain::body::MAX_METADATA_BYTES;
 use crate::domain::conversation::{Conversation, Lifecycle, MAX_LABELS, NewConversation, Writable};
 use crate::domain::etag::{Preconditions, Version};
-use crate::domain::field_mask::{LabelsChange, Update};
+use crate::domain::field_mask::{LabelsChange, MetadataChange, NestedWrite, Update};
 use crate::domain::filter::{Filter, OrderBy, Term};
 use crate::domain::ids::{ConversationId, Owner, RequestId};
 use crate::domain::message::Message;
 use crate::domain::page_token::PageToken;
+use crate::domain::seed_fields::Object;
 use crate::domain::time::{Duration, Timestamp};
 use crate::error::ApiError;
 
@@ -193,6 +196,7 @@ impl Store {
         }
         let mut pinned = pre.pinned();
         let mut counted_labels = false;
+        let mut metadata_bytes: Option<usize> = None;
         for _ in 0..MAX_RETRIES {
             let now = Timestamp::now();
             let new = Version::next(now, pinned);
@@ -201,7 +205,7 @@ impl Store {
             let del = e.name(attr::DELETE);
             // Soft-deleted conversations are not updated (404, or 409 with allowMissing).
             e.condition(format!("attribute_not_exists({del})"));
-            Self::write_update(&mut e, update, label_sets, counted_labels);
+            Self::write_update(&mut e, update, label_sets, counted_labels, metadata_bytes);
             let old = match self.try_update(Self::key(owner, id), e).await? {
                 Attempt::Written(new) => return Ok((item::conversation_from(&new)?, false)),
                 Attempt::Refused(old) => Self::visible(old, now)?,
@@ -240,6 +244,37 @@ impl Store {
                     "conversationProfile is immutable after create".into(),
                 ));
             }
+            if update
+                .phone_must_be
+                .iter()
+                .any(|(leaf, v)| leaf.of(old.phone_number.as_ref()) != *v)
+            {
+                return Err(ApiError::InvalidArgument(
+                    "phoneNumber is immutable after create".into(),
+                ));
+            }
+            if let MetadataChange::Keys(keys) = &update.metadata {
+                let mut metadata = old.metadata.clone().unwrap_or_default();
+                for (k, v) in keys {
+                    match v {
+                        Some(v) => metadata.insert(k.clone(), v.clone()),
+                        None => metadata.remove(k),
+                    };
+                }
+                let size = seed_items::metadata_size(Some(&metadata).filter(|m| !m.is_empty()));
+                if size > MAX_METADATA_BYTES {
+                    return Err(ApiError::field(
+                        "metadata",
+                        "too_large",
+                        format!(
+                            "the metadata would be {size} bytes when serialised; at most {MAX_METADATA_BYTES}"
+                        ),
+                    ));
+                }
+                // The conservative size condition may have refused a valid update: redo it
+                // pinned to the version just seen, with the exact size known.
+                metadata_bytes = Some(size);
+            }
             if let LabelsChange::Keys(keys) = &update.labels {
                 let mut labels = old.labels.clone();
                 for (k, v) in keys {
@@ -267,7 +302,13 @@ impl Store {
         )))
     }
 
-    fn write_update(e: &mut Expr, u: &Update, label_sets: usize, counted_labels: bool) {
+    fn write_update(
+        e: &mut Expr,
+        u: &Update,
+        label_sets: usize,
+        counted_labels: bool,
+        metadata_bytes: Option<usize>,
+    ) {
         fn text(e: &mut Expr, attribute: &str, value: &Option<Option<String>>) {
             match value {
                 Some(Some(v)) => e.set(attribute, item::s(v.as_str())),
@@ -311,9 +352,76 @@ impl Store {
             }
         }
         match &u.metadata {
-            Some(Some(m)) => e.set(attr::METADATA, item::json(m)),
-            Some(None) => e.remove(attr::METADATA),
+            MetadataChange::Keep => {}
+            MetadataChange::Replace(m) => {
+                e.set(attr::METADATA, seed_items::metadata(m.as_ref()));
+                e.set(
+                    attr::METADATA_BYTES,
+                    item::n(seed_items::metadata_size(m.as_ref())),
+                );
+            }
+            MetadataChange::Keys(keys) => {
+                let bytes = e.name(attr::METADATA_BYTES);
+                match metadata_bytes {
+                    // The exact size after this write, learnt from a refusal.
+                    Some(exact) => e.set(attr::METADATA_BYTES, item::n(exact)),
+                    // At most 16 KiB after the write, counting every set key as new; the count
+                    // may then run ahead of the metadata, until a refusal recounts it.
+                    None => {
+                        let growth = seed_items::metadata_growth(keys);
+                        let room = e.value(item::n(MAX_METADATA_BYTES.saturating_sub(growth)));
+                        e.condition(format!(
+                            "attribute_not_exists({bytes}) OR {bytes} <= {room}"
+                        ));
+                        let zero = e.value(item::n(0));
+                        let grown = e.value(item::n(growth));
+                        e.set_clause(format!(
+                            "{bytes} = if_not_exists({bytes}, {zero}) + {grown}"
+                        ));
+                    }
+                }
+                for (k, v) in keys {
+                    let path = [attr::METADATA.to_owned(), seed_items::metadata_key(k)];
+                    match v {
+                        Some(v) => e.set_path(&path, seed_items::metadata_value(v)),
+                        None => e.remove_path(&path),
+                    }
+                }
+            }
+        }
+        for write in &u.nested {
+            match write {
+                NestedWrite::Quality(q) => e.set(attr::QUALITY, seed_items::quality(q)),
+                NestedWrite::Call(c) => e.set(attr::CALL, seed_items::call(c)),
+                NestedWrite::DataSource(d) => e.set(attr::DATA_SOURCE, seed_items::data_source(d)),
+                NestedWrite::Gcs(g) => {
+                    e.set_path(&seed_items::object_path(Object::Gcs), seed_items::gcs(g))
+                }
+                NestedWrite::Dialogflow(d) => e.set_path(
+                    &seed_items::object_path(Object::Dialogflow),
+                    seed_items::dialogflow(d),
+                ),
+                NestedWrite::Leaf(leaf, Some(v)) => {
+                    e.set_path(&seed_items::leaf_path(*leaf), seed_items::leaf_value(v))
+                }
+                NestedWrite::Leaf(leaf, None) => e.remove_path(&seed_items::leaf_path(*leaf)),
+            }
+        }
+        match &u.sources {
+            Some(sources) if sources.is_empty() => e.remove(attr::SOURCES),
+            Some(sources) => e.set(attr::SOURCES, seed_items::sources(sources)),
             None => {}
+        }
+        // phoneNumber is immutable: the mask may only repeat its current values.
+        for (leaf, value) in &u.phone_must_be {
+            let path = e.path(&[attr::PHONE.to_owned(), seed_items::snake_case(leaf.name())]);
+            match value {
+                Some(v) => {
+                    let v = e.value(seed_items::leaf_value(v));
+                    e.condition(format!("{path} = {v}"));
+                }
+                None => e.condition(format!("attribute_not_exists({path})")),
+            }
         }
         if let Some(stage) = u.stage {
             e.set(attr::STAGE, item::s(stage.as_str()));
@@ -672,32 +780,53 @@ mod tests {
 
     #[test]
     fn the_largest_update_a_client_can_send_stays_within_dynamodb_s_expression_limit() {
-        // Every other path, 64 label keys set (more is a 422) and removals up to the mask's bound.
-        let mut paths = vec![
+        // Every top-level path and every leaf (the deepest paths), 64 label keys set (more is a
+        // 422), and metadata keys up to the mask's bound.
+        let mut paths = [
             "displayName",
             "category",
             "agents",
             "conversationProfile",
             "languageCode",
-            "metadata",
             "conversationStage",
             "startTime",
             "expireTime",
+            "sources",
+            "phoneNumber.countryCode",
+            "phoneNumber.phoneNumber",
+            "qualityMetadata.customerSatisfactionRating",
+            "qualityMetadata.waitDuration",
+            "qualityMetadata.menuPath",
+            "qualityMetadata.agentInfo",
+            "callMetadata.customerChannel",
+            "callMetadata.agentChannel",
+            "dataSource.gcsSource.audioUri",
+            "dataSource.gcsSource.transcriptUri",
         ]
         .into_iter()
         .map(str::to_owned)
         .collect::<Vec<_>>();
         let sets = MAX_LABELS;
-        let removals = MAX_MASK_PATHS - paths.len() - sets;
-        paths.extend((0..sets + removals).map(|i| format!("labels.k{i}")));
+        let keys = MAX_MASK_PATHS - paths.len() - sets;
+        paths.extend((0..sets).map(|i| format!("labels.k{i}")));
+        paths.extend((0..keys).map(|i| format!("metadata.k{i}")));
         let mask = UpdateMask::parse(&paths.join(",")).expect("the largest mask");
         let labels: serde_json::Map<String, serde_json::Value> =
             (0..sets).map(|i| (format!("k{i}"), "v".into())).collect();
+        let metadata: serde_json::Map<String, serde_json::Value> =
+            (0..keys).map(|i| (format!("k{i}"), i.into())).collect();
         let now = Timestamp::now();
         let body = serde_json::json!({"displayName": "d", "category": "c", "agents": ["a"], "conversationProfile": "p",
-            "languageCode": "en", "metadata": {"m": 1}, "conversationStage": "HUMAN_ASSIST_STAGE",
-            "startTime": "2026-01-01T00:00:00Z", "ttl": "60s", "labels": labels});
-        let body = Writable::from_json(body.as_object().expect("object"), now).expect("valid");
+            "languageCode": "en", "metadata": metadata, "conversationStage": "HUMAN_ASSIST_STAGE",
+            "startTime": "2026-01-01T00:00:00Z", "ttl": "60s", "labels": labels,
+            "sources": [{"model": "m", "explore": "e"}],
+            "phoneNumber": {"countryCode": 1, "phoneNumber": "+14155550100"},
+            "qualityMetadata": {"customerSatisfactionRating": 5, "waitDuration": "1s", "menuPath": "a",
+                "agentInfo": [{"agentId": "a"}]},
+            "callMetadata": {"customerChannel": 1, "agentChannel": 2},
+            "dataSource": {"gcsSource": {"audioUri": "gs://a/b", "transcriptUri": "gs://a/c"}}});
+        let body =
+            Writable::from_json(body.as_object().expect("object"), now, false).expect("valid");
         let update = Update::new(&mask, &body).expect("valid");
         // The most preconditions: 50 If-Match tags and a body etag.
         let tags = (0..50).map(|i| Etag::Version(Version(i))).collect();
@@ -705,12 +834,12 @@ mod tests {
             body: Some(Etag::Version(Version(1))),
             if_match: Some(IfMatch::Tags(tags)),
         };
-        for (counted, pinned) in [(false, None), (true, Some(Version(7)))] {
+        for (counted, pinned, bytes) in [(false, None, None), (true, Some(Version(7)), Some(100))] {
             let mut e = Expr::new();
             Store::guard(&mut e, now, &pre, pinned, Version::next(now, pinned));
             let del = e.name(attr::DELETE);
             e.condition(format!("attribute_not_exists({del})"));
-            Store::write_update(&mut e, &update, sets, counted);
+            Store::write_update(&mut e, &update, sets, counted, bytes);
             let update_len = e.update_expression().expect("an update").len();
             let condition_len = e.condition_expression().expect("a condition").len();
             assert!(

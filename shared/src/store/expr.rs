@@ -50,6 +50,27 @@ impl Expr {
         self.set.push(format!("{m}.{k} = {v}"));
     }
 
+    /// A document path (`a.b.c`) of placeholders.
+    pub fn path(&mut self, segments: &[String]) -> String {
+        segments
+            .iter()
+            .map(|s| self.name(s))
+            .collect::<Vec<_>>()
+            .join(".")
+    }
+
+    /// `SET a.b.c = value`.
+    pub fn set_path(&mut self, segments: &[String], value: AttributeValue) {
+        let (p, v) = (self.path(segments), self.value(value));
+        self.set.push(format!("{p} = {v}"));
+    }
+
+    /// `REMOVE a.b.c`.
+    pub fn remove_path(&mut self, segments: &[String]) {
+        let p = self.path(segments);
+        self.remove.push(p);
+    }
+
     /// A raw `SET` clause built from placeholders this builder handed out.
     pub fn set_clause(&mut self, clause: String) {
         self.set.push(clause);

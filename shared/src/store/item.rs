@@ -13,6 +13,8 @@ use crate::domain::message::{Message, MessageType, ToolCall};
 use crate::domain::time::Timestamp;
 use crate::error::ApiError;
 
+use super::seed_items;
+
 /// A DynamoDB item.
 pub type Item = HashMap<String, AttributeValue>;
 
@@ -75,6 +77,14 @@ pub mod attr {
     pub const MESSAGES: &str = "messages";
     /// An idempotency marker's digest of its call.
     pub const FINGERPRINT: &str = "fingerprint";
+    /// The serialised size of a conversation's `metadata`, bounded by per-key writes.
+    pub const METADATA_BYTES: &str = "metadata_bytes";
+    /// CCAI Insights' objects and Looker's and Dialogflow's fields (see `store::seed_items`).
+    pub const QUALITY: &str = "quality_metadata";
+    pub const CALL: &str = "call_metadata";
+    pub const DATA_SOURCE: &str = "data_source";
+    pub const SOURCES: &str = "sources";
+    pub const PHONE: &str = "phone_number";
 }
 
 /// The sort key of a conversation item.
@@ -88,8 +98,10 @@ pub const LAYOUT_KEY: &str = "#layout";
 
 /// The layout this version writes and reads. 1: message keys `M#{incarnation}#{order}`, one
 /// index. 2: message keys `M#{order}#{incarnation}` and a message version, the `by-activity`
-/// index, owner keys escaped. `migrate` (tests/src/bin) rewrites a layout 1 table.
-pub const LAYOUT: i64 = 2;
+/// index, owner keys escaped. 3: a conversation's metadata a map of JSON texts with its size,
+/// and the always-present parents of the seed objects (`store::seed_items`). `migrate`
+/// (tests/src/bin) rewrites a table of layout 1 or 2.
+pub const LAYOUT: i64 = 3;
 
 /// The sort-key prefix of every message.
 pub const MESSAGE_PREFIX: &str = "M#";
@@ -274,10 +286,21 @@ pub fn conversation_item(c: &Conversation) -> Item {
         put(attr::LANGUAGE, s(v.as_str()));
     }
     put(attr::LABELS, labels(&c.labels));
-    if let Some(v) = &c.metadata {
-        put(attr::METADATA, json(v));
-    }
+    put(attr::METADATA, seed_items::metadata(c.metadata.as_ref()));
+    put(
+        attr::METADATA_BYTES,
+        n(seed_items::metadata_size(c.metadata.as_ref())),
+    );
     put(attr::STAGE, s(c.stage.as_str()));
+    put(attr::QUALITY, seed_items::quality(&c.quality_metadata));
+    put(attr::CALL, seed_items::call(&c.call_metadata));
+    put(attr::DATA_SOURCE, seed_items::data_source(&c.data_source));
+    if !c.sources.is_empty() {
+        put(attr::SOURCES, seed_items::sources(&c.sources));
+    }
+    if let Some(p) = &c.phone_number {
+        put(attr::PHONE, seed_items::phone(p));
+    }
     put(attr::LIFECYCLE, s(c.lifecycle.as_str()));
     if let Some(t) = c.start_time {
         put(attr::START, n(t.micros()));
@@ -339,8 +362,13 @@ pub fn conversation_from(item: &Item) -> Result<Conversation, ApiError> {
         conversation_profile: opt_s(item, attr::PROFILE)?,
         language_code: opt_s(item, attr::LANGUAGE)?,
         labels,
-        metadata: opt_json(item, attr::METADATA)?,
+        metadata: seed_items::metadata_from(item)?,
         stage: Stage::parse(get_s(item, attr::STAGE)?).ok_or_else(|| corrupt(attr::STAGE))?,
+        quality_metadata: seed_items::quality_from(item)?,
+        call_metadata: seed_items::call_from(item)?,
+        data_source: seed_items::data_source_from(item)?,
+        sources: seed_items::sources_from(item)?,
+        phone_number: seed_items::phone_from(item)?,
         lifecycle: Lifecycle::parse(get_s(item, attr::LIFECYCLE)?)
             .ok_or_else(|| corrupt(attr::LIFECYCLE))?,
         start_time: opt_time(item, attr::START)?,
@@ -558,7 +586,8 @@ mod tests {
                 "metadata": {"": "", "n": [1e300, -0.0, 12345678901234567890u64, null, true, {}], "s": control.clone()}}),
         ];
         for body in bodies {
-            let w = Writable::from_json(body.as_object().expect("object"), now).expect("valid");
+            let w =
+                Writable::from_json(body.as_object().expect("object"), now, false).expect("valid");
             let mut c = NewConversation::try_from(w)
                 .expect("new")
                 .into_conversation(
@@ -617,7 +646,7 @@ mod tests {
         let body = json!({"displayName": "d", "category": "c", "agents": ["a", "b"], "conversationProfile": "p", "languageCode": "en",
             "labels": {"k": "v"}, "metadata": {"n": 1.5, "deep": {"x": [1, "two", null]}}, "conversationStage": "HUMAN_ASSIST_STAGE",
             "startTime": "2026-11-23T07:00:00Z", "ttl": "3600s"});
-        let w = Writable::from_json(body.as_object().expect("object"), now).expect("valid");
+        let w = Writable::from_json(body.as_object().expect("object"), now, false).expect("valid");
         let request = RequestId::parse("6f9619ff-8b86-d011-b42d-00c04fc964ff").expect("uuid");
         let mut c = NewConversation::try_from(w)
             .expect("new")

@@ -1,7 +1,9 @@
-//! Rewrites a table of layout 1 (before revision 2) into this version's layout
-//! ([`item::LAYOUT`]): message keys `M#{incarnation}#{order}` become `M#{order}#{incarnation}`
-//! and get a version, conversations get the `by-activity` index keys, and owner keys are escaped
-//! ([`crate::domain::ids::Owner::key`]; only owners holding `%` or `/` move). Idempotent and
+//! Rewrites a table of layout 1 (before revision 2) or 2 into this version's layout
+//! ([`item::LAYOUT`]). From layout 1: message keys `M#{incarnation}#{order}` become
+//! `M#{order}#{incarnation}` and get a version, conversations get the `by-activity` index keys,
+//! and owner keys are escaped ([`crate::domain::ids::Owner::key`]; only owners holding `%` or `/`
+//! move). From layout 2: a conversation's metadata becomes a map of JSON texts with its size, and
+//! it gets the always-present parents of the seed objects (`store::seed_items`). Idempotent and
 //! resumable: items already in the new layout are left alone, and a rerun finishes what an
 //! interrupted run began. The table's marker is written last.
 
@@ -9,7 +11,7 @@ use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::{DeleteRequest, PutRequest, WriteRequest};
 
 use super::item::{self, Item, attr};
-use super::schema;
+use super::{schema, seed_items};
 use crate::domain::ids::Owner;
 use crate::domain::time::Timestamp;
 
@@ -87,8 +89,9 @@ fn rewritten(old: &Item) -> Result<Option<Item>, BoxError> {
     let sk = item::sort_key(old)?.to_owned();
     let mut new = old.clone();
     if sk == item::CONVERSATION_SK {
+        let reshaped = layout_3(&mut new)?;
         if old.contains_key(attr::GSI2_PK) {
-            return Ok(None);
+            return Ok(reshaped.then_some(new));
         }
         let owner = Owner::from_stored(item::get_s(old, attr::OWNER)?.to_owned());
         let last_used = Timestamp::from_micros(item::get_n(old, attr::LAST_USED)?)
@@ -130,6 +133,43 @@ fn rewritten(old: &Item) -> Result<Option<Item>, BoxError> {
         new.insert(attr::VERSION.into(), item::n(created));
     }
     Ok(Some(new))
+}
+
+/// Gives a conversation item layout 3's shapes (metadata a map of JSON texts and its size, the
+/// seed objects' parents); whether anything changed.
+fn layout_3(conversation: &mut Item) -> Result<bool, BoxError> {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    let mut changed = false;
+    let metadata = seed_items::metadata_from(conversation).map_err(|e| e.to_string())?;
+    if !matches!(conversation.get(attr::METADATA), Some(AttributeValue::M(_))) {
+        conversation.insert(
+            attr::METADATA.into(),
+            seed_items::metadata(metadata.as_ref()),
+        );
+        changed = true;
+    }
+    if !conversation.contains_key(attr::METADATA_BYTES) {
+        let size = seed_items::metadata_size(metadata.as_ref());
+        conversation.insert(attr::METADATA_BYTES.into(), item::n(size));
+        changed = true;
+    }
+    let empty = || AttributeValue::M(Default::default());
+    for key in [attr::QUALITY, attr::CALL] {
+        if !conversation.contains_key(key) {
+            conversation.insert(key.into(), empty());
+            changed = true;
+        }
+    }
+    let source = seed_items::data_source_from(conversation).map_err(|e| e.to_string())?;
+    let members_present = conversation
+        .get(attr::DATA_SOURCE)
+        .and_then(|v| v.as_m().ok())
+        .is_some_and(|m| m.contains_key("gcs_source") && m.contains_key("dialogflow_source"));
+    if !members_present {
+        conversation.insert(attr::DATA_SOURCE.into(), seed_items::data_source(&source));
+        changed = true;
+    }
+    Ok(changed)
 }
 
 /// Puts (or, with `delete`, deletes by key) items 25 at a time, retrying unprocessed ones.

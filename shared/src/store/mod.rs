@@ -13,6 +13,7 @@ mod messages;
 pub mod migrate;
 pub mod schema;
 mod sdk;
+pub mod seed_items;
 
 use std::time::Duration as StdDuration;
 
