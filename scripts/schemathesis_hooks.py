@@ -291,3 +291,19 @@ if os.environ.get("SCHEMATHESIS_LOCAL_EMULATOR") == "1":
             except UnicodeDecodeError:
                 return False
         return True
+
+
+ON_BEHALF_OF = re.compile(r"^[A-Za-z0-9._@:-]{1,128}$")
+
+
+@schemathesis.hook
+def before_call(context, case, **kwargs):
+    """A well-formed `X-On-Behalf-Of` makes the request another owner's (the pair caller/user):
+    a conversation created with one value is, rightly, 404 to calls with another value or none,
+    which the stateful links cannot know. So only malformed values are sent (the 400 of negative
+    cases); delegation itself is proven by tests/tests/delegation.rs and e2e.rs."""
+    headers = case.headers or {}
+    for name in [k for k in headers if k.lower() == "x-on-behalf-of"]:
+        value = headers[name]
+        if isinstance(value, str) and ON_BEHALF_OF.match(value):
+            del headers[name]

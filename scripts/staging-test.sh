@@ -6,7 +6,10 @@
 #   STAGING_TOKEN=<JWT of one user> STAGING_TOKEN_2=<JWT of another user> make staging-test
 #
 # The two tokens must belong to different users (different `sub`): the isolation tests use one
-# as the owner and the other as an intruder. The suite touches only conversations it creates and
+# as the owner and the other as an intruder. Optional: STAGING_DELEGATED_TOKEN, a token granting
+# the delegation scope (a client-credentials token of a backend), runs the delegation test as a
+# service acting for two users; STAGING_TOKEN_HAS_NO_DELEGATION_SCOPE=1 says STAGING_TOKEN lacks
+# it, which runs the 403 PERMISSION_DENIED test. The suite touches only conversations it creates and
 # deletes them (soft delete; DynamoDB's TTL purges them at their purgeTime).
 source "$(dirname "$0")/lib.sh"
 cd "$ROOT"

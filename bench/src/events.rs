@@ -41,6 +41,12 @@ impl HttpRequest {
 
     /// The API Gateway event for `owner` (the JWT `sub`).
     pub fn event(&self, owner: &str) -> Value {
+        self.event_for(owner, None)
+    }
+
+    /// The API Gateway event for the JWT `sub`, acting for `user` when given: the token then
+    /// grants the delegation scope and the request carries `X-On-Behalf-Of`.
+    pub fn event_for(&self, sub: &str, user: Option<&str>) -> Value {
         let raw_query = self
             .query
             .iter()
@@ -70,6 +76,11 @@ impl HttpRequest {
         if self.body.is_some() {
             headers.insert("content-type".into(), "application/json".into());
         }
+        let mut claims = json!({"sub": sub});
+        if let Some(user) = user {
+            headers.insert("x-on-behalf-of".into(), user.into());
+            claims["scope"] = conversations::app::DEFAULT_DELEGATION_SCOPE.into();
+        }
         let request_id = uuid::Uuid::new_v4().to_string();
         let mut event = json!({
             "version": "2.0",
@@ -94,7 +105,7 @@ impl HttpRequest {
                 "stage": "$default",
                 "time": "23/Nov/2026:00:00:00 +0000",
                 "timeEpoch": 1_795_392_000_000_u64,
-                "authorizer": {"jwt": {"claims": {"sub": owner}, "scopes": null}}
+                "authorizer": {"jwt": {"claims": claims, "scopes": null}}
             },
             "isBase64Encoded": false
         });
@@ -152,5 +163,12 @@ mod tests {
             "user-1"
         );
         assert_eq!(event["body"], r#"{"displayName":"x"}"#);
+        assert!(event["headers"].get("x-on-behalf-of").is_none());
+        let delegated = HttpRequest::new("GET", "/v1/conversations").event_for("svc", Some("u1"));
+        assert_eq!(delegated["headers"]["x-on-behalf-of"], "u1");
+        assert_eq!(
+            delegated["requestContext"]["authorizer"]["jwt"]["claims"]["scope"],
+            conversations::app::DEFAULT_DELEGATION_SCOPE
+        );
     }
 }

@@ -20,7 +20,8 @@ use crate::runtime_api::RuntimeApi;
 use crate::stats::{Summary, round};
 use crate::{Bench, Result, fixtures, process};
 
-/// Owners the clients share; each has one hot conversation every client of it appends to.
+/// Owners the clients of the mixed load share; each has one hot conversation every client of it
+/// appends to.
 const OWNERS: usize = 4;
 /// How often a client retries a write the service refused as contended (409 ABORTED, 429).
 const RETRIES: usize = 5;
@@ -75,6 +76,41 @@ struct ClientRun {
     refused_then_retried: u64,
     gave_up: u64,
     server_errors: Vec<String>,
+    /// Acknowledged writes (create, patch, append) by identity.
+    writes: HashMap<usize, u64>,
+}
+
+/// Who a load client calls as: a JWT `sub`, acting for `user` when given (delegation).
+#[derive(Debug, Clone)]
+pub(crate) struct Identity {
+    sub: String,
+    user: Option<String>,
+    owner: Owner,
+}
+
+impl Identity {
+    fn caller(sub: &str) -> Result<Self> {
+        Ok(Self {
+            sub: sub.to_owned(),
+            user: None,
+            owner: fixtures::owner(sub)?,
+        })
+    }
+
+    fn acting_for(sub: &str, user: &str) -> Result<Self> {
+        let owner = fixtures::owner(sub)?
+            .acting_for(user)
+            .ok_or_else(|| format!("{user} is not a user"))?;
+        Ok(Self {
+            sub: sub.to_owned(),
+            user: Some(user.to_owned()),
+            owner,
+        })
+    }
+
+    fn event(&self, request: &HttpRequest) -> Value {
+        request.event_for(&self.sub, self.user.as_deref())
+    }
 }
 
 struct Apis {
@@ -87,7 +123,7 @@ struct Apis {
 struct LoadClient {
     index: usize,
     owner: usize,
-    owners: Arc<Vec<Owner>>,
+    owners: Arc<Vec<Identity>>,
     hot: Arc<Vec<String>>,
     apis: Arc<Apis>,
     run: ClientRun,
@@ -103,7 +139,7 @@ impl LoadClient {
             Op::Append | Op::AppendHot => &self.apis.append,
             Op::List => &self.apis.list,
         };
-        let event = request.event(self.owners[self.owner].as_str());
+        let event = self.owners[self.owner].event(&request);
         for _ in 0..=RETRIES {
             let outcome = match api.invoke(&event).await {
                 Ok(outcome) => outcome,
@@ -122,6 +158,9 @@ impl LoadClient {
                 .push(outcome.latency());
             match code {
                 200 | 201 => {
+                    if op != Op::List {
+                        *self.run.writes.entry(self.owner).or_default() += 1;
+                    }
                     return serde_json::from_str(response["body"].as_str().unwrap_or("null")).ok();
                 }
                 409 | 429 => {
@@ -206,11 +245,41 @@ impl LoadClient {
 }
 
 impl Bench {
+    /// The mixed load: the clients spread over four callers.
     pub(crate) async fn load(&self) -> Result<Value> {
-        let clients = self.settings.load_clients;
-        let owners: Vec<Owner> = (0..OWNERS)
-            .map(|i| fixtures::owner(&format!("bench-load-{i}-{}", uuid::Uuid::new_v4().simple())))
+        let owners: Vec<Identity> = (0..OWNERS)
+            .map(|i| Identity::caller(&format!("bench-load-{i}-{}", uuid::Uuid::new_v4().simple())))
             .collect::<Result<_>>()?;
+        self.load_as(owners, self.settings.load).await
+    }
+
+    /// The same load from one backend's service identity, twice: on its own (every client's
+    /// conversations under one owner, one partition key of each index) and acting for one end
+    /// user per client (as many partition keys). Each client has its own hot conversation in
+    /// both, so the runs differ only in the owner.
+    pub(crate) async fn delegation(&self) -> Result<Value> {
+        let clients = self.settings.load_clients;
+        let sub = format!("bench-service-{}", uuid::Uuid::new_v4().simple());
+        let alone = vec![Identity::caller(&sub)?; clients];
+        let users: Vec<Identity> = (0..clients)
+            .map(|i| Identity::acting_for(&sub, &format!("user-{i}")))
+            .collect::<Result<_>>()?;
+        let seconds = self.settings.load / 2;
+        // DynamoDB Local's JVM is still warming up through the first of two back-to-back runs
+        // (the one run first measured 30 % fewer requests/s, whichever it was): an unmeasured run first.
+        let warm: Vec<Identity> = (0..clients)
+            .map(|i| Identity::acting_for(&sub, &format!("warm-up-{i}")))
+            .collect::<Result<_>>()?;
+        self.load_as(warm, seconds / 3).await?;
+        Ok(json!({
+            "one_caller": self.load_as(alone, seconds).await?,
+            "one_caller_for_many_users": self.load_as(users, seconds).await?,
+        }))
+    }
+
+    /// `load_clients` clients for `duration`, client `i` calling as `owners[i % len]`.
+    async fn load_as(&self, owners: Vec<Identity>, duration: Duration) -> Result<Value> {
+        let clients = self.settings.load_clients;
         let start = || async { RuntimeApi::start().await.map_err(|e| e.to_string()) };
         let apis = Arc::new(Apis {
             create: start().await?,
@@ -235,7 +304,7 @@ impl Bench {
         for owner in owners.iter() {
             let request = HttpRequest::new("POST", "/v1/conversations")
                 .body(json!({"agents": ["load"], "displayName": "shared"}));
-            let outcome = apis.create.invoke(&request.event(owner.as_str())).await?;
+            let outcome = apis.create.invoke(&owner.event(&request)).await?;
             let body: Value =
                 serde_json::from_str(outcome.json()["body"].as_str().unwrap_or("null"))
                     .map_err(|e| e.to_string())?;
@@ -243,13 +312,13 @@ impl Bench {
             hot.push(name.rsplit('/').next().unwrap_or(name).to_owned());
         }
         let hot = Arc::new(hot);
-        let deadline = Instant::now() + self.settings.load;
+        let deadline = Instant::now() + duration;
         let started = Instant::now();
         let mut running = JoinSet::new();
         for index in 0..clients {
             let mut client = LoadClient {
                 index,
-                owner: index % OWNERS,
+                owner: index % owners.len(),
                 owners: owners.clone(),
                 hot: hot.clone(),
                 apis: apis.clone(),
@@ -276,7 +345,9 @@ impl Bench {
             process::stop(child).await;
         }
         let verified = self.read_back(&owners, &hot, &runs).await?;
-        summarise(clients, elapsed, &runs, verified)
+        let mut summary = summarise(clients, elapsed, &runs, verified)?;
+        summary["owners"] = partitions(&owners, &runs, elapsed);
+        Ok(summary)
     }
 
     /// Reads every conversation the clients were told about back from DynamoDB: its display
@@ -284,7 +355,7 @@ impl Bench {
     /// acknowledged appends, in gap-free order.
     async fn read_back(
         &self,
-        owners: &[Owner],
+        owners: &[Identity],
         hot: &[String],
         runs: &[ClientRun],
     ) -> Result<Value> {
@@ -308,7 +379,7 @@ impl Bench {
         }
         let (mut messages, mut problems) = (0usize, Vec::new());
         for ((owner, id), (display_name, acked)) in &expected {
-            let owner = &owners[*owner];
+            let owner = &owners[*owner].owner;
             let id = ConversationId::parse(id).map_err(|e| e.to_string())?;
             let stored = store.get(owner, &id).await.map_err(|e| e.to_string())?;
             if stored.display_name != *display_name {
@@ -373,6 +444,26 @@ impl Bench {
             "duplicated_writes": 0,
         }))
     }
+}
+
+/// How the acknowledged writes spread over owners, that is over the partition keys of the
+/// `by-owner` and `by-activity` indexes (the owner key is both indexes' partition key).
+fn partitions(owners: &[Identity], runs: &[ClientRun], elapsed: f64) -> Value {
+    let mut by_key: HashMap<String, u64> = HashMap::new();
+    for run in runs {
+        for (owner, n) in &run.writes {
+            *by_key.entry(owners[*owner].owner.key()).or_default() += n;
+        }
+    }
+    let total: u64 = by_key.values().sum();
+    let hottest = by_key.values().copied().max().unwrap_or(0);
+    json!({
+        "index_partition_keys": by_key.len(),
+        "writes": total,
+        "hottest_key_writes": hottest,
+        "hottest_key_share": round(hottest as f64 / total.max(1) as f64),
+        "hottest_key_writes_per_second": round(hottest as f64 / elapsed),
+    })
 }
 
 fn summarise(clients: usize, elapsed: f64, runs: &[ClientRun], verified: Value) -> Result<Value> {

@@ -134,7 +134,8 @@ async fn run() -> Result<()> {
             "--bins" => bins = args.next().map(PathBuf::from),
             "--out" => out = args.next().map(PathBuf::from),
             "--logs" => logs = args.next().map(PathBuf::from),
-            // One scenario only (cold, warm, cost, scale, throughput, load): for trying a change.
+            // One scenario only (cold, warm, cost, scale, throughput, load, delegation): for trying a
+            // change.
             "--only" => only = args.next(),
             other => return Err(format!("unknown argument {other}")),
         }
@@ -188,6 +189,10 @@ async fn run() -> Result<()> {
     if run("load") {
         step("load");
         results["load"] = bench.load().await?;
+    }
+    if run("delegation") {
+        step("load from one service identity, alone and acting for many users");
+        results["delegation"] = bench.delegation().await?;
     }
     results["duration_seconds"] = json!(round(started.elapsed().as_secs_f64()));
     let text = serde_json::to_string_pretty(&results).map_err(|e| e.to_string())?;

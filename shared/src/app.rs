@@ -31,7 +31,14 @@ pub struct Config {
     pub auth: AuthMode,
     /// `CONVERSATIONS_TOKEN_KEY`: the page-token signing secret.
     pub token_key: TokenKey,
+    /// `CONVERSATIONS_DELEGATION_SCOPE`: the OAuth scope that lets a caller send
+    /// `X-On-Behalf-Of` (default [`DEFAULT_DELEGATION_SCOPE`]).
+    pub delegation_scope: String,
 }
+
+/// The delegation scope when `CONVERSATIONS_DELEGATION_SCOPE` is unset or empty: a Cognito
+/// resource server `conversations` with the custom scope `act-as`.
+pub const DEFAULT_DELEGATION_SCOPE: &str = "conversations/act-as";
 
 impl Config {
     /// Reads the environment.
@@ -55,10 +62,23 @@ impl Config {
             // integrity; isolation never rests on them (every query is keyed by the caller).
             _ => TokenKey::new(format!("conversations-page-token/v1/{table}")),
         };
+        let delegation_scope = match std::env::var("CONVERSATIONS_DELEGATION_SCOPE") {
+            Ok(scope) if !scope.trim().is_empty() => {
+                let scope = scope.trim();
+                if scope.contains(char::is_whitespace) {
+                    return Err(format!(
+                        "CONVERSATIONS_DELEGATION_SCOPE must be one scope, not {scope:?}"
+                    ));
+                }
+                scope.to_owned()
+            }
+            _ => DEFAULT_DELEGATION_SCOPE.to_owned(),
+        };
         Ok(Self {
             table,
             auth,
             token_key,
+            delegation_scope,
         })
     }
 }

@@ -55,6 +55,10 @@ pub enum ApiError {
     /// 401 `UNAUTHENTICATED`: no caller identity.
     #[error("the request carries no caller identity")]
     Unauthenticated,
+    /// 403 `PERMISSION_DENIED`: `X-On-Behalf-Of` from a caller without the delegation scope —
+    /// about the caller's rights, never about a resource (those are 404).
+    #[error("{0}")]
+    PermissionDenied(String),
     /// 404 `NOT_FOUND`: missing, deleted where that counts as missing, or another owner's.
     #[error("{0} was not found")]
     NotFound(String),
@@ -137,6 +141,7 @@ impl ApiError {
         match self {
             Self::InvalidArgument(_) | Self::FailedPrecondition(_) => 400,
             Self::Unauthenticated => 401,
+            Self::PermissionDenied(_) => 403,
             Self::NotFound(_) => 404,
             Self::MethodNotAllowed { .. } => 405,
             Self::AlreadyExists(_) | Self::Aborted(_) => 409,
@@ -161,6 +166,7 @@ impl ApiError {
             Self::InvalidArgument(_) | Self::InvalidFields(_) => "INVALID_ARGUMENT",
             Self::FailedPrecondition(_) => "FAILED_PRECONDITION",
             Self::Unauthenticated => "UNAUTHENTICATED",
+            Self::PermissionDenied(_) => "PERMISSION_DENIED",
             Self::NotFound(_) => "NOT_FOUND",
             Self::MethodNotAllowed { .. } => "METHOD_NOT_ALLOWED",
             Self::AlreadyExists(_) => "ALREADY_EXISTS",
@@ -224,6 +230,7 @@ fn title(status: u16) -> &'static str {
     match status {
         400 => "Bad Request",
         401 => "Unauthorized",
+        403 => "Forbidden",
         404 => "Not Found",
         405 => "Method Not Allowed",
         409 => "Conflict",

@@ -11,9 +11,10 @@ use lambda_http::request::RequestContext;
 use lambda_http::{Body, Error, Request, RequestExt, Response};
 use serde_json::{Map, Value};
 
-use crate::app::{App, AuthMode};
+use crate::app::{App, AuthMode, Config};
 use crate::domain::body;
 use crate::domain::conversation::Conversation;
+use crate::domain::delegation::{self, scope_words};
 use crate::domain::etag::IfMatch;
 use crate::domain::field_mask::Fields;
 use crate::domain::ids::{ConversationId, Owner, RequestId};
@@ -36,7 +37,7 @@ pub struct Call {
     method: String,
     path: String,
     base: String,
-    owner: Result<Owner, ()>,
+    owner: Result<Owner, ApiError>,
     path_id: Option<String>,
     path_order: Option<String>,
     query: Vec<(String, String)>,
@@ -47,13 +48,13 @@ pub struct Call {
 }
 
 impl Call {
-    fn new(auth: AuthMode, req: Request) -> Self {
+    fn new(config: &Config, req: Request) -> Self {
         let request_id = req
             .lambda_context_ref()
             .map(|c| c.request_id.clone())
             .filter(|id| !id.is_empty())
             .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
-        let owner = identity(auth, &req).ok_or(());
+        let owner = owner(config, &req);
         let path_param = |name: &str| {
             req.path_parameters_ref()
                 .and_then(|p| p.first(name))
@@ -109,9 +110,15 @@ impl Call {
         &self.path[self.base.len()..]
     }
 
-    /// The caller; none is a 401.
+    /// The owner: the caller, or the pair (caller, user) with `X-On-Behalf-Of`. No caller is a
+    /// 401; `X-On-Behalf-Of` without the delegation scope a 403, malformed a 400.
     pub fn owner(&self) -> Result<Owner, ApiError> {
-        self.owner.clone().map_err(|()| ApiError::Unauthenticated)
+        match &self.owner {
+            Ok(owner) => Ok(owner.clone()),
+            Err(ApiError::PermissionDenied(why)) => Err(ApiError::PermissionDenied(why.clone())),
+            Err(ApiError::InvalidArgument(why)) => Err(ApiError::InvalidArgument(why.clone())),
+            Err(_) => Err(ApiError::Unauthenticated),
+        }
     }
 
     /// The `{id}` path parameter.
@@ -251,6 +258,34 @@ fn percent_decode(raw: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// The owner of a request: the caller ([`identity`]), or with `X-On-Behalf-Of` the pair
+/// (caller, user) — when the caller's token grants the delegation scope, or always in local runs
+/// (`CONVERSATIONS_AUTH=header`). The rights are checked before the value (AIP-211: a caller
+/// without them learns nothing about what it sent).
+fn owner(config: &Config, req: &Request) -> Result<Owner, ApiError> {
+    let caller = identity(config.auth, req).ok_or(ApiError::Unauthenticated)?;
+    let values: Vec<&[u8]> = req
+        .headers()
+        .get_all("x-on-behalf-of")
+        .iter()
+        .map(|v| v.as_bytes())
+        .collect();
+    if values.is_empty() {
+        return Ok(caller);
+    }
+    let allowed = match config.auth {
+        AuthMode::Header => true,
+        AuthMode::Jwt => granted_scopes(req).any(|s| s == config.delegation_scope),
+    };
+    if !allowed {
+        return Err(ApiError::PermissionDenied(format!(
+            "X-On-Behalf-Of needs a token granting the {} scope",
+            config.delegation_scope
+        )));
+    }
+    delegation::acting_for(caller, &values)
+}
+
 /// The caller identity: the JWT authorizer's `sub`, or, only when the function runs with
 /// `CONVERSATIONS_AUTH=header`, the `X-Owner-Id` header.
 fn identity(auth: AuthMode, req: &Request) -> Option<Owner> {
@@ -271,6 +306,37 @@ fn identity(auth: AuthMode, req: &Request) -> Option<Owner> {
             }
             _ => None,
         },
+    }
+}
+
+/// The scopes the verified token grants: its `scope` claim (OAuth's space-separated string; an
+/// HTTP API renders a list claim as `[a b]`, a REST API passes it as a JSON list), and the
+/// HTTP API's `scopes` list.
+fn granted_scopes(req: &Request) -> Box<dyn Iterator<Item = &str> + '_> {
+    match req.request_context_ref() {
+        Some(RequestContext::ApiGatewayV2(ctx)) => {
+            let Some(jwt) = ctx.authorizer.as_ref().and_then(|a| a.jwt.as_ref()) else {
+                return Box::new(std::iter::empty());
+            };
+            let claim = jwt.claims.get("scope").map(String::as_str);
+            let listed = jwt.scopes.iter().flatten().map(String::as_str);
+            Box::new(claim.into_iter().flat_map(scope_words).chain(listed))
+        }
+        Some(RequestContext::ApiGatewayV1(ctx)) => {
+            match ctx
+                .authorizer
+                .fields
+                .get("claims")
+                .and_then(|c| c.get("scope"))
+            {
+                Some(Value::String(text)) => Box::new(scope_words(text)),
+                Some(Value::Array(list)) => {
+                    Box::new(list.iter().filter_map(Value::as_str).flat_map(scope_words))
+                }
+                _ => Box::new(std::iter::empty()),
+            }
+        }
+        _ => Box::new(std::iter::empty()),
     }
 }
 
@@ -496,7 +562,7 @@ where
     Fut: Future<Output = Result<Reply, ApiError>>,
 {
     let started = Instant::now();
-    let call = Call::new(app.config.auth, req);
+    let call = Call::new(&app.config, req);
     let request_id = call.request_id.clone();
     let method = call.method.clone();
     let path = call.path.clone();

@@ -293,3 +293,55 @@ fn hostile_bodies_are_400_or_one_object_never_a_crash() {
         }
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// X-On-Behalf-Of: any header text is the pair (when it has the contract's form) or a 400,
+    /// and no pair ever shares a key with a caller or with another pair.
+    #[test]
+    fn a_user_header_is_a_pair_with_its_own_key_or_a_400(
+        caller in "[ -~]{1,40}",
+        user in "[ -~]{0,130}",
+        other in "[A-Za-z0-9._@:-]{1,20}",
+    ) {
+        use conversations::domain::delegation::acting_for;
+        let valid = (1..=128).contains(&user.len())
+            && user.bytes().all(|b| b.is_ascii_alphanumeric() || b"._@:-".contains(&b));
+        let me = Owner::from_claim(&caller).expect("a caller");
+        match acting_for(me.clone(), &[user.as_bytes()]) {
+            Ok(pair) => {
+                prop_assert!(valid);
+                prop_assert_eq!(pair.as_str(), format!("{caller}/{user}"));
+                prop_assert_ne!(pair.key(), me.key());
+                // The caller whose sub reads like the pair keeps another key.
+                let lookalike = Owner::from_claim(&format!("{caller}/{user}")).expect("a caller");
+                prop_assert_ne!(pair.key(), lookalike.key());
+                let sibling = acting_for(me.clone(), &[other.as_bytes()]).expect("a pair");
+                prop_assert_eq!(sibling.key() == pair.key(), other == user);
+            }
+            Err(e) => {
+                prop_assert!(!valid);
+                prop_assert_eq!(e.status(), 400);
+            }
+        }
+    }
+
+    /// The scopes of a claim: every space-separated scope-token is found, whether the claim is
+    /// OAuth's string or a list API Gateway rendered as `[a b]` or `[a,b]`.
+    #[test]
+    fn every_scope_of_a_claim_is_read_in_each_rendering(
+        scopes in prop::collection::vec("[!#-+\\--Z^-~]{1,20}", 0..6),
+    ) {
+        use conversations::domain::delegation::scope_words;
+        let renderings = [
+            scopes.join(" "),
+            format!("[{}]", scopes.join(" ")),
+            format!("[{}]", scopes.join(",")),
+        ];
+        for text in renderings {
+            let read: Vec<&str> = scope_words(&text).collect();
+            prop_assert_eq!(&read, &scopes.iter().map(String::as_str).collect::<Vec<_>>(), "{}", text);
+        }
+    }
+}

@@ -4,7 +4,8 @@
 //! - **local**: `API_BASE_URL` (cargo lambda watch, started by `make test`); callers are
 //!   `X-Owner-Id` headers with fresh random owners;
 //! - **staging**: `STAGING_API_URL` with `STAGING_TOKEN` and `STAGING_TOKEN_2`, bearer JWTs of two
-//!   different users of a deployed stack (`make staging-test`).
+//!   different users of a deployed stack (`make staging-test`), and optionally
+//!   `STAGING_DELEGATED_TOKEN`, a token granting the delegation scope (a backend's service token).
 
 use serde_json::Value;
 
@@ -14,18 +15,44 @@ pub struct Target {
     /// The base URL, without a trailing slash (e.g. `https://abc.execute-api.eu-west-1.amazonaws.com/prod`).
     pub base: String,
     tokens: Option<(String, String)>,
+    delegated: Option<String>,
 }
 
 /// Who sends a request.
 #[derive(Debug, Clone)]
 pub struct Caller {
     header: (&'static str, String),
+    on_behalf_of: Option<String>,
 }
 
 impl Caller {
+    fn new(name: &'static str, value: String) -> Self {
+        Self {
+            header: (name, value),
+            on_behalf_of: None,
+        }
+    }
+
     /// Adds this caller's identity to a request.
     pub fn apply(&self, request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
-        request.header(self.header.0, &self.header.1)
+        let request = request.header(self.header.0, &self.header.1);
+        match &self.on_behalf_of {
+            Some(user) => request.header("x-on-behalf-of", user),
+            None => request,
+        }
+    }
+
+    /// The same caller acting for `user` (`X-On-Behalf-Of`).
+    pub fn acting_for(&self, user: &str) -> Self {
+        Self {
+            header: self.header.clone(),
+            on_behalf_of: Some(user.to_owned()),
+        }
+    }
+
+    /// The `X-Owner-Id` of a local caller (none on staging, where the `sub` is the token's).
+    pub fn local_id(&self) -> Option<&str> {
+        (self.header.0 == "x-owner-id").then_some(self.header.1.as_str())
     }
 }
 
@@ -44,12 +71,25 @@ impl Target {
             return Some(Self {
                 base: url.trim_end_matches('/').to_owned(),
                 tokens: Some((token("STAGING_TOKEN"), token("STAGING_TOKEN_2"))),
+                delegated: env("STAGING_DELEGATED_TOKEN"),
             });
         }
         env("API_BASE_URL").map(|url| Self {
             base: url.trim_end_matches('/').to_owned(),
             tokens: None,
+            delegated: None,
         })
+    }
+
+    /// A caller allowed to act for end users: locally any caller (`CONVERSATIONS_AUTH=header`
+    /// always allows `X-On-Behalf-Of`); on staging the holder of `STAGING_DELEGATED_TOKEN`, if
+    /// set (a token granting the delegation scope).
+    pub fn delegating_caller(&self) -> Option<Caller> {
+        match (&self.tokens, &self.delegated) {
+            (None, _) => Some(Caller::new("x-owner-id", crate::owner())),
+            (Some(_), Some(token)) => Some(Caller::new("authorization", format!("Bearer {token}"))),
+            (Some(_), None) => None,
+        }
     }
 
     /// Whether this is a deployed stage (JWT identities, API Gateway in front).
@@ -61,20 +101,12 @@ impl Target {
     pub fn two_callers(&self) -> (Caller, Caller) {
         match &self.tokens {
             Some((a, b)) => (
-                Caller {
-                    header: ("authorization", format!("Bearer {a}")),
-                },
-                Caller {
-                    header: ("authorization", format!("Bearer {b}")),
-                },
+                Caller::new("authorization", format!("Bearer {a}")),
+                Caller::new("authorization", format!("Bearer {b}")),
             ),
             None => (
-                Caller {
-                    header: ("x-owner-id", crate::owner()),
-                },
-                Caller {
-                    header: ("x-owner-id", crate::owner()),
-                },
+                Caller::new("x-owner-id", crate::owner()),
+                Caller::new("x-owner-id", crate::owner()),
             ),
         }
     }

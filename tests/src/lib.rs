@@ -237,6 +237,11 @@ impl Req {
         self.header("x-owner-id", owner)
     }
 
+    /// Acts for this end user (the `X-On-Behalf-Of` header).
+    pub fn on_behalf_of(self, user: &str) -> Self {
+        self.header("x-on-behalf-of", user)
+    }
+
     /// A JSON body with `Content-Type: application/json`.
     pub fn json(self, body: Value) -> Self {
         self.header("content-type", "application/json")
@@ -374,17 +379,28 @@ impl TestApp {
 
     /// An app with this identity source.
     pub async fn with_auth(auth: AuthMode) -> Self {
-        Self::build(auth, None).await
+        Self::build(auth, None, conversations::app::DEFAULT_DELEGATION_SCOPE).await
+    }
+
+    /// An app reading the caller from the JWT authorizer, whose delegation scope is `scope`
+    /// (`CONVERSATIONS_DELEGATION_SCOPE`).
+    pub async fn with_delegation_scope(scope: &str) -> Self {
+        Self::build(AuthMode::Jwt, None, scope).await
     }
 
     /// An app reading the owner from `X-Owner-Id` whose DynamoDB requests go through `endpoint`
     /// (a [`fault_proxy::FaultProxy`]); [`Self::stored`] and friends still read DynamoDB Local
     /// directly.
     pub async fn through(endpoint: &str) -> Self {
-        Self::build(AuthMode::Header, Some(endpoint)).await
+        Self::build(
+            AuthMode::Header,
+            Some(endpoint),
+            conversations::app::DEFAULT_DELEGATION_SCOPE,
+        )
+        .await
     }
 
-    async fn build(auth: AuthMode, endpoint: Option<&str>) -> Self {
+    async fn build(auth: AuthMode, endpoint: Option<&str>, delegation_scope: &str) -> Self {
         conversations::app::init_tracing();
         let table = table().await;
         let counter = Counter::default();
@@ -399,6 +415,7 @@ impl TestApp {
                 table: table.clone(),
                 auth,
                 token_key: TokenKey::new("test-key"),
+                delegation_scope: delegation_scope.into(),
             },
             Client::from_conf(config.build()),
         );

@@ -278,6 +278,7 @@ async fn appends_land_even_when_instances_sdk_token_generators_collide() {
             table: t.table.clone(),
             auth: conversations::AuthMode::Header,
             token_key: conversations::domain::page_token::TokenKey::new("test-key"),
+            delegation_scope: conversations::app::DEFAULT_DELEGATION_SCOPE.into(),
         },
         aws_sdk_dynamodb::Client::from_conf(config),
     );

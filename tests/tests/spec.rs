@@ -287,8 +287,22 @@ fn deployed_functions_get_the_table_and_only_the_list_functions_the_token_key() 
         .expect("global variables");
     let names: Vec<&str> = globals.keys().filter_map(Value::as_str).collect();
     // Without CONVERSATIONS_AUTH the functions read the caller from the JWT authorizer's `sub`
-    // and ignore X-Owner-Id (tests/tests/handlers.rs proves the handler side).
-    assert_eq!(names, ["CONVERSATIONS_TABLE"]);
+    // and ignore X-Owner-Id (tests/tests/handlers.rs proves the handler side); the delegation
+    // scope is the stack's parameter.
+    assert_eq!(
+        names,
+        ["CONVERSATIONS_TABLE", "CONVERSATIONS_DELEGATION_SCOPE"]
+    );
+    assert_eq!(
+        serde_yaml_ng::to_string(&globals[&Value::from("CONVERSATIONS_DELEGATION_SCOPE")])
+            .expect("render")
+            .trim(),
+        "!Ref DelegationScope"
+    );
+    assert_eq!(
+        template["Parameters"]["DelegationScope"]["Default"],
+        conversations::app::DEFAULT_DELEGATION_SCOPE
+    );
     for (name, resource) in template["Resources"].as_mapping().expect("resources") {
         if resource["Type"].as_str() != Some("AWS::Serverless::Function") {
             continue;

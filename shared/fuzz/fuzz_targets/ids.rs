@@ -1,7 +1,9 @@
-//! Ids, request ids, owners, etags and `If-Match` headers, and the version a write after such
-//! an etag would store (it must not overflow, whatever the client sent).
+//! Ids, request ids, owners and `X-On-Behalf-Of` users, the scopes of a `scope` claim, etags
+//! and `If-Match` headers, and the version a write after such an etag would store (it must not
+//! overflow, whatever the client sent).
 #![no_main]
 
+use conversations::domain::delegation;
 use conversations::domain::etag::{Etag, IfMatch, Version};
 use conversations::domain::ids::{ConversationId, Owner, RequestId};
 use conversations::domain::time::Timestamp;
@@ -25,4 +27,20 @@ libfuzzer_sys::fuzz_target!(|data: &[u8]| {
     }
     next_after(Etag::parse(&text));
     let _ = Owner::from_header(&text);
+    // X-On-Behalf-Of as raw header bytes, once and split in two values: a pair whose key holds
+    // exactly one unescaped `/` (the caller's are escaped), or a 400.
+    let caller = Owner::from_claim("svc/1%").expect("a caller");
+    if let Some(pair) = client_error(delegation::acting_for(caller.clone(), &[data])) {
+        assert_eq!(pair.user(), Some(text.as_str()));
+        assert_eq!(pair.key(), format!("svc%2F1%25/{text}"));
+        assert_ne!(pair.key(), caller.key());
+    }
+    let (head, rest) = data.split_at(data.len() / 2);
+    assert!(delegation::acting_for(caller, &[head, rest]).is_err());
+    // Scopes are split on ASCII whitespace and commas (a scope with any other character never
+    // equals the configured one, which holds no whitespace).
+    for scope in delegation::scope_words(&text) {
+        assert!(!scope.is_empty());
+        assert!(!scope.contains(|c: char| c.is_ascii_whitespace() || c == ','));
+    }
 });

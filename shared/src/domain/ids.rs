@@ -141,21 +141,40 @@ impl RequestId {
     }
 }
 
-/// The caller identity that owns conversations: a JWT `sub`, or locally the `X-Owner-Id` header.
+/// The identity that owns conversations: the caller (a JWT `sub`, or locally the `X-Owner-Id`
+/// header), or the pair (caller, user) when the caller acts for one of its end users
+/// (`X-On-Behalf-Of`).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct Owner(String);
+pub struct Owner {
+    caller: String,
+    user: Option<String>,
+    /// As responses write it: `{caller}` or `{caller}/{user}`.
+    text: String,
+}
 
 /// The longest identity accepted from a JWT `sub`, in bytes (it becomes part of a DynamoDB key).
 const MAX_SUB_BYTES: usize = 512;
 
+/// `^[A-Za-z0-9._@:-]{1,128}$`: an `X-Owner-Id` or an `X-On-Behalf-Of` value.
+pub fn is_header_identity(text: &str) -> bool {
+    (1..=128).contains(&text.len())
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._@:-".contains(&b))
+}
+
 impl Owner {
+    fn caller(caller: String) -> Self {
+        Self {
+            text: caller.clone(),
+            caller,
+            user: None,
+        }
+    }
+
     /// An identity from the `X-Owner-Id` header: `^[A-Za-z0-9._@:-]{1,128}$`.
     pub fn from_header(text: &str) -> Option<Self> {
-        let ok = (1..=128).contains(&text.len())
-            && text
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"._@:-".contains(&b));
-        ok.then(|| Self(text.to_owned()))
+        is_header_identity(text).then(|| Self::caller(text.to_owned()))
     }
 
     /// An identity from a verified JWT's `sub` claim: any non-empty text without control
@@ -163,25 +182,60 @@ impl Owner {
     pub fn from_claim(text: &str) -> Option<Self> {
         let ok =
             !text.is_empty() && text.len() <= MAX_SUB_BYTES && !text.chars().any(char::is_control);
-        ok.then(|| Self(text.to_owned()))
+        ok.then(|| Self::caller(text.to_owned()))
     }
 
-    /// An owner as stored, trusted.
+    /// The pair (this caller, `user`): `user` is an `X-On-Behalf-Of` value,
+    /// `^[A-Za-z0-9._@:-]{1,128}$`; none when it is malformed or this owner is already a pair.
+    pub fn acting_for(self, user: &str) -> Option<Self> {
+        if self.user.is_some() || !is_header_identity(user) {
+            return None;
+        }
+        Some(Self {
+            text: format!("{}/{user}", self.caller),
+            caller: self.caller,
+            user: Some(user.to_owned()),
+        })
+    }
+
+    /// An owner as stored (the caller, and the user it acted for), trusted.
     #[cfg(feature = "service")]
-    pub(crate) fn from_stored(text: String) -> Self {
-        Self(text)
+    pub(crate) fn from_stored(caller: String, user: Option<String>) -> Self {
+        match user {
+            None => Self::caller(caller),
+            Some(user) => Self {
+                text: format!("{caller}/{user}"),
+                caller,
+                user: Some(user),
+            },
+        }
     }
 
-    /// The identity as text.
+    /// The owner as responses write it: `{caller}`, or `{caller}/{user}` for a delegated one.
     pub fn as_str(&self) -> &str {
-        &self.0
+        &self.text
     }
 
-    /// The identity as DynamoDB keys carry it (partition and index keys): `%` and `/` escaped
-    /// (`%25`, `%2F`), so that `/` can separate parts of an owner without two owners ever
-    /// sharing a key. Most identities (UUIDs, `auth0|…`, header owners) are unchanged.
+    /// The caller (the JWT `sub` or the `X-Owner-Id`).
+    pub fn caller_id(&self) -> &str {
+        &self.caller
+    }
+
+    /// The end user the caller acts for, if any.
+    pub fn user(&self) -> Option<&str> {
+        self.user.as_deref()
+    }
+
+    /// The identity as DynamoDB keys carry it (partition and index keys): the caller with `%`
+    /// and `/` escaped (`%25`, `%2F`), then `/{user}` for a delegated owner. A user never holds
+    /// `/` or `%`, so the only `/` of a key separates the pair: no caller, and no pair, ever
+    /// shares another's key. Most callers (UUIDs, `auth0|…`, header owners) are unchanged.
     pub fn key(&self) -> String {
-        escape_key(&self.0)
+        let caller = escape_key(&self.caller);
+        match &self.user {
+            None => caller,
+            Some(user) => format!("{caller}/{user}"),
+        }
     }
 }
 
@@ -298,6 +352,43 @@ mod tests {
         }
         assert!(Owner::from_claim("auth0|123").is_some());
         assert!(Owner::from_claim("a\nb").is_none());
+    }
+
+    #[test]
+    fn a_delegated_owner_is_the_pair_written_caller_slash_user() {
+        let caller = Owner::from_claim("svc/1").expect("owner");
+        let pair = caller.clone().acting_for("alice").expect("pair");
+        assert_eq!(pair.as_str(), "svc/1/alice");
+        assert_eq!(pair.caller_id(), "svc/1");
+        assert_eq!(pair.user(), Some("alice"));
+        assert_eq!(pair.key(), "svc%2F1/alice");
+        assert!(
+            pair.clone().acting_for("bob").is_none(),
+            "no pair of a pair"
+        );
+        for bad in ["", "a/b", "a%b", "a b", &"u".repeat(129)] {
+            assert!(caller.clone().acting_for(bad).is_none(), "{bad:?}");
+        }
+        // Every combination that could collide keeps its own key.
+        let keys = [
+            Owner::from_claim("svc").expect("o").key(),
+            Owner::from_claim("svc/alice").expect("o").key(),
+            Owner::from_claim("svc")
+                .and_then(|o| o.acting_for("alice"))
+                .expect("o")
+                .key(),
+            Owner::from_claim("svc")
+                .and_then(|o| o.acting_for("bob"))
+                .expect("o")
+                .key(),
+            Owner::from_claim("other")
+                .and_then(|o| o.acting_for("alice"))
+                .expect("o")
+                .key(),
+            Owner::from_claim("alice").expect("o").key(),
+        ];
+        let distinct: std::collections::HashSet<_> = keys.iter().collect();
+        assert_eq!(distinct.len(), keys.len(), "{keys:?}");
     }
 
     #[test]

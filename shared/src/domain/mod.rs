@@ -2,6 +2,7 @@
 
 pub mod body;
 pub mod conversation;
+pub mod delegation;
 pub mod etag;
 pub mod field_mask;
 pub mod filter;

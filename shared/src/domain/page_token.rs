@@ -37,8 +37,10 @@ impl TokenKey {
         // HMAC accepts keys of any length; new_from_slice cannot fail for it.
         let mut mac = HmacSha256::new_from_slice(&self.0)
             .unwrap_or_else(|_| unreachable!("HMAC takes any key length"));
-        mac.update(&(owner.as_str().len() as u64).to_be_bytes());
-        mac.update(owner.as_str().as_bytes());
+        // The owner's key, not its text: `a/b` as a caller and the pair (a, b) share a text.
+        let owner = owner.key();
+        mac.update(&(owner.len() as u64).to_be_bytes());
+        mac.update(owner.as_bytes());
         mac.update(payload);
         mac
     }

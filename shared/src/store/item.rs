@@ -38,7 +38,10 @@ pub mod attr {
     /// to the microsecond by [`super::is_visible`] and the write conditions.
     pub const TTL: &str = "ttl_at";
     pub const ID: &str = "id";
+    /// The caller (a JWT `sub` or an `X-Owner-Id`).
     pub const OWNER: &str = "owner";
+    /// The end user the caller acted for (`X-On-Behalf-Of`); absent when it acted for itself.
+    pub const ON_BEHALF_OF: &str = "on_behalf_of";
     pub const DISPLAY_NAME: &str = "display_name";
     pub const CATEGORY: &str = "category";
     pub const AGENTS: &str = "agents";
@@ -271,7 +274,10 @@ pub fn conversation_item(c: &Conversation) -> Item {
     put(attr::GSI2_PK, s(c.owner.key()));
     put(attr::GSI2_SK, s(index_sort_key(c.last_used_time, &c.id)));
     put(attr::ID, s(c.id.as_str()));
-    put(attr::OWNER, s(c.owner.as_str()));
+    put(attr::OWNER, s(c.owner.caller_id()));
+    if let Some(user) = c.owner.user() {
+        put(attr::ON_BEHALF_OF, s(user));
+    }
     if let Some(v) = &c.display_name {
         put(attr::DISPLAY_NAME, s(v.as_str()));
     }
@@ -355,7 +361,10 @@ pub fn conversation_from(item: &Item) -> Result<Conversation, ApiError> {
     };
     Ok(Conversation {
         id: ConversationId::parse(get_s(item, attr::ID)?).map_err(|_| corrupt(attr::ID))?,
-        owner: Owner::from_stored(get_s(item, attr::OWNER)?.to_owned()),
+        owner: Owner::from_stored(
+            get_s(item, attr::OWNER)?.to_owned(),
+            opt_s(item, attr::ON_BEHALF_OF)?,
+        ),
         display_name: opt_s(item, attr::DISPLAY_NAME)?,
         category: opt_s(item, attr::CATEGORY)?,
         agents,

@@ -93,7 +93,8 @@ fn rewritten(old: &Item) -> Result<Option<Item>, BoxError> {
         if old.contains_key(attr::GSI2_PK) {
             return Ok(reshaped.then_some(new));
         }
-        let owner = Owner::from_stored(item::get_s(old, attr::OWNER)?.to_owned());
+        // Layouts 1 and 2 predate delegation: every owner is a caller.
+        let owner = Owner::from_stored(item::get_s(old, attr::OWNER)?.to_owned(), None);
         let last_used = Timestamp::from_micros(item::get_n(old, attr::LAST_USED)?)
             .ok_or("a last_used_time out of range")?;
         let id = crate::domain::ids::ConversationId::parse(id).map_err(|e| e.to_string())?;
@@ -122,7 +123,7 @@ fn rewritten(old: &Item) -> Result<Option<Item>, BoxError> {
         .parse()
         .map_err(|_| format!("an unknown sort key {sk:?}"))?;
     let incarnation = Timestamp::from_micros(incarnation).ok_or("an incarnation out of range")?;
-    let escaped = Owner::from_stored(owner.to_owned()).key();
+    let escaped = Owner::from_stored(owner.to_owned(), None).key();
     new.insert(attr::PK.into(), item::s(format!("CONV#{escaped}#{id}")));
     new.insert(
         attr::SK.into(),
