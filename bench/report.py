@@ -147,6 +147,22 @@ def main():
         w(f"| {c['method']} | {req} | {ops} | {c['capacity_units'] + 0:.1f} | {cols} |")
     w("")
 
+    # 3b. Write cost against conversation size
+    w("### Write cost against conversation size")
+    w("")
+    w("Every write on a conversation under 1 KB and on the largest the contract allows (every field at its limit; "
+      "the rendered KB below), counted as above. DynamoDB bills an `UpdateItem` by the larger of the item before and after, "
+      "and every index item rewritten per KB of the projected item. Goal (issue 17): append and batch append ≤ 1.5× on the largest.")
+    w("")
+    w("| write | small: units (table / by-owner / by-activity) | largest: units (table / by-owner / by-activity) | largest ÷ small |")
+    w("|---|---:|---:|---:|")
+    for c in r.get("write_cost", []):
+        def cell(x):
+            part = x.get("capacity_units_by_part") or {}
+            return f"{x['capacity_units']:.0f} ({' / '.join(f'{part.get(p, 0):.0f}' for p in ('table', 'by-owner', 'by-activity'))})"
+        w(f"| {c['write']} | {cell(c['small'])} | {cell(c['largest'])} ({c['largest']['rendered_kb']} KB) | {c['ratio']:.1f}× |")
+    w("")
+
     # 4. Size and memory
     w("## 4. Size and memory")
     w("")

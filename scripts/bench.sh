@@ -6,7 +6,7 @@
 #   scripts/bench.sh            the full run (~15 min after the builds)
 #   scripts/bench.sh --smoke    every scenario with tiny counts on debug builds, into .local/bench-smoke
 #                               (make test runs this, so the harness cannot rot)
-#   ... --only SCENARIO         one scenario (cold, warm, cost, scale, throughput, load, delegation), with either
+#   ... --only SCENARIO         one scenario (cold, warm, cost, write_cost, scale, throughput, load, delegation), with either
 source "$(dirname "$0")/lib.sh"
 cd "$ROOT"
 

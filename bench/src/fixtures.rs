@@ -843,7 +843,8 @@ impl Fixture {
 }
 
 /// An agent's turn: two tool calls, their results, and the answer.
-fn agent_turn() -> serde_json::Value {
+/// An agent's whole turn: two tool calls, their results and the answer.
+pub(crate) fn agent_turn() -> serde_json::Value {
     json!([
         {"type": "AGENT", "toolCalls": [
             {"id": "call_1", "name": "get_weather", "arguments": {"city": "Paris"}},

@@ -11,6 +11,7 @@ mod process;
 mod proxy;
 mod runtime_api;
 mod stats;
+mod write_cost;
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -134,8 +135,8 @@ async fn run() -> Result<()> {
             "--bins" => bins = args.next().map(PathBuf::from),
             "--out" => out = args.next().map(PathBuf::from),
             "--logs" => logs = args.next().map(PathBuf::from),
-            // One scenario only (cold, warm, cost, scale, throughput, load, delegation): for trying a
-            // change.
+            // One scenario only (cold, warm, cost, write_cost, scale, throughput, load, delegation):
+            // for trying a change.
             "--only" => only = args.next(),
             other => return Err(format!("unknown argument {other}")),
         }
@@ -177,6 +178,10 @@ async fn run() -> Result<()> {
         step("DynamoDB cost");
         let fixture = Fixture::seed(bench.db.clone(), bench.settings.cost + 5).await?;
         results["cost"] = bench.cost(&fixture).await?;
+    }
+    if run("write_cost") {
+        step("write cost against conversation size");
+        results["write_cost"] = bench.write_cost().await?;
     }
     if run("scale") {
         step("scale");
