@@ -204,6 +204,27 @@ def main():
     w("The two cores run the clients, every function process and DynamoDB Local (a JVM) at once: throughput here is bounded by the machine, mostly by DynamoDB Local; on AWS each instance has its own CPU and DynamoDB scales on its own.")
     w("")
 
+    # 6b. Baselines
+    bl = r.get("baselines")
+    if isinstance(bl, list):
+        w("## 6b. What users would pick instead (the same harness, table and requests)")
+        w("")
+        w("get-conversation and create-conversation written the way a Python team writes them (bench/baselines/python: boto3 with a client built at import, awslambdaric's runtime loop), next to ours. "
+          f"{s['cold_starts']} cold starts and {s['warm_invocations']} warm invocations each.")
+        w("")
+        w("| method | implementation | init p50 (ms) | init + first request p50 (ms) | warm p50 (ms) | warm p99 (ms) | peak RSS (MB) |")
+        w("|---|---|---:|---:|---:|---:|---:|")
+        for row in bl:
+            for i in row["implementations"]:
+                w(f"| {row['method']} | {i['implementation']} | {i['init']['p50_ms']:.1f} | {i['init_and_first_request']['p50_ms']:.1f} | "
+                  f"{i['warm']['p50_ms']:.2f} | {i['warm']['p99_ms']:.2f} | {(i['peak_rss_bytes'] or 0) / 1e6:.1f} |")
+            q = row["ours_over_python"]
+            w(f"| {row['method']} | **ours ÷ Python** | {q['init_p50']:.3f} | {q['init_and_first_request_p50']:.3f} | {q['warm_p50']:.2f} | {q['warm_p99']:.2f} | {q['peak_rss']:.2f} |")
+        w("")
+    elif isinstance(bl, dict) and bl.get("skipped"):
+        w(f"## 6b. What users would pick instead: skipped ({bl['skipped']})")
+        w("")
+
     # 7. Load
     ld = r["load"]
     rb = ld["read_back"]

@@ -6,7 +6,7 @@
 #   scripts/bench.sh            the full run (~15 min after the builds)
 #   scripts/bench.sh --smoke    every scenario with tiny counts on debug builds, into .local/bench-smoke
 #                               (make test runs this, so the harness cannot rot)
-#   ... --only SCENARIO         one scenario (cold, warm, cost, write_cost, scale, throughput, load, delegation), with either
+#   ... --only SCENARIO         one scenario (cold, warm, cost, write_cost, scale, throughput, baselines, load, delegation), with either
 source "$(dirname "$0")/lib.sh"
 cd "$ROOT"
 
@@ -22,6 +22,16 @@ if ! "$VENV/bin/python" -c 'import matplotlib' 2>/dev/null; then
   log "installing matplotlib from PyPI into .venv (for the chart)"
   "$VENV/bin/pip" install --quiet --disable-pip-version-check "matplotlib==3.10.7"
 fi
+
+# The baselines (bench/baselines): what a team would deploy instead, from PyPI, pinned.
+BASELINE_PY="$LOCAL/baselines/python"
+if [ ! -x "$BASELINE_PY/bin/python" ] || ! "$BASELINE_PY/bin/python" -c 'import awslambdaric, boto3' 2>/dev/null; then
+  log "installing the Python baseline (boto3, awslambdaric) from PyPI into .local/baselines/python"
+  python3 -m venv "$BASELINE_PY"
+  "$BASELINE_PY/bin/pip" install --quiet --disable-pip-version-check \
+    "boto3==1.44.8" "awslambdaric==4.2.2"
+fi
+export BENCH_PYTHON="$BASELINE_PY/bin/python"
 
 if [ "$SMOKE" = 1 ]; then
   OUT="$LOCAL/bench-smoke"

@@ -4,6 +4,7 @@
 //! a bare `lambda_runtime` function for start-up, the raw SDK calls for warm latency, the small
 //! case for scale.
 
+mod baselines;
 mod events;
 mod fixtures;
 mod load;
@@ -135,8 +136,8 @@ async fn run() -> Result<()> {
             "--bins" => bins = args.next().map(PathBuf::from),
             "--out" => out = args.next().map(PathBuf::from),
             "--logs" => logs = args.next().map(PathBuf::from),
-            // One scenario only (cold, warm, cost, write_cost, scale, throughput, load, delegation):
-            // for trying a change.
+            // One scenario only (cold, warm, cost, write_cost, scale, throughput, baselines, load,
+            // delegation): for trying a change.
             "--only" => only = args.next(),
             other => return Err(format!("unknown argument {other}")),
         }
@@ -190,6 +191,10 @@ async fn run() -> Result<()> {
     if run("throughput") {
         step("throughput");
         results["throughput"] = bench.throughput().await?;
+    }
+    if run("baselines") {
+        step("what users would pick instead: Python (boto3, awslambdaric)");
+        results["baselines"] = bench.baselines().await?;
     }
     if run("load") {
         step("load");

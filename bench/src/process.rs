@@ -27,11 +27,22 @@ pub fn spawn(
         .file_name()
         .and_then(|n| n.to_str())
         .unwrap_or("function");
+    spawn_command(Command::new(bin), name, runtime_api, env, extra, log)
+}
+
+/// Starts `command` (another runtime's interpreter and its arguments) as the function `name`.
+pub fn spawn_command(
+    mut command: Command,
+    name: &str,
+    runtime_api: &str,
+    env: &Env,
+    extra: &[(&str, &str)],
+    log: &Path,
+) -> std::io::Result<Child> {
     let out = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
         .open(log)?;
-    let mut command = Command::new(bin);
     command
         .env_clear()
         .env("AWS_LAMBDA_RUNTIME_API", runtime_api)
@@ -42,6 +53,7 @@ pub fn spawn(
         .env("AWS_LAMBDA_LOG_STREAM_NAME", "bench")
         .env("AWS_EXECUTION_ENV", "AWS_Lambda_provided.al2023")
         .env("AWS_REGION", "us-east-1")
+        .env("AWS_DEFAULT_REGION", "us-east-1")
         .env("AWS_ACCESS_KEY_ID", "bench")
         .env("AWS_SECRET_ACCESS_KEY", "bench")
         .env("AWS_ENDPOINT_URL_DYNAMODB", &env.dynamodb)
