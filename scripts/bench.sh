@@ -32,6 +32,18 @@ if [ ! -x "$BASELINE_PY/bin/python" ] || ! "$BASELINE_PY/bin/python" -c 'import 
     "boto3==1.44.8" "awslambdaric==4.2.2"
 fi
 export BENCH_PYTHON="$BASELINE_PY/bin/python"
+BASELINE_NODE="$LOCAL/baselines/node"
+if ! command -v node >/dev/null; then
+  echo "bench: node is not installed; the Node.js baseline is left out" >&2
+else
+  if [ ! -d "$BASELINE_NODE/node_modules/@aws-sdk/client-dynamodb" ]; then
+    log "installing the Node.js baseline (@aws-sdk/client-dynamodb) from npm into .local/baselines/node"
+    mkdir -p "$BASELINE_NODE"
+    npm install --silent --no-audit --no-fund --prefix "$BASELINE_NODE" \
+      "@aws-sdk/client-dynamodb@3.1169.0" "@aws-sdk/util-dynamodb@3.996.9"
+  fi
+  export BENCH_NODE="$(command -v node)" BENCH_NODE_MODULES="$BASELINE_NODE/node_modules"
+fi
 
 if [ "$SMOKE" = 1 ]; then
   OUT="$LOCAL/bench-smoke"

@@ -1,8 +1,10 @@
 //! What users would pick instead, under the same Runtime API harness and against the same table:
 //! get-conversation and create-conversation in Python 3 (boto3 and awslambdaric,
-//! bench/baselines/python), next to ours. Init, init + first request, warm p50/p99 and peak RSS of
-//! each, and our ratio to each. `BENCH_PYTHON` names the interpreter of the environment
-//! `make bench` installs them into; without it the scenario says why it did not run.
+//! bench/baselines/python) and in Node.js (the AWS SDK v3 and the Runtime API loop the managed
+//! runtime runs, bench/baselines/node), next to ours. Init, init + first request, warm p50/p99 and
+//! peak RSS of each, and our ratio to each. `BENCH_PYTHON` and `BENCH_NODE` (with
+//! `BENCH_NODE_MODULES`) name what `make bench` installs; without them the scenario says why it
+//! did not run.
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -16,6 +18,15 @@ use crate::runtime_api::RuntimeApi;
 use crate::stats::{Summary, round};
 use crate::{Bench, Result, TIMEOUT, check};
 
+/// A baseline's program, arguments, folder, extra environment and log name.
+type Invocation<'a> = (
+    &'a PathBuf,
+    Vec<String>,
+    &'a str,
+    Vec<(&'a str, &'a str)>,
+    String,
+);
+
 /// One implementation of a method.
 enum Launch {
     /// Our function's binary.
@@ -23,6 +34,12 @@ enum Launch {
     /// `python -m awslambdaric handler.<name>` in bench/baselines/python.
     Python {
         python: PathBuf,
+        handler: &'static str,
+    },
+    /// `node runtime.cjs <name>` in bench/baselines/node, its packages in `modules`.
+    Node {
+        node: PathBuf,
+        modules: String,
         handler: &'static str,
     },
 }
@@ -34,31 +51,63 @@ impl Launch {
             Launch::Python { handler, .. } => {
                 format!("Python 3 + boto3 + awslambdaric ({handler})")
             }
+            Launch::Node { handler, .. } => format!("Node.js + AWS SDK v3 ({handler})"),
+        }
+    }
+
+    fn key(&self) -> &'static str {
+        match self {
+            Launch::Ours(_) => "ours",
+            Launch::Python { .. } => "python",
+            Launch::Node { .. } => "node",
         }
     }
 }
 
 impl Bench {
     fn launch(&self, launch: &Launch, api: &RuntimeApi) -> Result<Child> {
-        match launch {
-            Launch::Ours(function) => self.spawn(function, api, &self.env, &[]),
+        let (program, args, root, extra, log): Invocation<'_> = match launch {
+            Launch::Ours(function) => return self.spawn(function, api, &self.env, &[]),
             Launch::Python { python, handler } => {
                 let root = concat!(env!("CARGO_MANIFEST_DIR"), "/baselines/python");
-                let mut command = Command::new(python);
-                command
-                    .args(["-m", "awslambdaric", &format!("handler.{handler}")])
-                    .current_dir(root);
-                process::spawn_command(
-                    command,
-                    &format!("python-{handler}"),
-                    &api.address(),
-                    &self.env,
-                    &[("LAMBDA_TASK_ROOT", root), ("PYTHONDONTWRITEBYTECODE", "1")],
-                    &self.log(&format!("python-{handler}")),
+                (
+                    python,
+                    vec![
+                        "-m".into(),
+                        "awslambdaric".into(),
+                        format!("handler.{handler}"),
+                    ],
+                    root,
+                    vec![("LAMBDA_TASK_ROOT", root), ("PYTHONDONTWRITEBYTECODE", "1")],
+                    format!("python-{handler}"),
                 )
-                .map_err(|e| format!("starting {}: {e}", python.display()))
             }
-        }
+            Launch::Node {
+                node,
+                modules,
+                handler,
+            } => {
+                let root = concat!(env!("CARGO_MANIFEST_DIR"), "/baselines/node");
+                (
+                    node,
+                    vec!["runtime.cjs".into(), (*handler).to_owned()],
+                    root,
+                    vec![("LAMBDA_TASK_ROOT", root), ("NODE_PATH", modules.as_str())],
+                    format!("node-{handler}"),
+                )
+            }
+        };
+        let mut command = Command::new(program);
+        command.args(&args).current_dir(root);
+        process::spawn_command(
+            command,
+            &log,
+            &api.address(),
+            &self.env,
+            &extra,
+            &self.log(&log),
+        )
+        .map_err(|e| format!("starting {}: {e}", program.display()))
     }
 
     /// Cold starts, then warm invocations of one implementation.
@@ -105,52 +154,59 @@ impl Bench {
 
     /// Ours and each baseline, for get and create.
     pub(crate) async fn baselines(&self) -> Result<Value> {
-        let Some(python) = std::env::var_os("BENCH_PYTHON").map(PathBuf::from) else {
-            return Ok(
-                json!({"skipped": "BENCH_PYTHON is unset (make bench installs the baselines)"}),
-            );
-        };
-        let uses = (self.settings.cold_starts + self.settings.warm + 5) * 2 + 5;
+        let python = std::env::var_os("BENCH_PYTHON").map(PathBuf::from);
+        let node = std::env::var_os("BENCH_NODE").map(PathBuf::from);
+        let modules = std::env::var("BENCH_NODE_MODULES").ok();
+        if python.is_none() && node.is_none() {
+            return Ok(json!({
+                "skipped": "BENCH_PYTHON and BENCH_NODE are unset (make bench installs the baselines)"
+            }));
+        }
+        let uses = (self.settings.cold_starts + self.settings.warm + 5) * 3 + 5;
         let fixture = Fixture::seed(self.db.clone(), uses).await?;
         let mut rows = Vec::new();
         for (m, handler) in [(Method::Get, "get"), (Method::Create, "create")] {
-            let ours = self
-                .baseline(&Launch::Ours(m.function()), m, &fixture)
-                .await?;
-            let theirs = self
-                .baseline(
-                    &Launch::Python {
-                        python: python.clone(),
-                        handler,
-                    },
-                    m,
-                    &fixture,
-                )
-                .await?;
-            let ratio = |key: &str, stat: &str| {
-                let (o, t) = (ours[key][stat].as_f64(), theirs[key][stat].as_f64());
-                match (o, t) {
-                    (Some(o), Some(t)) if t > 0.0 => json!(round(o / t)),
-                    _ => Value::Null,
-                }
-            };
-            let rss_ratio = match (
-                ours["peak_rss_bytes"].as_f64(),
-                theirs["peak_rss_bytes"].as_f64(),
-            ) {
+            let mut launches = vec![Launch::Ours(m.function())];
+            if let Some(python) = &python {
+                launches.push(Launch::Python {
+                    python: python.clone(),
+                    handler,
+                });
+            }
+            if let (Some(node), Some(modules)) = (&node, &modules) {
+                launches.push(Launch::Node {
+                    node: node.clone(),
+                    modules: modules.clone(),
+                    handler,
+                });
+            }
+            let mut measured = Vec::new();
+            for launch in &launches {
+                measured.push((launch.key(), self.baseline(launch, m, &fixture).await?));
+            }
+            let ours = measured[0].1.clone();
+            let ratio = |a: &Value, b: &Value| match (a.as_f64(), b.as_f64()) {
                 (Some(o), Some(t)) if t > 0.0 => json!(round(o / t)),
                 _ => Value::Null,
             };
+            let mut over = serde_json::Map::new();
+            for (key, theirs) in &measured[1..] {
+                let stat = |k: &str, s: &str| ratio(&ours[k][s], &theirs[k][s]);
+                over.insert(
+                    (*key).to_owned(),
+                    json!({
+                        "init_p50": stat("init", "p50_ms"),
+                        "init_and_first_request_p50": stat("init_and_first_request", "p50_ms"),
+                        "warm_p50": stat("warm", "p50_ms"),
+                        "warm_p99": stat("warm", "p99_ms"),
+                        "peak_rss": ratio(&ours["peak_rss_bytes"], &theirs["peak_rss_bytes"]),
+                    }),
+                );
+            }
             rows.push(json!({
                 "method": m.label(),
-                "implementations": [ours, theirs],
-                "ours_over_python": {
-                    "init_p50": ratio("init", "p50_ms"),
-                    "init_and_first_request_p50": ratio("init_and_first_request", "p50_ms"),
-                    "warm_p50": ratio("warm", "p50_ms"),
-                    "warm_p99": ratio("warm", "p99_ms"),
-                    "peak_rss": rss_ratio,
-                },
+                "implementations": measured.into_iter().map(|(_, v)| v).collect::<Vec<_>>(),
+                "ours_over": over,
             }));
         }
         Ok(Value::Array(rows))

@@ -193,7 +193,9 @@ async fn run() -> Result<()> {
         results["throughput"] = bench.throughput().await?;
     }
     if run("baselines") {
-        step("what users would pick instead: Python (boto3, awslambdaric)");
+        step(
+            "what users would pick instead: Python (boto3, awslambdaric) and Node.js (AWS SDK v3)",
+        );
         results["baselines"] = bench.baselines().await?;
     }
     if run("load") {
