@@ -32,15 +32,15 @@ if [ ! -x "$BASELINE_PY/bin/python" ] || ! "$BASELINE_PY/bin/python" -c 'import 
     "boto3==1.44.8" "awslambdaric==4.2.2"
 fi
 export BENCH_PYTHON="$BASELINE_PY/bin/python"
-BASELINE_NODE="$LOCAL/baselines/node"
+BASELINE_NODE="$ROOT/bench/baselines/node"
 if ! command -v node >/dev/null; then
   echo "bench: node is not installed; the Node.js baseline is left out" >&2
 else
-  if [ ! -d "$BASELINE_NODE/node_modules/@aws-sdk/client-dynamodb" ]; then
-    log "installing the Node.js baseline (@aws-sdk/client-dynamodb) from npm into .local/baselines/node"
-    mkdir -p "$BASELINE_NODE"
-    npm install --silent --no-audit --no-fund --prefix "$BASELINE_NODE" \
-      "@aws-sdk/client-dynamodb@3.1169.0" "@aws-sdk/util-dynamodb@3.996.9"
+  # Exactly the committed package-lock.json, into bench/baselines/node/node_modules (git-ignored).
+  if [ ! -f "$BASELINE_NODE/node_modules/.package-lock.json" ] ||
+    [ "$BASELINE_NODE/package-lock.json" -nt "$BASELINE_NODE/node_modules/.package-lock.json" ]; then
+    log "installing the Node.js baseline (@aws-sdk/client-dynamodb, package-lock.json) from npm"
+    npm ci --silent --no-audit --no-fund --prefix "$BASELINE_NODE"
   fi
   export BENCH_NODE="$(command -v node)" BENCH_NODE_MODULES="$BASELINE_NODE/node_modules"
 fi
