@@ -265,6 +265,25 @@ async fn a_patch_with_an_etag_whose_answer_is_lost_applies_once() {
 }
 
 #[tokio::test]
+async fn a_delete_whose_answer_is_lost_is_answered_200_by_the_sdk_retry() {
+    let (proxy, t) = through_proxy().await;
+    let (o, i) = (owner(), id());
+    t.create(&o, &i, json!({"agents": ["a"]})).await;
+    // The first attempt soft-deletes and its answer is lost; the SDK's retry is refused (already
+    // deleted) and its refusal shows this very attempt's version: the delete succeeded.
+    proxy.inject("UpdateItem", LOST, 1);
+    let res = t.call(Req::new(Method::Delete).owner(&o).id(&i)).await;
+    assert_eq!(res.status, 200, "{}", res.body);
+    assert_eq!(res.body["deleted"], true);
+    let after = t.call(Req::new(Method::Get).owner(&o).id(&i)).await;
+    assert_eq!(after.body["etag"], res.body["etag"]);
+    // A later delete of the deleted conversation is still 404.
+    t.call(Req::new(Method::Delete).owner(&o).id(&i))
+        .await
+        .assert_problem(404, "NOT_FOUND");
+}
+
+#[tokio::test]
 async fn appends_land_even_when_instances_sdk_token_generators_collide() {
     // Two instances whose SDK idempotency-token generators were seeded alike (the SDK seeds them
     // from the clock) would send equal ClientRequestTokens; a fixed token stands for that here.

@@ -492,6 +492,9 @@ impl Store {
             match old {
                 None if allow_missing && pre.on_missing().is_none() => return Ok(None),
                 None => return Err(missing(id, pre)),
+                // This very attempt's write, landed although its answer was lost (the SDK timed
+                // the attempt out and sent it again): the delete succeeded.
+                Some(old) if old.is_deleted() && old.version == new => return Ok(Some(old)),
                 Some(old) if old.is_deleted() => {
                     return if allow_missing {
                         Ok(Some(old))
