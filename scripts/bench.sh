@@ -58,7 +58,7 @@ else
   ensure_cargo_lambda
   log "building the functions and hello-world (x86_64 release, the profile of Cargo.toml)"
   # Built apart from the harness, so that its dependencies' features do not reach the functions.
-  cargo build --release --locked --workspace --exclude api-tests --exclude bench
+  cargo build --release --locked --workspace --exclude api-tests --exclude bench --exclude conversations-client
   cargo build --release --locked -p bench
   log "building the arm64 release binaries (for the sizes)"
   "$ROOT/scripts/build.sh"

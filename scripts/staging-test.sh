@@ -33,4 +33,7 @@ esac
 
 log "black-box tests against $STAGING_API_URL"
 unset API_BASE_URL
-cargo test --locked -p api-tests --test e2e
+# The raw HTTP tests, then the typed client and the `conversations` command line against the
+# same stage (the command line's binary is built first: the CLI tests run it).
+cargo build --locked -p conversations-client
+cargo test --locked -p api-tests --test e2e --test client --test cli

@@ -50,6 +50,38 @@ impl Caller {
         }
     }
 
+    /// A typed client of the API at `base` (`conversations-client`) calling as this caller.
+    pub fn client(&self, base: &str) -> conversations_client::Client {
+        self.client_builder(base)
+            .build()
+            .expect("a client of the API under test")
+    }
+
+    /// A builder of [`Caller::client`], for other settings (retries).
+    pub fn client_builder(&self, base: &str) -> conversations_client::ClientBuilder {
+        let builder = conversations_client::Client::builder(base);
+        let builder = match self.header.1.strip_prefix("Bearer ") {
+            Some(token) if self.header.0 == "authorization" => builder.bearer(token),
+            _ => builder.owner(&self.header.1),
+        };
+        match &self.on_behalf_of {
+            Some(user) => builder.on_behalf_of(user),
+            None => builder,
+        }
+    }
+
+    /// The environment that makes the `conversations` command line call as this caller.
+    pub fn cli_env(&self, base: &str) -> Vec<(&'static str, String)> {
+        let mut env = vec![("CONVERSATIONS_URL", base.to_owned())];
+        match self.header.1.strip_prefix("Bearer ") {
+            Some(token) if self.header.0 == "authorization" => {
+                env.push(("CONVERSATIONS_TOKEN", token.to_owned()));
+            }
+            _ => env.push(("CONVERSATIONS_OWNER", self.header.1.clone())),
+        }
+        env
+    }
+
     /// The `X-Owner-Id` of a local caller (none on staging, where the `sub` is the token's).
     pub fn local_id(&self) -> Option<&str> {
         (self.header.0 == "x-owner-id").then_some(self.header.1.as_str())

@@ -20,6 +20,7 @@ use conversations::{App, AuthMode, Config};
 use serde_json::Value;
 use tokio::sync::OnceCell;
 
+pub mod api_proxy;
 pub mod fault_proxy;
 pub mod http_client;
 pub mod serve;

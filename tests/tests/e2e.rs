@@ -5,6 +5,9 @@
 
 use api_tests::http_client::{Target, send};
 use api_tests::id;
+use conversations_client::{
+    ConversationInput, CreateOptions, DeleteOptions, MessageInput, MessageType,
+};
 use serde_json::json;
 
 /// The stack under test. Without one the tests fail, as the in-process ones do without DynamoDB
@@ -362,26 +365,27 @@ async fn an_agent_turn_is_one_idempotent_call_safe_to_retry_and_a_message_can_be
     let (alice, bob) = t.two_callers();
     let i = id();
     let one = format!("{base}/v1/conversations/{i}");
-    let created = send(
-        &http,
-        "POST",
-        &format!("{base}/v1/conversations?conversationId={i}"),
-        &alice,
-        Some(json!({"agents": ["bot"]})),
-        &[],
-    )
-    .await;
-    assert_eq!(created.status, 201, "{}", created.body);
-    let question = send(
-        &http,
-        "POST",
-        &format!("{one}/messages"),
-        &alice,
-        Some(json!({"type": "USER", "content": "Weather in Paris? My card is 4111 1111."})),
-        &[],
-    )
-    .await;
-    assert_eq!(question.status, 201, "{}", question.body);
+    // The set-up through the typed client; the turn itself as raw HTTP, as an agent would send it.
+    let client = alice.client(&base);
+    let created = client
+        .create_conversation(
+            &ConversationInput::with_agents(["bot"]),
+            CreateOptions {
+                conversation_id: Some(i.clone()),
+                request_id: None,
+            },
+        )
+        .await
+        .expect("create");
+    let question = client
+        .append_message(
+            &i,
+            &MessageInput::new(MessageType::User, "Weather in Paris? My card is 4111 1111."),
+            None,
+        )
+        .await
+        .expect("append");
+    let question_etag = question.etag.as_deref().expect("etag");
     let turn = json!({"messages": [
         {"type": "AGENT", "toolCalls": [
             {"id": "call_1", "name": "get_weather", "arguments": {"city": "Paris"}},
@@ -452,7 +456,7 @@ async fn an_agent_turn_is_one_idempotent_call_safe_to_retry_and_a_message_can_be
         &format!("{message}?updateMask=content"),
         &alice,
         Some(json!({"content": "Weather in Paris? My card is [redacted]."})),
-        &[("if-match", question.body["etag"].as_str().expect("etag"))],
+        &[("if-match", question_etag)],
     )
     .await;
     assert_eq!(redacted.status, 200, "{}", redacted.body);
@@ -463,7 +467,7 @@ async fn an_agent_turn_is_one_idempotent_call_safe_to_retry_and_a_message_can_be
         &message,
         &alice,
         Some(json!({"content": "x"})),
-        &[("if-match", question.body["etag"].as_str().expect("etag"))],
+        &[("if-match", question_etag)],
     )
     .await;
     assert_eq!(
@@ -474,7 +478,7 @@ async fn an_agent_turn_is_one_idempotent_call_safe_to_retry_and_a_message_can_be
     assert_eq!(read.body, redacted.body);
     let conversation = send(&http, "GET", &one, &alice, None, &[]).await;
     assert_eq!(conversation.body["messageCount"], 5);
-    assert_ne!(conversation.body["etag"], created.body["etag"]);
+    assert_ne!(conversation.body["etag"].as_str(), created.etag.as_deref());
     let listed = send(
         &http,
         "GET",
@@ -489,8 +493,10 @@ async fn an_agent_turn_is_one_idempotent_call_safe_to_retry_and_a_message_can_be
         first.body["messages"][0]["toolCalls"]
     );
 
-    let cleaned = send(&http, "DELETE", &one, &alice, None, &[]).await;
-    assert_eq!(cleaned.status, 200, "{}", cleaned.body);
+    client
+        .delete_conversation(&i, DeleteOptions::default())
+        .await
+        .expect("clean up");
 }
 
 #[tokio::test]

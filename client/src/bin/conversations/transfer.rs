@@ -1,0 +1,230 @@
+//! Transcripts in and out as JSON Lines: the conversation on the first line, then its messages
+//! in order, each as the API renders it.
+//!
+//! An import is safe to run again. Its create carries a `requestId` and each batch of messages
+//! an idempotency key, all derived from the file's content, the target id and the batch's
+//! position, so a rerun (after a kill, a lost connection, a timeout) creates nothing new, skips
+//! the batches that the conversation already holds, and sends the others with the same keys: a
+//! batch that landed unseen is answered as it was, not appended twice.
+
+use std::io::{BufWriter, Write};
+use std::path::Path;
+
+use conversations_client::{
+    Client, Conversation, CreateOptions, Error, ListMessages, Message, MessageInput, View,
+};
+use futures_util::TryStreamExt;
+use indicatif::{ProgressBar, ProgressStyle};
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+
+/// A batch's body stays well under the API's 256 KiB.
+const CHUNK_BYTES: usize = 192 * 1024;
+
+fn progress(len: u64, what: &str) -> ProgressBar {
+    let bar = ProgressBar::new(len);
+    if let Ok(style) =
+        ProgressStyle::with_template("{msg} [{bar:40}] {pos}/{len} messages ({eta} left)")
+    {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    bar.set_message(what.to_owned());
+    bar
+}
+
+fn io_error(path: &Path, e: std::io::Error) -> Error {
+    Error::Usage(format!("{}: {e}", path.display()))
+}
+
+/// Writes conversation `id` and every message of it, oldest first.
+pub async fn export(client: &Client, id: &str, output: Option<&Path>) -> Result<(), Error> {
+    let conversation = client.get_conversation(id, View::Basic).await?;
+    let mut sink: Box<dyn Write> = match output {
+        Some(path) => Box::new(std::fs::File::create(path).map_err(|e| io_error(path, e))?),
+        None => Box::new(std::io::stdout().lock()),
+    };
+    let mut sink = BufWriter::new(&mut sink);
+    let bar = progress(conversation.message_count.unwrap_or(0), "export");
+    let write = |sink: &mut BufWriter<_>, line: String| {
+        writeln!(sink, "{line}").map_err(|e| Error::Usage(format!("writing the export: {e}")))
+    };
+    write(&mut sink, to_line(&conversation)?)?;
+    let mut messages = client.list_messages(
+        id,
+        ListMessages {
+            page_size: Some(1000),
+            ..ListMessages::default()
+        },
+    );
+    while let Some(message) = messages.try_next().await? {
+        write(&mut sink, to_line(&message)?)?;
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    sink.flush()
+        .map_err(|e| Error::Usage(format!("writing the export: {e}")))
+}
+
+fn to_line(value: &impl serde::Serialize) -> Result<String, Error> {
+    serde_json::to_string(value).map_err(|e| Error::Usage(e.to_string()))
+}
+
+/// An export read back.
+struct Transcript {
+    conversation: Conversation,
+    messages: Vec<MessageInput>,
+    digest: [u8; 32],
+}
+
+fn read(path: &Path) -> Result<Transcript, Error> {
+    let bytes = std::fs::read(path).map_err(|e| io_error(path, e))?;
+    let digest: [u8; 32] = Sha256::digest(&bytes).into();
+    let text = String::from_utf8(bytes)
+        .map_err(|_| Error::Usage(format!("{}: not UTF-8", path.display())))?;
+    let mut lines = text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty());
+    let bad = |n: usize, e: &dyn std::fmt::Display| {
+        Error::Usage(format!("{}:{}: {e}", path.display(), n + 1))
+    };
+    let (n, first) = lines
+        .next()
+        .ok_or_else(|| Error::Usage(format!("{}: empty", path.display())))?;
+    let conversation: Conversation = serde_json::from_str(first).map_err(|e| bad(n, &e))?;
+    let mut messages = Vec::new();
+    for (n, line) in lines {
+        let message: Message = serde_json::from_str(line).map_err(|e| bad(n, &e))?;
+        messages.push(
+            message
+                .to_input()
+                .ok_or_else(|| bad(n, &"a message without a type"))?,
+        );
+    }
+    Ok(Transcript {
+        conversation,
+        messages,
+        digest,
+    })
+}
+
+/// A UUID (version 8, RFC 9562) from the file's digest, the target id and what it keys.
+fn key(digest: &[u8; 32], target: &str, what: &str) -> Uuid {
+    let mut hash = Sha256::new();
+    hash.update(digest);
+    hash.update(target.as_bytes());
+    hash.update([0]);
+    hash.update(what.as_bytes());
+    let bytes: [u8; 32] = hash.finalize().into();
+    let mut first = [0u8; 16];
+    first.copy_from_slice(&bytes[..16]);
+    Uuid::new_v8(first)
+}
+
+/// The batches of an import: at most `size` messages and [`CHUNK_BYTES`] each, always the same
+/// for the same file.
+fn chunks(messages: &[MessageInput], size: usize) -> Vec<std::ops::Range<usize>> {
+    let mut ranges = Vec::new();
+    let (mut start, mut bytes) = (0, 0);
+    for (i, m) in messages.iter().enumerate() {
+        let len = serde_json::to_vec(m).map_or(0, |v| v.len()) + 1;
+        if i > start && (i - start == size || bytes + len > CHUNK_BYTES) {
+            ranges.push(start..i);
+            (start, bytes) = (i, 0);
+        }
+        bytes += len;
+    }
+    if start < messages.len() {
+        ranges.push(start..messages.len());
+    }
+    ranges
+}
+
+/// Creates the conversation of the export at `path` (as `id`, else its own id) and appends its
+/// messages in batches of `chunk`; completes it if the original was completed.
+pub async fn import(
+    client: &Client,
+    path: &Path,
+    id: Option<&str>,
+    chunk: u16,
+) -> Result<Conversation, Error> {
+    let transcript = read(path)?;
+    let target = match id.or(transcript.conversation.id()) {
+        Some(target) => target.to_owned(),
+        None => {
+            return Err(Error::Usage(
+                "the export has no conversation name; give --id".into(),
+            ));
+        }
+    };
+    let digest = &transcript.digest;
+    let created = client
+        .create_conversation(
+            &transcript.conversation.to_input(),
+            CreateOptions {
+                conversation_id: Some(target.clone()),
+                request_id: Some(key(digest, &target, "conversation")),
+            },
+        )
+        .await?;
+    let held = created.message_count.unwrap_or(0);
+    let total = transcript.messages.len() as u64;
+    let bar = progress(total, "import");
+    bar.set_position(held.min(total));
+    for (position, range) in chunks(&transcript.messages, chunk.into())
+        .into_iter()
+        .enumerate()
+    {
+        // The conversation holds the batches of an earlier run of this import (its create
+        // answered with the conversation that run made): those are not sent again.
+        if range.end as u64 <= held {
+            continue;
+        }
+        let batch = &transcript.messages[range.clone()];
+        let key = key(digest, &target, &format!("batch {position}"));
+        client
+            .batch_append_messages(&target, batch, None, Some(key))
+            .await?;
+        bar.set_position(range.end as u64);
+    }
+    bar.finish_and_clear();
+    if transcript.conversation.is_completed() {
+        client.complete_conversation(&target, None).await?;
+    }
+    client.get_conversation(&target, View::Basic).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use conversations_client::MessageType;
+
+    #[test]
+    fn batches_hold_at_most_the_chunk_size_and_cover_every_message_once() {
+        let messages: Vec<_> = (0..123)
+            .map(|i| MessageInput::new(MessageType::User, format!("m{i}")))
+            .collect();
+        let ranges = chunks(&messages, 50);
+        assert_eq!(ranges, vec![0..50, 50..100, 100..123]);
+    }
+
+    #[test]
+    fn large_messages_make_smaller_batches() {
+        let messages: Vec<_> = (0..10)
+            .map(|_| MessageInput::new(MessageType::User, "x".repeat(60 * 1024)))
+            .collect();
+        let ranges = chunks(&messages, 50);
+        assert!(ranges.iter().all(|r| r.len() <= 3), "{ranges:?}");
+        assert_eq!(ranges.iter().map(|r| r.len()).sum::<usize>(), 10);
+    }
+
+    #[test]
+    fn keys_depend_on_the_file_the_target_and_the_position_only() {
+        let a = key(&[1; 32], "conv", "batch 0");
+        assert_eq!(a, key(&[1; 32], "conv", "batch 0"));
+        assert_ne!(a, key(&[2; 32], "conv", "batch 0"));
+        assert_ne!(a, key(&[1; 32], "other", "batch 0"));
+        assert_ne!(a, key(&[1; 32], "conv", "batch 1"));
+        assert_eq!(a.get_version_num(), 8);
+    }
+}

@@ -1,0 +1,673 @@
+//! A typed async client of the Conversations API (`../shared/API.md`, revision 2).
+//!
+//! ```no_run
+//! use conversations_client::{Client, ConversationInput, MessageInput, MessageType};
+//! use futures_util::TryStreamExt;
+//!
+//! # async fn run() -> conversations_client::Result<()> {
+//! let client = Client::builder("http://127.0.0.1:9000").owner("alice").build()?;
+//! let created = client
+//!     .create_conversation(&ConversationInput::with_agents(["support-bot"]), Default::default())
+//!     .await?;
+//! let id = created.id().expect("a name");
+//! client.append_message(id, &MessageInput::new(MessageType::User, "Hello"), None).await?;
+//! let messages: Vec<_> = client.list_messages(id, Default::default()).try_collect().await?;
+//! # Ok(()) }
+//! ```
+//!
+//! - Every method of the API, with typed bodies and answers ([`model`]).
+//! - Errors are [`Error::Api`] with the problem+json answer as a [`Problem`] (its [`Code`], every
+//!   broken field, the request id, `Retry-After`), or [`Error::Transport`].
+//! - List methods are [`Stream`]s that follow `nextPageToken`.
+//! - Retries ([`Retry`]) only where sending twice cannot write twice: creates, appends and
+//!   batches carry an idempotency key made once per call and reused by each retry; writes with
+//!   an etag are sent again as they are; reads are retried; other writes are sent once.
+
+pub mod error;
+pub mod model;
+pub mod retry;
+
+use std::time::Duration;
+
+use futures_util::stream::{self, Stream, StreamExt, TryStreamExt};
+use reqwest::{Method, Url};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use uuid::Uuid;
+
+pub use error::{Code, Error, FieldError, Problem, Result};
+pub use model::*;
+pub use retry::{Retry, Safety};
+
+/// Who the calls are made as.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Identity {
+    /// `Authorization: Bearer <token>` (a deployed stack's JWT authorizer).
+    Bearer(String),
+    /// `X-Owner-Id` (a local stack, `CONVERSATIONS_AUTH=header`).
+    Owner(String),
+    None,
+}
+
+/// Builds a [`Client`].
+#[derive(Debug, Clone)]
+pub struct ClientBuilder {
+    base: String,
+    identity: Identity,
+    on_behalf_of: Option<String>,
+    retry: Retry,
+    timeout: Duration,
+}
+
+impl ClientBuilder {
+    /// Calls with a bearer token (a deployed stack).
+    pub fn bearer(mut self, token: impl Into<String>) -> Self {
+        self.identity = Identity::Bearer(token.into());
+        self
+    }
+
+    /// Calls as `owner` through `X-Owner-Id` (a local stack only).
+    pub fn owner(mut self, owner: impl Into<String>) -> Self {
+        self.identity = Identity::Owner(owner.into());
+        self
+    }
+
+    /// Acts for an end user (`X-On-Behalf-Of`; the token must grant the delegation scope).
+    pub fn on_behalf_of(mut self, user: impl Into<String>) -> Self {
+        self.on_behalf_of = Some(user.into());
+        self
+    }
+
+    /// The retry policy (default: [`Retry::default`]).
+    pub fn retry(mut self, retry: Retry) -> Self {
+        self.retry = retry;
+        self
+    }
+
+    /// The timeout of each attempt (default 30 s).
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// The client.
+    pub fn build(self) -> Result<Client> {
+        let mut base = Url::parse(self.base.trim_end_matches('/'))
+            .map_err(|e| Error::Usage(format!("the base URL {:?}: {e}", self.base)))?;
+        if base.cannot_be_a_base() || !matches!(base.scheme(), "http" | "https") {
+            return Err(Error::Usage(format!(
+                "the base URL {:?} is not an http(s) URL",
+                self.base
+            )));
+        }
+        // `…/prod` and `…/prod/` both address the stage; a trailing `/v1` is the API's own.
+        if base.path().ends_with("/v1") {
+            let trimmed = base.path().trim_end_matches("/v1").to_owned();
+            base.set_path(&trimmed);
+        }
+        let http = reqwest::Client::builder()
+            .timeout(self.timeout)
+            .user_agent(concat!("conversations-client/", env!("CARGO_PKG_VERSION")))
+            .build()?;
+        Ok(Client {
+            http,
+            base,
+            identity: self.identity,
+            on_behalf_of: self.on_behalf_of,
+            retry: self.retry,
+        })
+    }
+}
+
+/// A client of one Conversations API, as one caller. Cheap to clone (the connection pool is
+/// shared).
+#[derive(Debug, Clone)]
+pub struct Client {
+    http: reqwest::Client,
+    base: Url,
+    identity: Identity,
+    on_behalf_of: Option<String>,
+    retry: Retry,
+}
+
+/// `view` of get.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum View {
+    #[default]
+    Basic,
+    /// With the latest messages (at most 50).
+    Full,
+}
+
+/// Options of create.
+#[derive(Debug, Clone, Default)]
+pub struct CreateOptions {
+    /// The id to give the conversation (else the service picks a UUID).
+    pub conversation_id: Option<String>,
+    /// The idempotency key; made for the call when `None` (and reused by its retries). Give your
+    /// own to make a create that you repeat later, from another process, land once.
+    pub request_id: Option<Uuid>,
+}
+
+/// Options of update.
+#[derive(Debug, Clone, Default)]
+pub struct UpdateOptions {
+    /// `updateMask`; `None` = the fields present in the body.
+    pub update_mask: Option<Vec<String>>,
+    /// Create the conversation from the body if it does not exist (201).
+    pub allow_missing: bool,
+    /// `If-Match`: write only if the conversation's etag is still this one (412 otherwise).
+    pub if_match: Option<String>,
+}
+
+impl UpdateOptions {
+    /// An update of `mask` that writes only if the conversation is still as `read`.
+    pub fn if_unchanged(read: &Conversation, mask: &[&str]) -> Self {
+        Self {
+            update_mask: Some(mask.iter().map(|p| (*p).to_owned()).collect()),
+            allow_missing: false,
+            if_match: read.etag.clone(),
+        }
+    }
+}
+
+/// Options of delete.
+#[derive(Debug, Clone, Default)]
+pub struct DeleteOptions {
+    /// The conversation's etag (precondition).
+    pub etag: Option<String>,
+    /// A missing or already deleted conversation answers 200 instead of 404.
+    pub allow_missing: bool,
+}
+
+/// `orderBy` of list conversations.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ConversationOrder {
+    #[default]
+    CreateTimeDesc,
+    CreateTimeAsc,
+    /// Most recently active first.
+    LastUsedTimeDesc,
+    LastUsedTimeAsc,
+}
+
+impl ConversationOrder {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::CreateTimeDesc => "createTime desc",
+            Self::CreateTimeAsc => "createTime asc",
+            Self::LastUsedTimeDesc => "lastUsedTime desc",
+            Self::LastUsedTimeAsc => "lastUsedTime asc",
+        }
+    }
+}
+
+/// Parameters of list conversations.
+#[derive(Debug, Clone, Default)]
+pub struct ListConversations {
+    /// An AIP-160 filter (`lifecycleState = COMPLETED AND labels.team = "a"`).
+    pub filter: Option<String>,
+    pub order_by: ConversationOrder,
+    pub show_deleted: bool,
+    /// Items per page (the service's default 50, at most 1000).
+    pub page_size: Option<u32>,
+}
+
+/// `orderBy` of list messages.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum MessageOrder {
+    #[default]
+    Ascending,
+    /// Newest first.
+    Descending,
+}
+
+/// Parameters of list messages.
+#[derive(Debug, Clone, Default)]
+pub struct ListMessages {
+    /// `order > N`, `order <= N`, `type = USER`, joined by ` AND `.
+    pub filter: Option<String>,
+    pub order_by: MessageOrder,
+    pub page_size: Option<u32>,
+}
+
+impl ListMessages {
+    /// The messages after `order`, oldest first.
+    pub fn after(order: u64) -> Self {
+        Self {
+            filter: Some(format!("order > {order}")),
+            ..Self::default()
+        }
+    }
+
+    /// The last `n` messages, newest first, in one page.
+    pub fn last(n: u32) -> Self {
+        Self {
+            filter: None,
+            order_by: MessageOrder::Descending,
+            page_size: Some(n),
+        }
+    }
+}
+
+/// One request as the client sends it, as often as its retries allow.
+struct Call {
+    method: Method,
+    segments: Vec<String>,
+    query: Vec<(&'static str, String)>,
+    body: Option<Vec<u8>>,
+    if_match: Option<String>,
+    safety: Safety,
+}
+
+impl Call {
+    fn new(method: Method, segments: &[&str], safety: Safety) -> Self {
+        Self {
+            method,
+            segments: segments.iter().map(|s| (*s).to_owned()).collect(),
+            query: Vec::new(),
+            body: None,
+            if_match: None,
+            safety,
+        }
+    }
+
+    fn query(mut self, name: &'static str, value: impl ToString) -> Self {
+        self.query.push((name, value.to_string()));
+        self
+    }
+
+    fn query_opt(self, name: &'static str, value: Option<impl ToString>) -> Self {
+        match value {
+            Some(value) => self.query(name, value),
+            None => self,
+        }
+    }
+
+    fn json(mut self, body: &impl Serialize) -> Result<Self> {
+        self.body = Some(serde_json::to_vec(body).map_err(|e| Error::Usage(e.to_string()))?);
+        Ok(self)
+    }
+}
+
+impl Client {
+    /// A builder for the API at `base_url` (`http://127.0.0.1:9000`, or a stage's invoke URL).
+    pub fn builder(base_url: impl Into<String>) -> ClientBuilder {
+        ClientBuilder {
+            base: base_url.into(),
+            identity: Identity::None,
+            on_behalf_of: None,
+            retry: Retry::default(),
+            timeout: Duration::from_secs(30),
+        }
+    }
+
+    /// The same client acting for another end user (`X-On-Behalf-Of`).
+    pub fn acting_for(&self, user: impl Into<String>) -> Self {
+        Self {
+            on_behalf_of: Some(user.into()),
+            ..self.clone()
+        }
+    }
+
+    fn url(&self, call: &Call) -> Url {
+        let mut url = self.base.clone();
+        if let Ok(mut path) = url.path_segments_mut() {
+            path.pop_if_empty().push("v1").extend(&call.segments);
+        }
+        if !call.query.is_empty() {
+            url.query_pairs_mut().extend_pairs(&call.query);
+        }
+        url
+    }
+
+    /// Sends `call`, again after a "try later" answer or a failed connection where its safety
+    /// allows, and gives the success answer's body.
+    async fn send(&self, call: &Call) -> Result<Vec<u8>> {
+        let url = self.url(call);
+        let mut attempt = 0;
+        loop {
+            let mut request = self.http.request(call.method.clone(), url.clone());
+            request = match &self.identity {
+                Identity::Bearer(token) => request.bearer_auth(token),
+                Identity::Owner(owner) => request.header("x-owner-id", owner),
+                Identity::None => request,
+            };
+            if let Some(user) = &self.on_behalf_of {
+                request = request.header("x-on-behalf-of", user);
+            }
+            if let Some(etag) = &call.if_match {
+                request = request.header("if-match", etag);
+            }
+            if let Some(body) = &call.body {
+                request = request
+                    .header("content-type", "application/json")
+                    .body(body.clone());
+            }
+            let more = attempt + 1 < self.retry.attempts;
+            let answer = match request.send().await {
+                Ok(answer) => answer,
+                // A connection that never opened sent nothing: any call may go again.
+                Err(e) if more && (e.is_connect() || call.safety == Safety::Retryable) => {
+                    tokio::time::sleep(self.retry.delay(attempt, None)).await;
+                    attempt += 1;
+                    continue;
+                }
+                Err(e) => return Err(e.into()),
+            };
+            let status = answer.status().as_u16();
+            let header = |name: &str| {
+                answer
+                    .headers()
+                    .get(name)
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_owned)
+            };
+            let retry_after = header("retry-after").and_then(|v| retry::parse_retry_after(&v));
+            let request_id = header("x-request-id");
+            let body = match answer.bytes().await {
+                Ok(body) => body,
+                Err(e) if more && call.safety == Safety::Retryable => {
+                    tokio::time::sleep(self.retry.delay(attempt, None)).await;
+                    attempt += 1;
+                    drop(e);
+                    continue;
+                }
+                Err(e) => return Err(e.into()),
+            };
+            if (200..300).contains(&status) {
+                return Ok(body.to_vec());
+            }
+            if more && call.safety == Safety::Retryable && Retry::retryable_status(status) {
+                tokio::time::sleep(self.retry.delay(attempt, retry_after)).await;
+                attempt += 1;
+                continue;
+            }
+            return Err(Error::Api(Box::new(Problem::from_answer(
+                status,
+                &body,
+                request_id,
+                retry_after,
+            ))));
+        }
+    }
+
+    async fn call<T: DeserializeOwned>(&self, call: Call) -> Result<T> {
+        let body = self.send(&call).await?;
+        serde_json::from_slice(&body).map_err(|e| Error::Decode {
+            status: 200,
+            message: e.to_string(),
+        })
+    }
+
+    /// Creates a conversation (201). Retried safely: the call's `requestId` is made once.
+    pub async fn create_conversation(
+        &self,
+        input: &ConversationInput,
+        options: CreateOptions,
+    ) -> Result<Conversation> {
+        let key = options.request_id.unwrap_or_else(Uuid::new_v4);
+        let call = Call::new(Method::POST, &["conversations"], Safety::Retryable)
+            .query_opt("conversationId", options.conversation_id)
+            .query("requestId", key)
+            .json(input)?;
+        self.call(call).await
+    }
+
+    /// Reads a conversation (soft-deleted ones too, with `deleted: true`).
+    pub async fn get_conversation(&self, id: &str, view: View) -> Result<Conversation> {
+        let call = Call::new(Method::GET, &["conversations", id], Safety::Retryable);
+        let call = match view {
+            View::Basic => call,
+            View::Full => call.query("view", "FULL"),
+        };
+        self.call(call).await
+    }
+
+    /// One page of list conversations.
+    pub async fn list_conversations_page(
+        &self,
+        params: &ListConversations,
+        page_token: Option<&str>,
+    ) -> Result<ConversationPage> {
+        let call = Call::new(Method::GET, &["conversations"], Safety::Retryable)
+            .query_opt("filter", params.filter.as_deref())
+            .query("orderBy", params.order_by.as_str())
+            .query_opt("showDeleted", params.show_deleted.then_some("true"))
+            .query_opt("pageSize", params.page_size)
+            .query_opt("pageToken", page_token);
+        self.call(call).await
+    }
+
+    /// Every conversation of the caller that `params` selects, page after page.
+    pub fn list_conversations(
+        &self,
+        params: ListConversations,
+    ) -> impl Stream<Item = Result<Conversation>> + Send + 'static {
+        let client = self.clone();
+        pages(move |token| {
+            let (client, params) = (client.clone(), params.clone());
+            async move {
+                let page = client
+                    .list_conversations_page(&params, token.as_deref())
+                    .await?;
+                Ok((page.conversations, page.next_page_token))
+            }
+        })
+    }
+
+    /// Updates a conversation (200), or creates it with `allow_missing` (201). Retried only with
+    /// an etag (`if_match`, or `etag` in the body).
+    pub async fn update_conversation(
+        &self,
+        id: &str,
+        input: &ConversationInput,
+        options: UpdateOptions,
+    ) -> Result<Conversation> {
+        let safety = if options.if_match.is_some() || input.etag.is_some() {
+            Safety::Retryable
+        } else {
+            Safety::Once
+        };
+        let mut call = Call::new(Method::PATCH, &["conversations", id], safety)
+            .query_opt("updateMask", options.update_mask.map(|m| m.join(",")))
+            .query_opt("allowMissing", options.allow_missing.then_some("true"))
+            .json(input)?;
+        call.if_match = options.if_match;
+        self.call(call).await
+    }
+
+    /// Soft-deletes a conversation and answers it. Retried with an etag or `allow_missing`
+    /// (a repeat of a delete that landed is then a precondition failure or a 200).
+    pub async fn delete_conversation(
+        &self,
+        id: &str,
+        options: DeleteOptions,
+    ) -> Result<Conversation> {
+        let safety = if options.etag.is_some() || options.allow_missing {
+            Safety::Retryable
+        } else {
+            Safety::Once
+        };
+        let call = Call::new(Method::DELETE, &["conversations", id], safety)
+            .query_opt("etag", options.etag)
+            .query_opt("allowMissing", options.allow_missing.then_some("true"));
+        self.call(call).await
+    }
+
+    /// Undeletes a soft-deleted conversation. Retried only with an etag.
+    pub async fn undelete_conversation(
+        &self,
+        id: &str,
+        etag: Option<&str>,
+    ) -> Result<Conversation> {
+        let safety = if etag.is_some() {
+            Safety::Retryable
+        } else {
+            Safety::Once
+        };
+        let call = Call::new(Method::POST, &["conversations", id, "undelete"], safety)
+            .json(&model::EtagBody { etag })?;
+        self.call(call).await
+    }
+
+    /// Completes a conversation. Retried: completing a completed conversation answers it
+    /// unchanged.
+    pub async fn complete_conversation(
+        &self,
+        id: &str,
+        etag: Option<&str>,
+    ) -> Result<Conversation> {
+        let call = Call::new(
+            Method::POST,
+            &["conversations", id, "complete"],
+            Safety::Retryable,
+        )
+        .json(&model::EtagBody { etag })?;
+        self.call(call).await
+    }
+
+    /// Appends a message (201). Retried safely: `request_id` (made for the call when `None`) is
+    /// the idempotency key of every attempt.
+    pub async fn append_message(
+        &self,
+        id: &str,
+        message: &MessageInput,
+        request_id: Option<Uuid>,
+    ) -> Result<Message> {
+        let key = request_id.unwrap_or_else(Uuid::new_v4);
+        let call = Call::new(
+            Method::POST,
+            &["conversations", id, "messages"],
+            Safety::Retryable,
+        )
+        .query("requestId", key)
+        .json(message)?;
+        self.call(call).await
+    }
+
+    /// Appends 1–50 messages at once, all or none (201), with the conversation's `etag` as the
+    /// batch's precondition. Retried safely, as append.
+    pub async fn batch_append_messages(
+        &self,
+        id: &str,
+        messages: &[MessageInput],
+        etag: Option<&str>,
+        request_id: Option<Uuid>,
+    ) -> Result<Vec<Message>> {
+        let key = request_id.unwrap_or_else(Uuid::new_v4);
+        let call = Call::new(
+            Method::POST,
+            &["conversations", id, "messages", "batch"],
+            Safety::Retryable,
+        )
+        .query("requestId", key)
+        .json(&model::BatchBody { messages, etag })?;
+        let answer: Messages = self.call(call).await?;
+        Ok(answer.messages)
+    }
+
+    /// Reads one message.
+    pub async fn get_message(&self, id: &str, order: u64) -> Result<Message> {
+        let order = order.to_string();
+        let call = Call::new(
+            Method::GET,
+            &["conversations", id, "messages", &order],
+            Safety::Retryable,
+        );
+        self.call(call).await
+    }
+
+    /// Edits a message (`update_mask`: `content`, `metadata`, `metadata.<key>`, `toolCalls`;
+    /// `None` = the fields present). Retried only with the message's etag (in `patch` or
+    /// `if_match`).
+    pub async fn update_message(
+        &self,
+        id: &str,
+        order: u64,
+        patch: &MessagePatch,
+        update_mask: Option<&[&str]>,
+        if_match: Option<&str>,
+    ) -> Result<Message> {
+        let safety = if if_match.is_some() || patch.etag.is_some() {
+            Safety::Retryable
+        } else {
+            Safety::Once
+        };
+        let order = order.to_string();
+        let mut call = Call::new(
+            Method::PATCH,
+            &["conversations", id, "messages", &order],
+            safety,
+        )
+        .query_opt("updateMask", update_mask.map(|m| m.join(",")))
+        .json(patch)?;
+        call.if_match = if_match.map(str::to_owned);
+        self.call(call).await
+    }
+
+    /// One page of list messages.
+    pub async fn list_messages_page(
+        &self,
+        id: &str,
+        params: &ListMessages,
+        page_token: Option<&str>,
+    ) -> Result<MessagePage> {
+        let order = match params.order_by {
+            MessageOrder::Ascending => "order asc",
+            MessageOrder::Descending => "order desc",
+        };
+        let call = Call::new(
+            Method::GET,
+            &["conversations", id, "messages"],
+            Safety::Retryable,
+        )
+        .query("orderBy", order)
+        .query_opt("filter", params.filter.as_deref())
+        .query_opt("pageSize", params.page_size)
+        .query_opt("pageToken", page_token);
+        self.call(call).await
+    }
+
+    /// Every message of a conversation that `params` selects, page after page.
+    pub fn list_messages(
+        &self,
+        id: &str,
+        params: ListMessages,
+    ) -> impl Stream<Item = Result<Message>> + Send + 'static {
+        let (client, id) = (self.clone(), id.to_owned());
+        pages(move |token| {
+            let (client, id, params) = (client.clone(), id.clone(), params.clone());
+            async move {
+                let page = client
+                    .list_messages_page(&id, &params, token.as_deref())
+                    .await?;
+                Ok((page.messages, page.next_page_token))
+            }
+        })
+    }
+}
+
+/// The items of every page that `fetch` gives, following its next page token until there is
+/// none (absent or empty). An error ends the stream after it is yielded.
+fn pages<T, F, Fut>(fetch: F) -> impl Stream<Item = Result<T>> + Send + 'static
+where
+    T: Send + 'static,
+    F: Fn(Option<String>) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = Result<(Vec<T>, Option<String>)>> + Send + 'static,
+{
+    // The state: the token of the next page, or `None` once the last page was read.
+    stream::try_unfold(Some(None::<String>), move |state| {
+        let next = state.map(&fetch);
+        async move {
+            let Some(fetching) = next else {
+                return Ok::<_, Error>(None);
+            };
+            let (items, token) = fetching.await?;
+            let state = token.filter(|t| !t.is_empty()).map(Some);
+            Ok(Some((stream::iter(items.into_iter().map(Ok)), state)))
+        }
+    })
+    .try_flatten()
+    .boxed()
+}

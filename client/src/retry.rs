@@ -1,0 +1,113 @@
+//! When a call is sent again, and how long the client waits before it.
+//!
+//! A call is retried only when sending it twice cannot do anything twice ([`Safety`]); only
+//! on the answers that say "try later" (429, 502, 503, 504) or on a connection that failed; at
+//! most [`Retry::attempts`] times in all; after `Retry-After` when the service sent one, else after
+//! an exponential backoff with full jitter (a random wait between 0 and `base × 2^n`, at most
+//! `max_delay`), so many clients that failed together do not come back together.
+
+use std::time::Duration;
+
+/// Whether a call may be sent again after a failure whose outcome is unknown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Safety {
+    /// Reads; creates, appends and batches carrying their idempotency key (the service answers a
+    /// repeat with the first answer); writes with an etag (a repeat of one that landed fails its
+    /// precondition instead of writing twice).
+    Retryable,
+    /// Writes without a key or an etag (update, delete, undelete, complete): sent once.
+    Once,
+}
+
+/// The retry policy of a [`crate::Client`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retry {
+    /// Attempts in all, the first one included (1 = never retry).
+    pub attempts: u32,
+    /// The first backoff's upper bound.
+    pub base_delay: Duration,
+    /// The cap of any wait, `Retry-After` included.
+    pub max_delay: Duration,
+}
+
+impl Default for Retry {
+    fn default() -> Self {
+        Self {
+            attempts: 4,
+            base_delay: Duration::from_millis(100),
+            max_delay: Duration::from_secs(20),
+        }
+    }
+}
+
+impl Retry {
+    /// Never retry.
+    pub fn none() -> Self {
+        Self {
+            attempts: 1,
+            ..Self::default()
+        }
+    }
+
+    /// Whether an answer with `status` asks to try again later.
+    pub(crate) fn retryable_status(status: u16) -> bool {
+        matches!(status, 429 | 502 | 503 | 504)
+    }
+
+    /// The wait before attempt `attempt + 1` (attempt counts from 0), given the answer's
+    /// `Retry-After`.
+    pub(crate) fn delay(&self, attempt: u32, retry_after: Option<Duration>) -> Duration {
+        if let Some(wait) = retry_after {
+            return wait.min(self.max_delay);
+        }
+        let ceiling = self
+            .base_delay
+            .saturating_mul(1u32 << attempt.min(16))
+            .min(self.max_delay);
+        ceiling.mul_f64(fastrand::f64())
+    }
+}
+
+/// `Retry-After` as seconds (RFC 9110 also allows an HTTP date; the service sends seconds).
+pub(crate) fn parse_retry_after(value: &str) -> Option<Duration> {
+    value.trim().parse::<u64>().ok().map(Duration::from_secs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_is_honoured_up_to_the_cap() {
+        let r = Retry::default();
+        assert_eq!(
+            r.delay(0, Some(Duration::from_secs(3))),
+            Duration::from_secs(3)
+        );
+        assert_eq!(r.delay(0, Some(Duration::from_secs(999))), r.max_delay);
+    }
+
+    #[test]
+    fn backoff_is_jittered_below_an_exponential_ceiling() {
+        let r = Retry::default();
+        for attempt in 0..6 {
+            let ceiling = r.base_delay * (1 << attempt);
+            for _ in 0..50 {
+                assert!(r.delay(attempt, None) <= ceiling.min(r.max_delay));
+            }
+        }
+        assert!(r.delay(40, None) <= r.max_delay);
+    }
+
+    #[test]
+    fn only_try_later_answers_are_retried() {
+        for status in [429, 502, 503, 504] {
+            assert!(Retry::retryable_status(status));
+        }
+        for status in [200, 400, 404, 409, 412, 422, 500] {
+            assert!(!Retry::retryable_status(status));
+        }
+        assert_eq!(parse_retry_after(" 2 "), Some(Duration::from_secs(2)));
+        assert_eq!(parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"), None);
+    }
+}

@@ -1,0 +1,470 @@
+//! The `conversations` command line (client/src/bin/conversations) end to end, as a user runs
+//! it against the service (`make test`: cargo lambda watch; `make staging-test`: a stage):
+//! export and import round-trip a 2 000-message transcript, an import of 1 000 killed on the way
+//! and run again adds nothing twice and leaves no gap, `tail --follow` prints what another process
+//! appends, and errors are one line with a non-zero exit status.
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use api_tests::http_client::{Caller, Target};
+use api_tests::id;
+use conversations_client::{
+    Client, ConversationInput, CreateOptions, DeleteOptions, ListMessages, Message, MessageInput,
+    MessageType, ToolCall, View,
+};
+use futures_util::TryStreamExt;
+use serde_json::json;
+
+fn target() -> Target {
+    Target::from_env().expect(
+        "neither API_BASE_URL nor STAGING_API_URL is set: run these tests with `make test` or \
+         `make staging-test`",
+    )
+}
+
+/// The `conversations` binary of this build (target/<profile>/conversations), which `cargo
+/// test --workspace` builds with the client crate.
+fn binary() -> PathBuf {
+    let exe = std::env::current_exe().expect("the test binary's path");
+    let dir = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("target/<profile>");
+    let path = dir.join("conversations");
+    assert!(
+        path.exists(),
+        "{} is missing: build it with `cargo build --workspace` (make test does)",
+        path.display()
+    );
+    path
+}
+
+fn cli(t: &Target, caller: &Caller) -> Command {
+    let mut command = Command::new(binary());
+    command
+        .env_remove("CONVERSATIONS_TOKEN")
+        .env_remove("CONVERSATIONS_OWNER")
+        .envs(caller.cli_env(&t.base));
+    command
+}
+
+/// A transcript of `n` messages of every kind: user turns, tool calls with their answers,
+/// metadata.
+fn transcript(n: usize) -> Vec<MessageInput> {
+    (0..n)
+        .map(|k| match k % 4 {
+            0 => MessageInput::new(MessageType::User, format!("question {k}: ünïcode ✓")),
+            1 => {
+                let mut m = MessageInput::new(MessageType::Agent, "");
+                m.tool_calls = Some(vec![ToolCall {
+                    id: format!("call-{k}"),
+                    name: "search".into(),
+                    arguments: json!({"q": k}).as_object().cloned().unwrap_or_default(),
+                }]);
+                m
+            }
+            2 => {
+                let mut m = MessageInput::new(MessageType::Tool, format!("result {k}"));
+                m.tool_call_id = Some(format!("call-{}", k - 1));
+                m
+            }
+            _ => {
+                let mut m = MessageInput::new(MessageType::Agent, format!("answer {k}\nline 2"));
+                m.metadata = json!({"confidence": 0.9, "k": k}).as_object().cloned();
+                m
+            }
+        })
+        .collect()
+}
+
+/// A conversation of `messages`, appended in batches of 50.
+async fn seeded(client: &Client, messages: &[MessageInput]) -> String {
+    let mut input = ConversationInput::with_agents(["bot", "human"]);
+    input.display_name = Some("A long call".into());
+    input.labels = Some([("channel".to_owned(), "voice".to_owned())].into());
+    let i = id();
+    client
+        .create_conversation(
+            &input,
+            CreateOptions {
+                conversation_id: Some(i.clone()),
+                request_id: None,
+            },
+        )
+        .await
+        .expect("create");
+    for batch in messages.chunks(50) {
+        client
+            .batch_append_messages(&i, batch, None, None)
+            .await
+            .expect("batch");
+    }
+    i
+}
+
+async fn all_messages(client: &Client, i: &str) -> Vec<Message> {
+    client
+        .list_messages(
+            i,
+            ListMessages {
+                page_size: Some(1000),
+                ..ListMessages::default()
+            },
+        )
+        .try_collect()
+        .await
+        .expect("list messages")
+}
+
+/// What an import must keep of each message: its order and every writable field.
+fn writable(messages: &[Message]) -> Vec<(Option<u64>, Option<MessageInput>)> {
+    messages.iter().map(|m| (m.order, m.to_input())).collect()
+}
+
+async fn delete(client: &Client, ids: &[&str]) {
+    for i in ids {
+        client
+            .delete_conversation(i, DeleteOptions::default())
+            .await
+            .expect("clean up");
+    }
+}
+
+#[tokio::test]
+async fn export_then_import_under_a_new_id_round_trips_a_2000_message_transcript() {
+    let t = target();
+    let (alice, _) = t.two_callers();
+    let client = alice.client(&t.base);
+    let messages = transcript(2000);
+    let original = seeded(&client, &messages).await;
+    client
+        .complete_conversation(&original, None)
+        .await
+        .expect("complete");
+
+    let dir = tempdir();
+    let file = dir.join("transcript.jsonl");
+    let export = cli(&t, &alice)
+        .args(["export", &original, "--output"])
+        .arg(&file)
+        .output()
+        .expect("run export");
+    assert!(
+        export.status.success(),
+        "{}",
+        String::from_utf8_lossy(&export.stderr)
+    );
+    let text = std::fs::read_to_string(&file).expect("the export");
+    assert_eq!(
+        text.lines().count(),
+        2001,
+        "the conversation, then every message"
+    );
+
+    let copy = id();
+    let import = cli(&t, &alice)
+        .args(["import", "--id", &copy, "--json"])
+        .arg(&file)
+        .output()
+        .expect("run import");
+    assert!(
+        import.status.success(),
+        "{}",
+        String::from_utf8_lossy(&import.stderr)
+    );
+    let answered: conversations_client::Conversation =
+        serde_json::from_slice(&import.stdout).expect("the imported conversation as JSON");
+    assert_eq!(answered.message_count, Some(2000));
+
+    let (from, to) = (
+        client
+            .get_conversation(&original, View::Basic)
+            .await
+            .expect("get"),
+        client
+            .get_conversation(&copy, View::Basic)
+            .await
+            .expect("get"),
+    );
+    assert_eq!(
+        to.to_input(),
+        from.to_input(),
+        "every writable field copied"
+    );
+    assert!(
+        to.is_completed(),
+        "a completed transcript is imported completed"
+    );
+    let (a, b) = (
+        all_messages(&client, &original).await,
+        all_messages(&client, &copy).await,
+    );
+    assert_eq!(writable(&b), writable(&a));
+    assert_eq!(b.len(), 2000);
+    delete(&client, &[&original, &copy]).await;
+}
+
+#[tokio::test]
+async fn an_import_killed_halfway_and_run_again_adds_nothing_twice_and_leaves_no_gap() {
+    let t = target();
+    let (alice, _) = t.two_callers();
+    let client = alice.client(&t.base);
+    let messages = transcript(1000);
+    let original = seeded(&client, &messages).await;
+    let dir = tempdir();
+    let file = dir.join("transcript.jsonl");
+    let export = cli(&t, &alice)
+        .args(["export", &original, "-o"])
+        .arg(&file)
+        .output()
+        .expect("run export");
+    assert!(
+        export.status.success(),
+        "{}",
+        String::from_utf8_lossy(&export.stderr)
+    );
+
+    let copy = id();
+    // Small batches, so that the import is still running when it is killed.
+    let mut first = cli(&t, &alice)
+        .args(["import", "--chunk", "5", "--id", &copy])
+        .arg(&file)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start the import");
+    let started = Instant::now();
+    let at_kill = loop {
+        let held = match client.get_conversation(&copy, View::Basic).await {
+            Ok(c) => c.message_count.unwrap_or(0),
+            Err(e) if e.is_not_found() => 0,
+            Err(e) => panic!("{e}"),
+        };
+        if held >= 100 {
+            first.kill().expect("kill the import");
+            break held;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "the import made no progress"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    };
+    first.wait().expect("reaped");
+    let after_kill = client
+        .get_conversation(&copy, View::Basic)
+        .await
+        .expect("get")
+        .message_count
+        .unwrap_or(0);
+    assert!(
+        after_kill < 1000,
+        "the import was killed before it ended ({at_kill} then {after_kill} messages)"
+    );
+
+    let rerun = cli(&t, &alice)
+        .args(["import", "--chunk", "5", "--id", &copy])
+        .arg(&file)
+        .output()
+        .expect("run the import again");
+    assert!(
+        rerun.status.success(),
+        "{}",
+        String::from_utf8_lossy(&rerun.stderr)
+    );
+    let b = all_messages(&client, &copy).await;
+    assert_eq!(
+        b.iter()
+            .map(|m| m.order.expect("order"))
+            .collect::<Vec<_>>(),
+        (1..=1000).collect::<Vec<_>>(),
+        "no duplicate, no gap"
+    );
+    assert_eq!(
+        writable(&b),
+        writable(&all_messages(&client, &original).await)
+    );
+
+    // A third run finds everything in place and adds nothing.
+    let third = cli(&t, &alice)
+        .args(["import", "--chunk", "5", "--id", &copy])
+        .arg(&file)
+        .output()
+        .expect("run the import a third time");
+    assert!(third.status.success());
+    let count = client
+        .get_conversation(&copy, View::Basic)
+        .await
+        .expect("get");
+    assert_eq!(count.message_count, Some(1000));
+    delete(&client, &[&original, &copy]).await;
+}
+
+#[tokio::test]
+async fn tail_follow_prints_what_another_process_appends_and_stops_when_the_conversation_completes()
+{
+    let t = target();
+    let (alice, _) = t.two_callers();
+    let client = alice.client(&t.base);
+    let i = seeded(&client, &transcript(3)).await;
+    let mut tail = cli(&t, &alice)
+        .args([
+            "tail",
+            &i,
+            "--follow",
+            "--json",
+            "--last",
+            "2",
+            "--interval-ms",
+            "100",
+        ])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("start tail");
+    let stdout = tail.stdout.take().expect("stdout");
+    let (lines, received) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if lines.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let next = || -> Message {
+        let line = received
+            .recv_timeout(Duration::from_secs(30))
+            .expect("tail printed a line");
+        serde_json::from_str(&line).expect("a message as JSON")
+    };
+    assert_eq!(
+        [next().order, next().order],
+        [Some(2), Some(3)],
+        "the last two first"
+    );
+
+    for n in 0..3 {
+        client
+            .append_message(
+                &i,
+                &MessageInput::new(MessageType::User, format!("live {n}")),
+                None,
+            )
+            .await
+            .expect("append");
+    }
+    let live: Vec<_> = (0..3).map(|_| next()).collect();
+    assert_eq!(
+        live.iter()
+            .map(|m| (m.order, m.content.as_deref()))
+            .collect::<Vec<_>>(),
+        [
+            (Some(4), Some("live 0")),
+            (Some(5), Some("live 1")),
+            (Some(6), Some("live 2"))
+        ]
+    );
+
+    client
+        .complete_conversation(&i, None)
+        .await
+        .expect("complete");
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = tail.try_wait().expect("wait") {
+            break status;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "tail --follow did not stop after the conversation completed"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(status.success());
+    assert!(received.try_recv().is_err(), "nothing more was printed");
+    delete(&client, &[&i]).await;
+}
+
+#[tokio::test]
+async fn an_error_is_one_line_with_its_code_and_a_non_zero_exit_status() {
+    let t = target();
+    let (alice, _) = t.two_callers();
+    let missing = cli(&t, &alice)
+        .args(["get", &id()])
+        .output()
+        .expect("run get");
+    assert_eq!(missing.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&missing.stderr);
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("404 NOT_FOUND"), "{stderr}");
+    assert!(stderr.contains("[request "), "{stderr}");
+
+    let invalid = cli(&t, &alice)
+        .args(["create", "--display-name", &"x".repeat(300)])
+        .output()
+        .expect("run create");
+    assert_eq!(invalid.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&invalid.stderr);
+    assert!(stderr.contains("422 INVALID_ARGUMENT"), "{stderr}");
+    assert!(stderr.contains("agents (required)"), "{stderr}");
+    assert!(stderr.contains("displayName"), "{stderr}");
+
+    let usage = cli(&t, &alice)
+        .args(["append"])
+        .output()
+        .expect("run append");
+    assert_eq!(usage.status.code(), Some(2), "a usage error");
+}
+
+#[tokio::test]
+async fn messages_last_and_after_print_the_asked_range_oldest_first() {
+    let t = target();
+    let (alice, _) = t.two_callers();
+    let client = alice.client(&t.base);
+    let i = seeded(&client, &transcript(12)).await;
+    let orders = |args: &[&str]| -> Vec<u64> {
+        let out = cli(&t, &alice)
+            .args(["messages", &i, "--json"])
+            .args(args)
+            .output()
+            .expect("run messages");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(|l| {
+                serde_json::from_str::<Message>(l)
+                    .expect("JSON")
+                    .order
+                    .expect("order")
+            })
+            .collect()
+    };
+    assert_eq!(orders(&["--last", "5"]), [8, 9, 10, 11, 12]);
+    assert_eq!(orders(&["--after", "9"]), [10, 11, 12]);
+    assert_eq!(orders(&["--after", "2", "--type", "USER"]), [5, 9]);
+    assert_eq!(orders(&[]).len(), 12);
+    let table = cli(&t, &alice)
+        .args(["messages", &i, "--last", "1"])
+        .output()
+        .expect("run messages");
+    let text = String::from_utf8_lossy(&table.stdout);
+    assert!(
+        text.contains("AGENT") && text.contains("answer 11 line 2"),
+        "{text}"
+    );
+    delete(&client, &[&i]).await;
+}
+
+/// A fresh folder under the system's temporary directory.
+fn tempdir() -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("conversations-cli-{}", id()));
+    std::fs::create_dir_all(&dir).expect("a temporary folder");
+    dir
+}

@@ -1,0 +1,457 @@
+//! The typed client (`client/`, crate `conversations-client`) against the running service, as
+//! the end-to-end tests run (`make test`: cargo lambda watch; `make staging-test`: a stage):
+//! every method with typed answers, paging streams, typed problems, and retries that land
+//! exactly once — through a proxy that loses the service's answers.
+
+use api_tests::api_proxy::ApiProxy;
+use api_tests::http_client::Target;
+use api_tests::id;
+use conversations_client::{
+    Code, ConversationInput, ConversationOrder, CreateOptions, DeleteOptions, LifecycleState,
+    ListConversations, ListMessages, MessageInput, MessagePatch, MessageType, Retry, ToolCall,
+    UpdateOptions, View,
+};
+use futures_util::TryStreamExt;
+use serde_json::json;
+
+fn target() -> Target {
+    Target::from_env().expect(
+        "neither API_BASE_URL nor STAGING_API_URL is set: run these tests with `make test` or \
+         `make staging-test`",
+    )
+}
+
+fn object(value: serde_json::Value) -> serde_json::Map<String, serde_json::Value> {
+    value.as_object().expect("an object").clone()
+}
+
+#[tokio::test]
+async fn the_client_drives_every_method_with_typed_answers() {
+    let t = target();
+    let (alice, bob) = t.two_callers();
+    let (client, other) = (alice.client(&t.base), bob.client(&t.base));
+    let i = id();
+
+    let mut input = ConversationInput::with_agents(["support-bot"]);
+    input.display_name = Some("Billing".into());
+    input.labels = Some([("team".to_owned(), "billing".to_owned())].into());
+    input.metadata = Some(object(json!({"crm": {"ticket": 42}})));
+    let created = client
+        .create_conversation(
+            &input,
+            CreateOptions {
+                conversation_id: Some(i.clone()),
+                request_id: None,
+            },
+        )
+        .await
+        .expect("create");
+    assert_eq!(created.id(), Some(i.as_str()));
+    assert_eq!(created.lifecycle_state, Some(LifecycleState::InProgress));
+    assert_eq!(created.message_count, Some(0));
+    assert_eq!(created.metadata, input.metadata);
+    assert!(created.can.expect("can").append_message);
+
+    let got = client.get_conversation(&i, View::Basic).await.expect("get");
+    assert_eq!(got, created);
+    assert!(
+        other
+            .get_conversation(&i, View::Basic)
+            .await
+            .expect_err("another owner's")
+            .is_not_found()
+    );
+
+    // An update with If-Match from the value read; the same If-Match again is stale (412).
+    let rename = ConversationInput {
+        display_name: Some("Billing, escalated".into()),
+        ..ConversationInput::default()
+    };
+    let updated = client
+        .update_conversation(
+            &i,
+            &rename,
+            UpdateOptions::if_unchanged(&got, &["displayName"]),
+        )
+        .await
+        .expect("update");
+    assert_eq!(updated.display_name.as_deref(), Some("Billing, escalated"));
+    assert_ne!(updated.etag, got.etag);
+    let stale = client
+        .update_conversation(
+            &i,
+            &rename,
+            UpdateOptions::if_unchanged(&got, &["displayName"]),
+        )
+        .await
+        .expect_err("a stale If-Match");
+    assert!(stale.is_stale_etag(), "{stale}");
+    assert_eq!(stale.problem().expect("a problem").status, 412);
+
+    let hello = client
+        .append_message(
+            &i,
+            &MessageInput::new(MessageType::User, "My bill is wrong"),
+            None,
+        )
+        .await
+        .expect("append");
+    assert_eq!(hello.order, Some(1));
+    let mut asks = MessageInput::new(MessageType::Agent, "");
+    asks.tool_calls = Some(vec![ToolCall {
+        id: "call-1".into(),
+        name: "lookup_invoice".into(),
+        arguments: object(json!({"month": "2026-11"})),
+    }]);
+    let mut answer = MessageInput::new(MessageType::Tool, "{\"total\": 12}");
+    answer.tool_call_id = Some("call-1".into());
+    let now = client.get_conversation(&i, View::Basic).await.expect("get");
+    assert_eq!(now.message_count, Some(1));
+    let batch = client
+        .batch_append_messages(&i, &[asks, answer], now.etag.as_deref(), None)
+        .await
+        .expect("batch");
+    assert_eq!(
+        batch.iter().map(|m| m.order).collect::<Vec<_>>(),
+        [Some(2), Some(3)]
+    );
+    assert_eq!(
+        batch[0].tool_calls.as_ref().expect("calls")[0].name,
+        "lookup_invoice"
+    );
+
+    let second = client.get_message(&i, 2).await.expect("get message");
+    assert_eq!(second, batch[0]);
+    let redact = MessagePatch {
+        content: Some("[redacted]".into()),
+        ..MessagePatch::default()
+    };
+    let edited = client
+        .update_message(&i, 1, &redact, Some(&["content"]), hello.etag.as_deref())
+        .await
+        .expect("update message");
+    assert_eq!(edited.content.as_deref(), Some("[redacted]"));
+    assert_ne!(edited.etag, hello.etag);
+
+    let full = client.get_conversation(&i, View::Full).await.expect("FULL");
+    let contents: Vec<_> = full
+        .messages
+        .expect("messages")
+        .into_iter()
+        .map(|m| m.content.unwrap_or_default())
+        .collect();
+    assert_eq!(contents, ["[redacted]", "", "{\"total\": 12}"]);
+
+    let completed = client
+        .complete_conversation(&i, None)
+        .await
+        .expect("complete");
+    assert!(completed.is_completed());
+    let refused = client
+        .append_message(&i, &MessageInput::new(MessageType::User, "late"), None)
+        .await
+        .expect_err("append to a completed conversation");
+    assert_eq!(refused.code(), Some(&Code::FailedPrecondition));
+
+    let deleted = client
+        .delete_conversation(&i, DeleteOptions::default())
+        .await
+        .expect("delete");
+    assert_eq!(deleted.deleted, Some(true));
+    assert!(deleted.purge_time.is_some());
+    let undeleted = client
+        .undelete_conversation(&i, deleted.etag.as_deref())
+        .await
+        .expect("undelete");
+    assert_eq!(undeleted.deleted, Some(false));
+    client
+        .delete_conversation(
+            &i,
+            DeleteOptions {
+                etag: None,
+                allow_missing: true,
+            },
+        )
+        .await
+        .expect("clean up");
+}
+
+#[tokio::test]
+async fn list_streams_follow_page_tokens_to_the_last_page() {
+    let t = target();
+    let (alice, _) = t.two_callers();
+    let client = alice.client(&t.base);
+    let label = format!("s{}", &id()[2..14]);
+    let mut made = Vec::new();
+    for _ in 0..7 {
+        let mut input = ConversationInput::with_agents(["bot"]);
+        input.labels = Some([("run".to_owned(), label.clone())].into());
+        let c = client
+            .create_conversation(&input, CreateOptions::default())
+            .await
+            .expect("create");
+        made.push(c.id().expect("id").to_owned());
+    }
+    let listed: Vec<_> = client
+        .list_conversations(ListConversations {
+            filter: Some(format!("labels.run = \"{label}\"")),
+            order_by: ConversationOrder::CreateTimeAsc,
+            show_deleted: false,
+            page_size: Some(2),
+        })
+        .map_ok(|c| c.id().expect("id").to_owned())
+        .try_collect()
+        .await
+        .expect("list");
+    assert_eq!(
+        listed, made,
+        "every conversation once, in creation order, over 4 pages"
+    );
+
+    let i = &made[0];
+    let messages: Vec<_> = (1..=25)
+        .map(|n| MessageInput::new(MessageType::User, format!("m{n}")))
+        .collect();
+    client
+        .batch_append_messages(i, &messages, None, None)
+        .await
+        .expect("batch");
+    let all: Vec<_> = client
+        .list_messages(
+            i,
+            ListMessages {
+                page_size: Some(4),
+                ..ListMessages::default()
+            },
+        )
+        .map_ok(|m| m.order.expect("order"))
+        .try_collect()
+        .await
+        .expect("messages");
+    assert_eq!(all, (1..=25).collect::<Vec<_>>());
+    let after: Vec<_> = client
+        .list_messages(i, ListMessages::after(22))
+        .map_ok(|m| m.content.expect("content"))
+        .try_collect()
+        .await
+        .expect("after");
+    assert_eq!(after, ["m23", "m24", "m25"]);
+    let last = client
+        .list_messages_page(i, &ListMessages::last(2), None)
+        .await
+        .expect("last");
+    assert_eq!(
+        last.messages.iter().map(|m| m.order).collect::<Vec<_>>(),
+        [Some(25), Some(24)]
+    );
+    for c in &made {
+        client
+            .delete_conversation(c, DeleteOptions::default())
+            .await
+            .expect("clean up");
+    }
+}
+
+#[tokio::test]
+async fn errors_are_typed_problems_with_their_fields_and_request_id() {
+    let t = target();
+    let (alice, _) = t.two_callers();
+    let client = alice.client(&t.base);
+
+    let missing = client
+        .get_conversation(&id(), View::Basic)
+        .await
+        .expect_err("missing");
+    let problem = missing.problem().expect("a problem");
+    assert_eq!((problem.status, &problem.code), (404, &Code::NotFound));
+    assert!(problem.request_id.is_some());
+
+    let bad = ConversationInput {
+        display_name: Some("x".repeat(300)),
+        ..ConversationInput::default()
+    };
+    let invalid = client
+        .create_conversation(&bad, CreateOptions::default())
+        .await
+        .expect_err("no agents, a long name");
+    let problem = invalid.problem().expect("a problem");
+    assert_eq!(
+        (problem.status, &problem.code),
+        (422, &Code::InvalidArgument)
+    );
+    let mut fields: Vec<_> = problem.errors.iter().map(|e| e.field.as_str()).collect();
+    fields.sort_unstable();
+    assert_eq!(fields, ["agents", "displayName"]);
+
+    let i = id();
+    let options = || CreateOptions {
+        conversation_id: Some(i.clone()),
+        request_id: None,
+    };
+    let input = ConversationInput::with_agents(["bot"]);
+    client
+        .create_conversation(&input, options())
+        .await
+        .expect("create");
+    let taken = client
+        .create_conversation(&input, options())
+        .await
+        .expect_err("a taken id");
+    assert_eq!(taken.code(), Some(&Code::AlreadyExists));
+
+    let filter = client
+        .list_conversations(ListConversations {
+            filter: Some("color = \"red\"".into()),
+            ..ListConversations::default()
+        })
+        .try_collect::<Vec<_>>()
+        .await
+        .expect_err("a bad filter");
+    assert_eq!(filter.code(), Some(&Code::InvalidArgument));
+    client
+        .delete_conversation(&i, DeleteOptions::default())
+        .await
+        .expect("clean up");
+}
+
+/// The requests a client sent through the proxy with `method`.
+fn sent(proxy: &ApiProxy, method: &str) -> Vec<String> {
+    proxy
+        .seen()
+        .into_iter()
+        .filter(|(m, _)| m == method)
+        .map(|(_, target)| target)
+        .collect()
+}
+
+#[tokio::test]
+async fn creates_and_appends_whose_answers_are_lost_are_retried_with_their_key_and_land_once() {
+    let t = target();
+    let (alice, _) = t.two_callers();
+    let direct = alice.client(&t.base);
+    let proxy = ApiProxy::start(&t.base).await;
+    let client = alice.client(proxy.base());
+
+    let i = id();
+    proxy.lose_answers("POST", 1);
+    let created = client
+        .create_conversation(
+            &ConversationInput::with_agents(["bot"]),
+            CreateOptions {
+                conversation_id: Some(i.clone()),
+                request_id: None,
+            },
+        )
+        .await
+        .expect("the retry answers as the first call would have");
+    assert_eq!(created.id(), Some(i.as_str()));
+
+    proxy.lose_answers("POST", 1);
+    let appended = client
+        .append_message(&i, &MessageInput::new(MessageType::User, "once"), None)
+        .await
+        .expect("append through a lost answer");
+    assert_eq!(appended.order, Some(1));
+
+    proxy.lose_answers("POST", 2);
+    let batch: Vec<_> = (0..3)
+        .map(|n| MessageInput::new(MessageType::Agent, format!("b{n}")))
+        .collect();
+    let appended_batch = client
+        .batch_append_messages(&i, &batch, None, None)
+        .await
+        .expect("batch through two lost answers");
+    assert_eq!(
+        appended_batch.iter().map(|m| m.order).collect::<Vec<_>>(),
+        [Some(2), Some(3), Some(4)]
+    );
+
+    let stored = direct.get_conversation(&i, View::Basic).await.expect("get");
+    assert_eq!(
+        stored.message_count,
+        Some(4),
+        "each write landed exactly once"
+    );
+    let posts = sent(&proxy, "POST");
+    assert_eq!(posts.len(), 2 + 2 + 3, "{posts:#?}");
+    // Every attempt of one call carried the same key.
+    let key = |target: &str| target.split("requestId=").nth(1).map(str::to_owned);
+    assert_eq!(key(&posts[0]), key(&posts[1]));
+    assert_eq!(key(&posts[2]), key(&posts[3]));
+    assert!(posts[4..].iter().all(|p| key(p) == key(&posts[4])));
+    assert_ne!(key(&posts[0]), key(&posts[2]));
+    direct
+        .delete_conversation(&i, DeleteOptions::default())
+        .await
+        .expect("clean up");
+}
+
+#[tokio::test]
+async fn writes_without_a_key_or_an_etag_are_sent_once_and_etag_writes_are_retried() {
+    let t = target();
+    let (alice, _) = t.two_callers();
+    let direct = alice.client(&t.base);
+    let proxy = ApiProxy::start(&t.base).await;
+    let client = alice.client(proxy.base());
+    let i = id();
+    let created = direct
+        .create_conversation(
+            &ConversationInput::with_agents(["bot"]),
+            CreateOptions {
+                conversation_id: Some(i.clone()),
+                request_id: None,
+            },
+        )
+        .await
+        .expect("create");
+
+    // No etag: the update may have landed, so the client reports the 503 instead of guessing.
+    proxy.lose_answers("PATCH", 1);
+    let mut rename = ConversationInput {
+        display_name: Some("once".into()),
+        ..ConversationInput::default()
+    };
+    let lost = client
+        .update_conversation(&i, &rename, UpdateOptions::default())
+        .await
+        .expect_err("not retried");
+    let problem = lost.problem().expect("a problem");
+    assert_eq!(problem.code, Code::Unavailable);
+    assert_eq!(problem.retry_after, Some(std::time::Duration::ZERO));
+    assert_eq!(sent(&proxy, "PATCH").len(), 1);
+
+    // With an etag the retry is safe: the write that landed made the etag stale, so the retry
+    // is refused (412) rather than applied twice.
+    let now = direct.get_conversation(&i, View::Basic).await.expect("get");
+    assert_ne!(now.etag, created.etag);
+    proxy.lose_answers("PATCH", 1);
+    rename.display_name = Some("twice?".into());
+    let refused = client
+        .update_conversation(
+            &i,
+            &rename,
+            UpdateOptions::if_unchanged(&now, &["displayName"]),
+        )
+        .await
+        .expect_err("the retry meets its own write");
+    assert!(refused.is_stale_etag(), "{refused}");
+    assert_eq!(sent(&proxy, "PATCH").len(), 3);
+
+    // A client with retries off sends even a read once.
+    let once = alice
+        .client_builder(proxy.base())
+        .retry(Retry::none())
+        .build()
+        .expect("client");
+    proxy.lose_answers("GET", 1);
+    let failed = once
+        .get_conversation(&i, View::Basic)
+        .await
+        .expect_err("no retry");
+    assert_eq!(failed.code(), Some(&Code::Unavailable));
+    assert_eq!(sent(&proxy, "GET").len(), 1);
+    direct
+        .delete_conversation(&i, DeleteOptions::default())
+        .await
+        .expect("clean up");
+}
