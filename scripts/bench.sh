@@ -23,13 +23,16 @@ if ! "$VENV/bin/python" -c 'import matplotlib' 2>/dev/null; then
   "$VENV/bin/pip" install --quiet --disable-pip-version-check "matplotlib==3.10.7"
 fi
 
-# The baselines (bench/baselines): what a team would deploy instead, from PyPI, pinned.
+# The baselines (bench/baselines): what a team would deploy instead, from PyPI and npm, every
+# transitive version pinned (requirements.txt, package-lock.json).
 BASELINE_PY="$LOCAL/baselines/python"
-if [ ! -x "$BASELINE_PY/bin/python" ] || ! "$BASELINE_PY/bin/python" -c 'import awslambdaric, boto3' 2>/dev/null; then
-  log "installing the Python baseline (boto3, awslambdaric) from PyPI into .local/baselines/python"
+BASELINE_REQUIREMENTS="$ROOT/bench/baselines/python/requirements.txt"
+if [ ! -x "$BASELINE_PY/bin/python" ] || [ "$BASELINE_REQUIREMENTS" -nt "$BASELINE_PY/installed" ] ||
+  ! "$BASELINE_PY/bin/python" -c 'import awslambdaric, boto3' 2>/dev/null; then
+  log "installing the Python baseline (bench/baselines/python/requirements.txt) from PyPI into .local/baselines/python"
   python3 -m venv "$BASELINE_PY"
-  "$BASELINE_PY/bin/pip" install --quiet --disable-pip-version-check \
-    "boto3==1.44.8" "awslambdaric==4.2.2"
+  "$BASELINE_PY/bin/pip" install --quiet --disable-pip-version-check -r "$BASELINE_REQUIREMENTS"
+  touch "$BASELINE_PY/installed"
 fi
 export BENCH_PYTHON="$BASELINE_PY/bin/python"
 BASELINE_NODE="$ROOT/bench/baselines/node"

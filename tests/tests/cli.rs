@@ -305,6 +305,50 @@ async fn an_import_killed_halfway_and_run_again_adds_nothing_twice_and_leaves_no
 }
 
 #[tokio::test]
+async fn a_hand_written_transcript_without_an_id_is_imported_once_however_often_it_is_run() {
+    let t = target();
+    let (alice, _) = t.two_callers();
+    let client = alice.client(&t.base);
+    let dir = tempdir();
+    let file = dir.join("call.jsonl");
+    let marker = id();
+    std::fs::write(
+        &file,
+        format!(
+            "{{\"agents\": [\"ivr\"], \"displayName\": \"{marker}\"}}\n\
+             {{\"type\": \"USER\", \"content\": \"I want to cancel\"}}\n\
+             \n\
+             {{\"type\": \"AGENT\", \"content\": \"Sorry to hear that.\"}}\n"
+        ),
+    )
+    .expect("write the transcript");
+    let run = || {
+        let out = cli(&t, &alice)
+            .args(["import", "--json"])
+            .arg(&file)
+            .output()
+            .expect("run import");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice::<conversations_client::Conversation>(&out.stdout)
+            .expect("the imported conversation")
+    };
+    let (first, again) = (run(), run());
+    assert_eq!(
+        first.id(),
+        again.id(),
+        "the rerun found the same conversation"
+    );
+    assert_eq!(again.message_count, Some(2));
+    assert_eq!(again.display_name.as_deref(), Some(marker.as_str()));
+    let i = again.id().expect("id").to_owned();
+    delete(&client, &[&i]).await;
+}
+
+#[tokio::test]
 async fn tail_follow_prints_what_another_process_appends_and_stops_when_the_conversation_completes()
 {
     let t = target();

@@ -25,11 +25,15 @@ use output::Out;
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let cli = Cli::parse();
-    match run(cli).await {
+    match run(Cli::parse()).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("conversations: {e}");
+            let hint = if e.code() == Some(&conversations_client::Code::Unauthenticated) {
+                " (set CONVERSATIONS_TOKEN, or --owner / CONVERSATIONS_OWNER for a local stack)"
+            } else {
+                ""
+            };
+            eprintln!("conversations: {e}{hint}");
             ExitCode::FAILURE
         }
     }

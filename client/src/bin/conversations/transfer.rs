@@ -140,8 +140,9 @@ fn chunks(messages: &[MessageInput], size: usize) -> Vec<std::ops::Range<usize>>
     ranges
 }
 
-/// Creates the conversation of the export at `path` (as `id`, else its own id) and appends its
-/// messages in batches of `chunk`; completes it if the original was completed.
+/// Creates the conversation of the export at `path` (as `id`, else its own id, else one the
+/// service picks) and appends its messages in batches of `chunk`; completes it if the original
+/// was completed.
 pub async fn import(
     client: &Client,
     path: &Path,
@@ -149,24 +150,24 @@ pub async fn import(
     chunk: u16,
 ) -> Result<Conversation, Error> {
     let transcript = read(path)?;
-    let target = match id.or(transcript.conversation.id()) {
-        Some(target) => target.to_owned(),
-        None => {
-            return Err(Error::Usage(
-                "the export has no conversation name; give --id".into(),
-            ));
-        }
-    };
+    // The id: `--id`, else the exported one's; a transcript without a name (written by hand)
+    // gets one from the service, and a rerun finds it again through the same requestId.
+    let chosen = id.or(transcript.conversation.id()).map(str::to_owned);
     let digest = &transcript.digest;
     let created = client
         .create_conversation(
             &transcript.conversation.to_input(),
             CreateOptions {
-                conversation_id: Some(target.clone()),
-                request_id: Some(key(digest, &target, "conversation")),
+                request_id: Some(key(digest, chosen.as_deref().unwrap_or(""), "conversation")),
+                conversation_id: chosen,
             },
         )
         .await?;
+    let Some(target) = created.id().map(str::to_owned) else {
+        return Err(Error::Usage(
+            "the service answered a conversation without a name".into(),
+        ));
+    };
     let held = created.message_count.unwrap_or(0);
     let total = transcript.messages.len() as u64;
     let bar = progress(total, "import");
