@@ -240,7 +240,7 @@ async fn a_create_whose_answer_is_lost_is_answered_by_the_sdk_retry_without_a_re
 }
 
 #[tokio::test]
-async fn a_patch_with_an_etag_whose_answer_is_lost_applies_once() {
+async fn a_patch_with_an_etag_whose_answer_is_lost_applies_once_and_is_answered_200() {
     let (proxy, t) = through_proxy().await;
     let (o, i) = (owner(), id());
     let created = t
@@ -251,17 +251,53 @@ async fn a_patch_with_an_etag_whose_answer_is_lost_applies_once() {
         .id(&i)
         .json(json!({"displayName": "v1", "etag": etag(&created)}));
     // The first attempt applies and its answer is lost; the SDK's retry carries the old etag,
-    // which no longer matches: the write cannot apply a second time.
+    // which no longer matches, so it cannot apply a second time — and its refusal shows the
+    // item as this very request wrote it: the PATCH succeeded.
     proxy.inject("UpdateItem", LOST, 1);
     let res = t.call(patch.clone()).await;
-    res.assert_problem(409, "ABORTED");
+    assert_eq!(res.status, 200, "{}", res.body);
+    assert_eq!(res.body["displayName"], "v1");
     let after = t.call(Req::new(Method::Get).owner(&o).id(&i)).await;
-    assert_eq!(after.body["displayName"], "v1", "the first attempt applied");
+    assert_eq!(
+        after.body, res.body,
+        "the answer is the stored conversation"
+    );
     assert_ne!(after.body["etag"], created["etag"]);
-    // The client's own retry of the same PATCH is refused too, and changes nothing.
+    // The client's own retry of the same PATCH is another request: refused, changes nothing.
     t.call(patch).await.assert_problem(409, "ABORTED");
     let again = t.call(Req::new(Method::Get).owner(&o).id(&i)).await;
     assert_eq!(again.body, after.body, "applied exactly once");
+}
+
+#[tokio::test]
+async fn an_undelete_and_a_complete_whose_answers_are_lost_are_answered_200() {
+    let (proxy, t) = through_proxy().await;
+    let (o, i) = (owner(), id());
+    t.create(&o, &i, json!({"agents": ["a"]})).await;
+    let deleted = t.call(Req::new(Method::Delete).owner(&o).id(&i)).await;
+    assert_eq!(deleted.status, 200, "{}", deleted.body);
+    // The undelete lands, its answer is lost, the SDK's retry finds the conversation live —
+    // undeleted by this very request, so 200, not 409 ALREADY_EXISTS.
+    proxy.inject("UpdateItem", LOST, 1);
+    let undeleted = t.call(Req::new(Method::Undelete).owner(&o).id(&i)).await;
+    assert_eq!(undeleted.status, 200, "{}", undeleted.body);
+    assert_eq!(undeleted.body["deleted"], false);
+    let live = t.call(Req::new(Method::Get).owner(&o).id(&i)).await;
+    // With an etag, a completed conversation's refusal would otherwise be a stale etag (409).
+    proxy.inject("UpdateItem", LOST, 1);
+    let complete = Req::new(Method::Complete)
+        .owner(&o)
+        .id(&i)
+        .json(json!({"etag": etag(&live.body)}));
+    let completed = t.call(complete).await;
+    assert_eq!(completed.status, 200, "{}", completed.body);
+    assert_eq!(completed.body["lifecycleState"], "COMPLETED");
+    let after = t.call(Req::new(Method::Get).owner(&o).id(&i)).await;
+    assert_eq!(after.body, completed.body);
+    // Another undelete of the live conversation is still 409.
+    t.call(Req::new(Method::Undelete).owner(&o).id(&i))
+        .await
+        .assert_problem(409, "ALREADY_EXISTS");
 }
 
 #[tokio::test]

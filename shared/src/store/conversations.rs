@@ -206,7 +206,7 @@ impl Store {
             // Soft-deleted conversations are not updated (404, or 409 with allowMissing).
             e.condition(format!("attribute_not_exists({del})"));
             Self::write_update(&mut e, update, label_sets, counted_labels, metadata_bytes);
-            let old = match self.try_update(Self::key(owner, id), e).await? {
+            let old = match self.try_update(Self::key(owner, id), e, new).await? {
                 Attempt::Written(new) => return Ok((item::conversation_from(&new)?, false)),
                 Attempt::Refused(old) => Self::visible(old, now)?,
             };
@@ -485,16 +485,13 @@ impl Store {
                 ));
                 e.set(attr::TTL, item::n(purge.epoch_seconds_ceil()));
             }
-            let old = match self.try_update(Self::key(owner, id), e).await? {
+            let old = match self.try_update(Self::key(owner, id), e, new).await? {
                 Attempt::Written(new) => return item::conversation_from(&new).map(Some),
                 Attempt::Refused(old) => Self::visible(old, now)?,
             };
             match old {
                 None if allow_missing && pre.on_missing().is_none() => return Ok(None),
                 None => return Err(missing(id, pre)),
-                // This very attempt's write, landed although its answer was lost (the SDK timed
-                // the attempt out and sent it again): the delete succeeded.
-                Some(old) if old.is_deleted() && old.version == new => return Ok(Some(old)),
                 Some(old) if old.is_deleted() => {
                     return if allow_missing {
                         Ok(Some(old))
@@ -541,7 +538,7 @@ impl Store {
             let (ttl, expire_at) = (e.name(attr::TTL), e.name(attr::EXPIRE_AT));
             let never = e.value(item::n(item::NEVER));
             e.set_clause(format!("{ttl} = if_not_exists({expire_at}, {never})"));
-            let old = match self.try_update(Self::key(owner, id), e).await? {
+            let old = match self.try_update(Self::key(owner, id), e, new).await? {
                 Attempt::Written(new) => return item::conversation_from(&new),
                 Attempt::Refused(old) => Self::visible(old, now)?,
             };
@@ -588,7 +585,7 @@ impl Store {
             ));
             e.set(attr::LIFECYCLE, item::s(Lifecycle::Completed.as_str()));
             e.set(attr::END, item::n(now.micros()));
-            let old = match self.try_update(Self::key(owner, id), e).await? {
+            let old = match self.try_update(Self::key(owner, id), e, new).await? {
                 Attempt::Written(new) => return item::conversation_from(&new),
                 Attempt::Refused(old) => Self::visible(old, now)?,
             };

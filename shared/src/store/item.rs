@@ -60,6 +60,10 @@ pub mod attr {
     /// The version of a conversation or a message: microseconds of its last write, strictly
     /// increasing.
     pub const VERSION: &str = "updated_at";
+    /// A random token of the `UpdateItem` that last wrote the conversation item: a call refused
+    /// by its own earlier attempt (applied, its answer lost, sent again by the SDK) knows itself
+    /// by it (`Store::try_update`).
+    pub const WRITER: &str = "writer";
     pub const LAST_USED: &str = "last_used_time";
     pub const DELETE: &str = "delete_time";
     pub const PURGE: &str = "purge_time";
@@ -156,6 +160,13 @@ pub fn message_key_parts(sort_key: &str) -> Option<(u64, i64)> {
         return None;
     }
     Some((order.parse().ok()?, incarnation.parse().ok()?))
+}
+
+/// Whether `old` is the item that the write of version `new` with `token` left: the token is
+/// that write's and nothing has written since (every write moves the version).
+pub fn written_by(old: &Item, new: Version, token: &str) -> bool {
+    matches!(old.get(attr::WRITER), Some(AttributeValue::S(t)) if t == token)
+        && matches!(old.get(attr::VERSION), Some(AttributeValue::N(v)) if v.parse::<i64>() == Ok(new.0))
 }
 
 /// A string attribute.

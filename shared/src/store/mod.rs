@@ -232,7 +232,14 @@ impl Store {
         e.set(attr::VERSION, item::n(new.0));
     }
 
-    async fn try_update(&self, key: Item, e: Expr) -> Result<Attempt, ApiError> {
+    /// One conditional `UpdateItem` of a conversation item, writing version `new`. The write
+    /// also stores a random token of this call (`writer`): when DynamoDB applied an attempt
+    /// whose answer was lost, the SDK sends it again and DynamoDB refuses the repeat (its
+    /// condition no longer holds), and the refusal's old item — still at `new`, still with this
+    /// call's token — is this very call's write: it is answered as written, not as refused.
+    async fn try_update(&self, key: Item, mut e: Expr, new: Version) -> Result<Attempt, ApiError> {
+        let token = format!("{:016x}", uuid::Uuid::new_v4().as_u64_pair().0);
+        e.set(attr::WRITER, item::s(&token));
         let result = self
             .client
             .update_item()
@@ -254,7 +261,10 @@ impl Store {
                 let UpdateItemError::ConditionalCheckFailedException(ccf) = s.into_err() else {
                     return Err(ApiError::internal("unreachable: matched above"));
                 };
-                Ok(Attempt::Refused(ccf.item))
+                Ok(match ccf.item {
+                    Some(old) if item::written_by(&old, new, &token) => Attempt::Written(old),
+                    old => Attempt::Refused(old),
+                })
             }
             Err(other) => Err(classify(other)),
         }
