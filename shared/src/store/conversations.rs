@@ -840,6 +840,8 @@ mod tests {
             let del = e.name(attr::DELETE);
             e.condition(format!("attribute_not_exists({del})"));
             Store::write_update(&mut e, &update, sets, counted, bytes);
+            // What `try_update` adds to every write: its token.
+            e.set(attr::WRITER, item::s(format!("{:016x}", u64::MAX)));
             let update_len = e.update_expression().expect("an update").len();
             let condition_len = e.condition_expression().expect("a condition").len();
             assert!(
