@@ -126,7 +126,7 @@ impl Out {
                 m.order.unwrap_or(0),
                 kind,
                 or_dash(m.create_time.as_deref()),
-                one_line(&text, 100)
+                one_line(text.trim_start(), 100)
             );
         }
     }
