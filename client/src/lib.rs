@@ -149,6 +149,16 @@ pub struct CreateOptions {
     pub request_id: Option<Uuid>,
 }
 
+impl CreateOptions {
+    /// A create of the conversation `id` (its key made for the call).
+    pub fn with_id(id: impl Into<String>) -> Self {
+        Self {
+            conversation_id: Some(id.into()),
+            request_id: None,
+        }
+    }
+}
+
 /// Options of update.
 #[derive(Debug, Clone, Default)]
 pub struct UpdateOptions {

@@ -88,13 +88,7 @@ async fn seeded(client: &Client, messages: &[MessageInput]) -> String {
     input.labels = Some([("channel".to_owned(), "voice".to_owned())].into());
     let i = id();
     client
-        .create_conversation(
-            &input,
-            CreateOptions {
-                conversation_id: Some(i.clone()),
-                request_id: None,
-            },
-        )
+        .create_conversation(&input, CreateOptions::with_id(&i))
         .await
         .expect("create");
     for batch in messages.chunks(50) {

@@ -37,13 +37,7 @@ async fn the_client_drives_every_method_with_typed_answers() {
     input.labels = Some([("team".to_owned(), "billing".to_owned())].into());
     input.metadata = Some(object(json!({"crm": {"ticket": 42}})));
     let created = client
-        .create_conversation(
-            &input,
-            CreateOptions {
-                conversation_id: Some(i.clone()),
-                request_id: None,
-            },
-        )
+        .create_conversation(&input, CreateOptions::with_id(&i))
         .await
         .expect("create");
     assert_eq!(created.id(), Some(i.as_str()));
@@ -284,10 +278,7 @@ async fn errors_are_typed_problems_with_their_fields_and_request_id() {
     assert_eq!(fields, ["agents", "displayName"]);
 
     let i = id();
-    let options = || CreateOptions {
-        conversation_id: Some(i.clone()),
-        request_id: None,
-    };
+    let options = || CreateOptions::with_id(&i);
     let input = ConversationInput::with_agents(["bot"]);
     client
         .create_conversation(&input, options())
@@ -337,10 +328,7 @@ async fn creates_and_appends_whose_answers_are_lost_are_retried_with_their_key_a
     let created = client
         .create_conversation(
             &ConversationInput::with_agents(["bot"]),
-            CreateOptions {
-                conversation_id: Some(i.clone()),
-                request_id: None,
-            },
+            CreateOptions::with_id(&i),
         )
         .await
         .expect("the retry answers as the first call would have");
@@ -397,10 +385,7 @@ async fn writes_without_a_key_or_an_etag_are_sent_once_and_etag_writes_are_retri
     let created = direct
         .create_conversation(
             &ConversationInput::with_agents(["bot"]),
-            CreateOptions {
-                conversation_id: Some(i.clone()),
-                request_id: None,
-            },
+            CreateOptions::with_id(&i),
         )
         .await
         .expect("create");

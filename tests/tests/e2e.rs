@@ -370,10 +370,7 @@ async fn an_agent_turn_is_one_idempotent_call_safe_to_retry_and_a_message_can_be
     let created = client
         .create_conversation(
             &ConversationInput::with_agents(["bot"]),
-            CreateOptions {
-                conversation_id: Some(i.clone()),
-                request_id: None,
-            },
+            CreateOptions::with_id(&i),
         )
         .await
         .expect("create");
