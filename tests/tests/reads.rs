@@ -85,10 +85,32 @@ async fn order_bounds_select_a_range_in_either_order() {
     assert_eq!(orders(&before), [3, 2, 1]);
     let after = t.call(range("order asc", "order > 18")).await;
     assert_eq!(orders(&after), [19, 20]);
-    for nothing in ["order > 30", "order > 10 AND order < 5", "order <= 0"] {
-        let res = t.call(range("order asc", nothing)).await;
-        assert_eq!((res.status, orders(&res)), (200, vec![]), "{nothing}");
-        assert!(res.body.get("nextPageToken").is_none());
+    // Bounds at both ends of every integer (and beyond i128) saturate: never a wrapped bound.
+    let (max, min) = (i128::MAX, i128::MIN);
+    let huge = format!("{max}{max}");
+    for nothing in [
+        "order > 30".to_owned(),
+        "order > 10 AND order < 5".to_owned(),
+        "order <= 0".to_owned(),
+        format!("order > {max}"),
+        format!("order >= {huge}"),
+        format!("order < {min}"),
+        format!("order <= -{huge}"),
+    ] {
+        for order in ["order asc", "order desc"] {
+            let res = t.call(range(order, &nothing)).await;
+            assert_eq!((res.status, orders(&res)), (200, vec![]), "{nothing}");
+            assert!(res.body.get("nextPageToken").is_none());
+        }
+    }
+    for everything in [
+        format!("order < {max}"),
+        format!("order <= {huge}"),
+        format!("order > {min}"),
+        format!("order >= -{huge} AND order <= {huge}"),
+    ] {
+        let res = t.call(range("order asc", &everything)).await;
+        assert_eq!(orders(&res), (1..=20).collect::<Vec<u64>>(), "{everything}");
     }
 }
 

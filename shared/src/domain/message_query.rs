@@ -71,7 +71,7 @@ impl MessageFilter {
         match (field.as_str(), op) {
             ("order", ">" | ">=" | "<" | "<=") => {
                 let n = match &value {
-                    Value::Bare(text) => text.parse::<i128>().ok(),
+                    Value::Bare(text) => integer(text),
                     Value::Quoted(_) => None,
                 }
                 .ok_or_else(|| {
@@ -80,13 +80,13 @@ impl MessageFilter {
                         shorten(value.text())
                     ))
                 })?;
-                // Wide arithmetic: no client number can overflow, and every bound is clamped to
-                // the orders that exist.
+                // Saturating arithmetic: no client number can overflow or wrap, and every bound
+                // is clamped to the orders that exist.
                 let clamp = |n: i128| n.clamp(0, i128::from(MAX_ORDER) + 1) as u64;
                 match op {
-                    ">" => self.from = self.from.max(clamp(n + 1)),
+                    ">" => self.from = self.from.max(clamp(n.saturating_add(1))),
                     ">=" => self.from = self.from.max(clamp(n)),
-                    "<" => self.to = self.to.min(clamp(n - 1)),
+                    "<" => self.to = self.to.min(clamp(n.saturating_sub(1))),
                     _ => self.to = self.to.min(clamp(n)),
                 }
             }
@@ -129,6 +129,18 @@ impl MessageFilter {
     }
 }
 
+/// An integer written in decimal (an optional sign, then digits), however long: one beyond
+/// `i128` is taken as `i128::MAX` or `i128::MIN`, which every bound clamps the same way.
+fn integer(text: &str) -> Option<i128> {
+    use std::num::IntErrorKind;
+    match text.parse::<i128>() {
+        Ok(n) => Some(n),
+        Err(e) if *e.kind() == IntErrorKind::PosOverflow => Some(i128::MAX),
+        Err(e) if *e.kind() == IntErrorKind::NegOverflow => Some(i128::MIN),
+        Err(_) => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -162,6 +174,34 @@ mod tests {
         let huge = MessageFilter::parse("order > -170141183460469231731687303715884105728")
             .expect("the smallest i128");
         assert_eq!(huge.from, 1);
+    }
+
+    #[test]
+    fn bounds_at_both_ends_of_every_integer_saturate_instead_of_overflowing() {
+        let max = i128::MAX.to_string();
+        let min = i128::MIN.to_string();
+        let beyond = format!("{max}000");
+        let below = format!("{min}000");
+        for nothing in [
+            format!("order > {max}"),
+            format!("order >= {max}"),
+            format!("order > {beyond}"),
+            format!("order < {min}"),
+            format!("order <= {min}"),
+            format!("order < {below}"),
+        ] {
+            let f = MessageFilter::parse(&nothing).expect(&nothing);
+            assert!(f.is_empty(), "{nothing} matches nothing: {f:?}");
+        }
+        for everything in [
+            format!("order < {max}"),
+            format!("order <= {beyond}"),
+            format!("order > {min}"),
+            format!("order >= {below}"),
+        ] {
+            let f = MessageFilter::parse(&everything).expect(&everything);
+            assert_eq!((f.from, f.to), (1, MAX_ORDER), "{everything}");
+        }
     }
 
     #[test]
