@@ -14,7 +14,7 @@ use serde_json::{Map, Value};
 use crate::app::{App, AuthMode, Config};
 use crate::domain::body;
 use crate::domain::conversation::Conversation;
-use crate::domain::delegation::{self, scope_words};
+use crate::domain::delegation::{self, rendered_scope_words, scope_words};
 use crate::domain::etag::IfMatch;
 use crate::domain::field_mask::Fields;
 use crate::domain::ids::{ConversationId, Owner, RequestId};
@@ -310,8 +310,8 @@ fn identity(auth: AuthMode, req: &Request) -> Option<Owner> {
 }
 
 /// The scopes the verified token grants: its `scope` claim (OAuth's space-separated string; an
-/// HTTP API renders a list claim as `[a b]`, a REST API passes it as a JSON list), and the
-/// HTTP API's `scopes` list.
+/// HTTP API renders a list claim as `[a b]`, a REST API passes it as a JSON list, each element
+/// one scope), and the HTTP API's `scopes` list.
 fn granted_scopes(req: &Request) -> Box<dyn Iterator<Item = &str> + '_> {
     match req.request_context_ref() {
         Some(RequestContext::ApiGatewayV2(ctx)) => {
@@ -320,7 +320,12 @@ fn granted_scopes(req: &Request) -> Box<dyn Iterator<Item = &str> + '_> {
             };
             let claim = jwt.claims.get("scope").map(String::as_str);
             let listed = jwt.scopes.iter().flatten().map(String::as_str);
-            Box::new(claim.into_iter().flat_map(scope_words).chain(listed))
+            Box::new(
+                claim
+                    .into_iter()
+                    .flat_map(rendered_scope_words)
+                    .chain(listed),
+            )
         }
         Some(RequestContext::ApiGatewayV1(ctx)) => {
             match ctx
@@ -330,9 +335,7 @@ fn granted_scopes(req: &Request) -> Box<dyn Iterator<Item = &str> + '_> {
                 .and_then(|c| c.get("scope"))
             {
                 Some(Value::String(text)) => Box::new(scope_words(text)),
-                Some(Value::Array(list)) => {
-                    Box::new(list.iter().filter_map(Value::as_str).flat_map(scope_words))
-                }
+                Some(Value::Array(list)) => Box::new(list.iter().filter_map(Value::as_str)),
                 _ => Box::new(std::iter::empty()),
             }
         }

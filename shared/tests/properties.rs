@@ -327,21 +327,26 @@ proptest! {
         }
     }
 
-    /// The scopes of a claim: every space-separated scope-token is found, whether the claim is
-    /// OAuth's string or a list API Gateway rendered as `[a b]` or `[a,b]`.
+    /// The scopes of a claim: every space-separated scope-token (RFC 6749's characters, commas
+    /// and quotes' neighbours included) is found, whether the claim is OAuth's string or a list an
+    /// HTTP API rendered as `[a b]`; and a token that merely contains the delegation scope's text
+    /// (`x,conversations/act-as`) is never read as it.
     #[test]
-    fn every_scope_of_a_claim_is_read_in_each_rendering(
-        scopes in prop::collection::vec("[!#-+\\--Z^-~]{1,20}", 0..6),
+    fn every_scope_of_a_claim_is_read_in_each_rendering_and_nothing_more(
+        scopes in prop::collection::vec("[!#-Z^-~]{1,20}", 0..6),
+        prefix in "[!#-Z^-~]{0,5}",
+        separator in "[,;|\"]",
     ) {
-        use conversations::domain::delegation::scope_words;
-        let renderings = [
-            scopes.join(" "),
-            format!("[{}]", scopes.join(" ")),
-            format!("[{}]", scopes.join(",")),
-        ];
-        for text in renderings {
-            let read: Vec<&str> = scope_words(&text).collect();
-            prop_assert_eq!(&read, &scopes.iter().map(String::as_str).collect::<Vec<_>>(), "{}", text);
-        }
+        use conversations::domain::delegation::{rendered_scope_words, scope_words};
+        let wanted: Vec<&str> = scopes.iter().map(String::as_str).collect();
+        let joined = scopes.join(" ");
+        let string: Vec<&str> = scope_words(&joined).collect();
+        prop_assert_eq!(&string, &wanted);
+        let rendered = format!("[{}]", scopes.join(" "));
+        let listed: Vec<&str> = rendered_scope_words(&rendered).collect();
+        prop_assert_eq!(&listed, &wanted);
+        let lookalike = format!("{prefix}{separator}conversations/act-as");
+        prop_assert!(scope_words(&lookalike).all(|s| s != "conversations/act-as"));
+        prop_assert!(rendered_scope_words(&lookalike).all(|s| s != "conversations/act-as"));
     }
 }

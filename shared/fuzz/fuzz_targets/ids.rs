@@ -37,10 +37,14 @@ libfuzzer_sys::fuzz_target!(|data: &[u8]| {
     }
     let (head, rest) = data.split_at(data.len() / 2);
     assert!(delegation::acting_for(caller, &[head, rest]).is_err());
-    // Scopes are split on ASCII whitespace and commas (a scope with any other character never
-    // equals the configured one, which holds no whitespace).
+    // Scopes are split on spaces and nothing else (RFC 6749): each is a non-empty run of
+    // the text, and the rendered-list reading only ever drops the brackets around it.
     for scope in delegation::scope_words(&text) {
-        assert!(!scope.is_empty());
-        assert!(!scope.contains(|c: char| c.is_ascii_whitespace() || c == ','));
+        assert!(!scope.is_empty() && !scope.contains(' '));
+        assert!(text.contains(scope));
+    }
+    for scope in delegation::rendered_scope_words(&text) {
+        assert!(!scope.is_empty() && !scope.contains(' '));
+        assert!(text.contains(scope));
     }
 });

@@ -4,17 +4,19 @@
 use crate::domain::ids::Owner;
 use crate::error::ApiError;
 
-/// The scopes of a `scope` claim's text: separated by spaces (RFC 6749, section 3.3), or, in a
-/// list that API Gateway rendered as text, `[a b]` or `[a,b]`, by spaces or commas.
+/// The scopes of a `scope` claim that is a string: scope tokens separated by single spaces
+/// (RFC 6749, section 3.3). Nothing else separates them and nothing is stripped: a token whose
+/// only scope is `x,conversations/act-as` or `"conversations/act-as"` grants neither.
 pub fn scope_words(text: &str) -> impl Iterator<Item = &str> {
-    let text = text.trim();
-    let text = text
-        .strip_prefix('[')
-        .and_then(|t| t.strip_suffix(']'))
-        .unwrap_or(text);
-    text.split(|c: char| c.is_ascii_whitespace() || c == ',')
-        .map(|w| w.trim_matches('"'))
-        .filter(|w| !w.is_empty())
+    text.split(' ').filter(|w| !w.is_empty())
+}
+
+/// The scopes of a `scope` claim as an HTTP API (payload 2.0) passes it: always a string, and a
+/// claim that was a JSON list rendered as `[a b]` — the elements between the brackets, separated
+/// by spaces. Any other text is read as the string claim it is ([`scope_words`]).
+pub fn rendered_scope_words(text: &str) -> impl Iterator<Item = &str> {
+    let inner = text.strip_prefix('[').and_then(|t| t.strip_suffix(']'));
+    scope_words(inner.unwrap_or(text))
 }
 
 /// The owner of a request from its caller and the values of its `X-On-Behalf-Of` header, once
@@ -41,15 +43,30 @@ mod tests {
     use super::*;
 
     #[test]
-    fn scopes_are_split_on_spaces_and_rendered_lists_are_opened() {
+    fn a_string_claim_is_split_on_spaces_and_nothing_else() {
         fn words(t: &str) -> Vec<&str> {
             scope_words(t).collect()
         }
-        assert_eq!(words("openid  a/b\tc "), ["openid", "a/b", "c"]);
+        assert_eq!(words("openid  a/b c "), ["openid", "a/b", "c"]);
+        // Lookalikes stay the single tokens they are.
+        assert_eq!(words("x,a/b"), ["x,a/b"]);
+        assert_eq!(words("\"a/b\""), ["\"a/b\""]);
+        assert_eq!(words("[a/b]"), ["[a/b]"]);
+        assert_eq!(words("a/b\tc"), ["a/b\tc"]);
+        assert!(words("").is_empty() && words("   ").is_empty());
+    }
+
+    #[test]
+    fn an_http_api_rendered_list_is_opened_and_split_on_spaces_only() {
+        fn words(t: &str) -> Vec<&str> {
+            rendered_scope_words(t).collect()
+        }
         assert_eq!(words("[a/b c]"), ["a/b", "c"]);
-        assert_eq!(words("[a/b,c]"), ["a/b", "c"]);
-        assert_eq!(words(r#"["a/b", "c"]"#), ["a/b", "c"]);
-        assert!(words("").is_empty() && words("[]").is_empty());
+        assert_eq!(words("a/b c"), ["a/b", "c"]);
+        assert_eq!(words("[a/b,c]"), ["a/b,c"]);
+        assert_eq!(words("[\"a/b\"]"), ["\"a/b\""]);
+        assert_eq!(words("[a/b"), ["[a/b"]);
+        assert!(words("[]").is_empty());
     }
 
     #[test]
