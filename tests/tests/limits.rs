@@ -179,3 +179,105 @@ async fn over_limit_input_is_refused_before_any_dynamodb_call() {
     assert!(wrong.is_empty(), "{}", wrong.join("\n"));
     assert!(t.stored(&o, &i).await.is_none(), "nothing was written");
 }
+
+/// Arguments that JSON writes in 4 bytes per number and serde_json re-serialises in 18
+/// (`1e15` → `1000000000000000.0`): 860 of them measure 16 347 bytes as stored, within the
+/// 16 KiB an `arguments` object may have.
+fn inflating_arguments() -> String {
+    format!("{{\"n\":[{}]}}", vec!["1e15"; 860].join(","))
+}
+
+/// An `AGENT` message of 32 such tool calls: a 139 KB body whose item would be about 524 KB,
+/// past DynamoDB's 400 KB item limit.
+fn oversized_agent_message() -> String {
+    let calls: Vec<String> = (0..32)
+        .map(|n| {
+            format!(
+                "{{\"id\":\"call_{n}\",\"name\":\"tool\",\"arguments\":{}}}",
+                inflating_arguments()
+            )
+        })
+        .collect();
+    format!("{{\"type\":\"AGENT\",\"toolCalls\":[{}]}}", calls.join(","))
+}
+
+fn raw_json(req: Req, body: String) -> Req {
+    req.header("content-type", "application/json")
+        .raw(body.into_bytes())
+}
+
+#[tokio::test]
+async fn a_message_whose_item_would_pass_dynamodbs_400_kb_is_400_and_writes_nothing() {
+    let t = TestApp::new().await;
+    let (o, i) = (owner(), id());
+    t.create(&o, &i, json!({"agents": ["a"]})).await;
+    assert_eq!(t.append(&o, &i, "kept").await.status, 201);
+    let body = oversized_agent_message();
+    assert!(
+        body.len() < 256 * 1024,
+        "within the body limit: {}",
+        body.len()
+    );
+
+    // Append: refused before any DynamoDB request.
+    t.counter.take();
+    let res = t
+        .call(raw_json(
+            Req::new(Method::Append).owner(&o).id(&i),
+            body.clone(),
+        ))
+        .await;
+    res.assert_problem(400, "INVALID_ARGUMENT");
+    let detail = res.body["detail"].as_str().expect("detail");
+    assert!(detail.contains("400 KB"), "{detail}");
+    assert_eq!(t.counter.take(), Vec::<String>::new());
+
+    // Batch append: the message is named by its index, and none of the batch is written.
+    let batch = format!("{{\"messages\":[{{\"type\":\"USER\",\"content\":\"fine\"}},{body}]}}");
+    let res = t
+        .call(raw_json(
+            Req::new(Method::BatchAppend).owner(&o).id(&i),
+            batch,
+        ))
+        .await;
+    res.assert_problem(400, "INVALID_ARGUMENT");
+    let detail = res.body["detail"].as_str().expect("detail");
+    assert!(detail.contains("messages[1]"), "{detail}");
+    assert_eq!(t.counter.take(), Vec::<String>::new());
+
+    // Update message: an AGENT message edited to carry those tool calls would pass the limit;
+    // the message and its conversation stay as they were.
+    let agent = t
+        .call(
+            Req::new(Method::Append)
+                .owner(&o)
+                .id(&i)
+                .json(json!({"type": "AGENT", "content": "thinking"})),
+        )
+        .await;
+    assert_eq!(agent.status, 201, "{}", agent.body);
+    let before = t.stored(&o, &i).await.expect("stored");
+    let calls = &body[body.find('[').expect("a list")..body.len() - 1];
+    let res = t
+        .call(raw_json(
+            Req::new(Method::UpdateMessage)
+                .owner(&o)
+                .id(&i)
+                .order(2)
+                .query("updateMask", "toolCalls"),
+            format!("{{\"toolCalls\":{calls}}}"),
+        ))
+        .await;
+    res.assert_problem(400, "INVALID_ARGUMENT");
+    let after = t.stored(&o, &i).await.expect("stored");
+    assert_eq!(after.get("updated_at"), before.get("updated_at"));
+    let got = t
+        .call(Req::new(Method::GetMessage).owner(&o).id(&i).order(2))
+        .await;
+    assert_eq!(got.body["content"], "thinking");
+    assert!(got.body.get("toolCalls").is_none(), "{}", got.body);
+    assert_eq!(got.body["etag"], agent.body["etag"]);
+
+    // Nothing of the refused appends was written.
+    assert_eq!(t.counted_messages(&o, &i).await, (Some(2), 2));
+}

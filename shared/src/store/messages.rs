@@ -110,6 +110,25 @@ fn from_position(text: &str, filter: &MessageFilter) -> Result<(i64, String), Ap
     Ok((incarnation, sort_key.to_owned()))
 }
 
+/// Refuses a message whose item would pass DynamoDB's item limit (400 KB, names and values):
+/// each field of a message has its own limit, but together — content, metadata and up to 32 tool
+/// calls' arguments, numbers counted as re-serialised (`1e15` is stored as
+/// `1000000000000000.0`) — they can make a larger item, which DynamoDB would refuse with a
+/// `ValidationException` (a 500). A 400 before the write instead, naming the batch's message.
+fn fits_in_an_item(stored: &Item, index: Option<usize>) -> Result<(), ApiError> {
+    let size = item::stored_size(stored);
+    if size <= item::MAX_ITEM_BYTES {
+        return Ok(());
+    }
+    let which = index.map_or_else(|| "the message".to_owned(), |i| format!("messages[{i}]"));
+    Err(ApiError::InvalidArgument(format!(
+        "{which} would be stored as {size} bytes, and DynamoDB stores at most 400 KB \
+         ({} bytes) per message: its content, metadata and tool calls together (arguments as \
+         re-serialised JSON) must fit; send less or split it over several messages",
+        item::MAX_ITEM_BYTES
+    )))
+}
+
 impl Store {
     /// Appends one message: see [`Store::append_messages`].
     pub async fn append(
@@ -143,6 +162,14 @@ impl Store {
         pre: &Preconditions,
         key: Option<&Idempotency>,
     ) -> Result<Vec<Message>, ApiError> {
+        // Every message's item within DynamoDB's limit, measured before any request: the item
+        // of the highest order there can be is the largest this message can make.
+        let probe = Timestamp::now();
+        for (index, new) in news.iter().enumerate() {
+            let largest = Message::appended(id.clone(), MAX_ORDER, new, probe);
+            let which = (news.len() > 1).then_some(index);
+            fits_in_an_item(&item::message_item(owner, probe, &largest), which)?;
+        }
         let mut seen: Option<(Option<Item>, Option<Item>)> = None;
         for attempt in 0..MAX_RETRIES {
             let (current, marker) = match seen.take() {
@@ -589,6 +616,9 @@ impl Store {
                 })?;
             let mut edited = update.apply(&old)?;
             let now = Timestamp::now();
+            let created = Timestamp::from_micros(this_incarnation)
+                .ok_or_else(|| ApiError::internal("an incarnation out of range"))?;
+            fits_in_an_item(&item::message_item(owner, created, &edited), None)?;
             edited.version = Version::next(now, Some(old.version));
             let conversation_version = Version::next(now, pinned);
             let items = vec![
