@@ -480,11 +480,8 @@ impl TestApp {
     /// the store writes them but `BatchWriteItem`s at a time (thousands in seconds), with the
     /// conversation's `messageCount` moved to match. Returns the conversation as then stored.
     pub async fn with_messages(&self, owner: &str, id: &str, n: u64) -> Value {
-        use conversations::domain::etag::Version;
         use conversations::domain::ids::{ConversationId, Owner};
-        use conversations::domain::message::{Message, MessageType};
         use conversations::domain::time::Timestamp;
-        use conversations::store::item;
 
         let created = self
             .create(owner, id, serde_json::json!({"agents": ["a"]}))
@@ -497,23 +494,63 @@ impl TestApp {
             .map(|order| {
                 let at =
                     Timestamp::from_micros(incarnation.micros() + order as i64).expect("valid");
-                item::message_item(
+                user_message_item(
                     &o,
+                    &conversation,
                     incarnation,
-                    &Message {
-                        conversation: conversation.clone(),
-                        order,
-                        kind: MessageType::User,
-                        content: format!("m{order}"),
-                        tool_calls: Vec::new(),
-                        tool_call_id: None,
-                        metadata: None,
-                        create_time: at,
-                        version: Version(at.micros()),
-                    },
+                    order,
+                    format!("m{order}"),
+                    at,
                 )
             })
             .collect();
+        self.put_items(items).await;
+        self.raw
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", AttributeValue::S(format!("CONV#{owner}#{id}")))
+            .key("sk", AttributeValue::S("C".into()))
+            .update_expression("SET message_count = :n")
+            .expression_attribute_values(":n", AttributeValue::N(n.to_string()))
+            .send()
+            .await
+            .expect("count the seeded messages");
+        self.call(Req::new(Method::Get).owner(owner).id(id))
+            .await
+            .body
+    }
+
+    /// Writes `USER` messages (contents `old{order}`) at `orders` under an earlier incarnation
+    /// of the conversation `id` — `earlier` microseconds before the live one's `createTime` —
+    /// as a conversation that expired or was purged leaves them behind until the purger deletes
+    /// them.
+    pub async fn leftovers(
+        &self,
+        owner: &str,
+        id: &str,
+        earlier: i64,
+        orders: impl IntoIterator<Item = u64>,
+    ) {
+        use conversations::domain::ids::{ConversationId, Owner};
+        use conversations::domain::time::Timestamp;
+
+        let live = self.stored(owner, id).await.expect("the live conversation");
+        let created = attr_n(&live, "create_time").expect("create_time");
+        let incarnation = Timestamp::from_micros(created - earlier).expect("valid");
+        let o = Owner::from_header(owner).expect("an owner");
+        let conversation = ConversationId::parse(id).expect("an id");
+        let items = orders
+            .into_iter()
+            .map(|order| {
+                let content = format!("old{order}");
+                user_message_item(&o, &conversation, incarnation, order, content, incarnation)
+            })
+            .collect();
+        self.put_items(items).await;
+    }
+
+    /// Puts items with `BatchWriteItem`s of 25, around the counter.
+    async fn put_items(&self, items: Vec<HashMap<String, AttributeValue>>) {
         for chunk in items.chunks(25) {
             let writes = chunk
                 .iter()
@@ -542,19 +579,6 @@ impl TestApp {
                     .unwrap_or_default();
             }
         }
-        self.raw
-            .update_item()
-            .table_name(&self.table)
-            .key("pk", AttributeValue::S(format!("CONV#{owner}#{id}")))
-            .key("sk", AttributeValue::S("C".into()))
-            .update_expression("SET message_count = :n")
-            .expression_attribute_values(":n", AttributeValue::N(n.to_string()))
-            .send()
-            .await
-            .expect("count the seeded messages");
-        self.call(Req::new(Method::Get).owner(owner).id(id))
-            .await
-            .body
     }
 
     /// The stored conversation item, read around the counter.
@@ -571,19 +595,29 @@ impl TestApp {
             .item
     }
 
-    /// Every stored item of a conversation's collection (the conversation and its messages).
+    /// Every stored item of a conversation's collection (the conversation and its messages),
+    /// every page of it.
     pub async fn collection(&self, owner: &str, id: &str) -> Vec<HashMap<String, AttributeValue>> {
-        self.raw
-            .query()
-            .table_name(&self.table)
-            .key_condition_expression("pk = :pk")
-            .expression_attribute_values(":pk", AttributeValue::S(format!("CONV#{owner}#{id}")))
-            .consistent_read(true)
-            .send()
-            .await
-            .expect("query the collection")
-            .items
-            .unwrap_or_default()
+        let mut items = Vec::new();
+        let mut start = None;
+        loop {
+            let out = self
+                .raw
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("pk = :pk")
+                .expression_attribute_values(":pk", AttributeValue::S(format!("CONV#{owner}#{id}")))
+                .consistent_read(true)
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .expect("query the collection");
+            items.extend(out.items.unwrap_or_default());
+            match out.last_evaluated_key {
+                Some(key) => start = Some(key),
+                None => return items,
+            }
+        }
     }
 
     /// The stored `message_count` of a conversation and how many message items its collection
@@ -606,6 +640,34 @@ impl TestApp {
     pub fn raw(&self) -> &Client {
         &self.raw
     }
+}
+
+/// The item of a `USER` message with this content, as the store writes it.
+fn user_message_item(
+    owner: &conversations::domain::ids::Owner,
+    conversation: &conversations::domain::ids::ConversationId,
+    incarnation: conversations::domain::time::Timestamp,
+    order: u64,
+    content: String,
+    at: conversations::domain::time::Timestamp,
+) -> HashMap<String, AttributeValue> {
+    use conversations::domain::etag::Version;
+    use conversations::domain::message::{Message, MessageType};
+    conversations::store::item::message_item(
+        owner,
+        incarnation,
+        &Message {
+            conversation: conversation.clone(),
+            order,
+            kind: MessageType::User,
+            content,
+            tool_calls: Vec::new(),
+            tool_call_id: None,
+            metadata: None,
+            create_time: at,
+            version: Version(at.micros()),
+        },
+    )
 }
 
 /// A string attribute of a stored item.

@@ -486,6 +486,77 @@ async fn an_earlier_conversation_of_the_same_id_never_shows_in_any_message_read(
         .assert_problem(404, "NOT_FOUND");
 }
 
+/// The `content` of each message of a list or a full view.
+fn contents(res: &Res) -> Vec<String> {
+    res.body["messages"]
+        .as_array()
+        .unwrap_or_else(|| panic!("messages in {}", res.body))
+        .iter()
+        .map(|m| m["content"].as_str().expect("content").to_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn leftovers_of_earlier_conversations_never_hide_the_live_messages() {
+    let t = TestApp::new().await;
+    let (o, i) = (owner(), id());
+    t.create(&o, &i, json!({"agents": ["a"]})).await;
+    assert_eq!(t.append(&o, &i, "live1").await.status, 201);
+    // 60 messages of an expired conversation of the same id, and four more earlier ones at
+    // order 1, not yet purged.
+    t.leftovers(&o, &i, 1_000_000, 1..=60).await;
+    for earlier in 2..=5 {
+        t.leftovers(&o, &i, earlier * 1_000_000, [1]).await;
+    }
+    let full = t
+        .call(Req::new(Method::Get).owner(&o).id(&i).query("view", "FULL"))
+        .await;
+    assert_eq!(full.body["messageCount"], 1);
+    assert_eq!(contents(&full), ["live1"], "the full view");
+    let one = t
+        .call(Req::new(Method::GetMessage).owner(&o).id(&i).order(1))
+        .await;
+    assert_eq!((one.status, &one.body["content"]), (200, &json!("live1")));
+    let last = t
+        .call(
+            list(&o, &i)
+                .query("orderBy", "order desc")
+                .query("pageSize", "5"),
+        )
+        .await;
+    assert_eq!(
+        contents(&last),
+        ["live1"],
+        "the last messages, newest first"
+    );
+    assert!(last.body.get("nextPageToken").is_none(), "{}", last.body);
+    let first = t.call(list(&o, &i).query("pageSize", "5")).await;
+    assert_eq!(contents(&first), ["live1"], "oldest first");
+
+    // A longer live conversation among the leftovers: the full view holds its latest 50.
+    for n in 2..=55 {
+        assert_eq!(t.append(&o, &i, format!("live{n}")).await.status, 201);
+    }
+    let full = t
+        .call(Req::new(Method::Get).owner(&o).id(&i).query("view", "FULL"))
+        .await;
+    let wanted: Vec<String> = (6..=55).map(|n| format!("live{n}")).collect();
+    assert_eq!(contents(&full), wanted);
+    let last = t
+        .call(
+            list(&o, &i)
+                .query("orderBy", "order desc")
+                .query("pageSize", "5"),
+        )
+        .await;
+    assert_eq!(
+        contents(&last),
+        ["live55", "live54", "live53", "live52", "live51"]
+    );
+    let paged = pages(&t, || list(&o, &i).query("pageSize", "7")).await;
+    assert_eq!(paged.concat(), (1..=55).collect::<Vec<u64>>());
+}
+
 // ---------------------------------------------------------------- recent conversations
 
 /// The ids of a conversation list, in order.

@@ -588,6 +588,63 @@ async fn a_repeated_batch_answers_its_first_messages() {
     assert_eq!(res.body["errors"][0]["field"], "requestId");
 }
 
+#[tokio::test]
+async fn a_repeated_batch_whose_messages_grew_past_a_megabyte_answers_them_all() {
+    let t = TestApp::new().await;
+    let (o, i) = (owner(), id());
+    t.create(&o, &i, json!({"agents": ["a"]})).await;
+    let messages: Vec<Value> = (1..=20).map(|n| user(&format!("m{n}"))).collect();
+    let first = t
+        .call(batch(&o, &i, json!(messages)).query("requestId", KEY))
+        .await;
+    assert_eq!(first.status, 201, "{}", first.body);
+    // Each message edited to 60 KiB: the key's messages now take 1.2 MB, two Query pages.
+    for order in 1..=20 {
+        let big = format!("{order}:{}", "x".repeat(60 * 1024));
+        let res = t.call(edit(&o, &i, order, json!({"content": big}))).await;
+        assert_eq!(res.status, 200, "{}", res.body);
+    }
+    t.counter.take();
+    let repeat = t
+        .call(batch(&o, &i, json!(messages)).query("requestId", KEY))
+        .await;
+    assert_eq!(repeat.status, 201, "{}", repeat.body);
+    assert_eq!(orders(&repeat), (1..=20).collect::<Vec<u64>>());
+    for (n, m) in repeat.body["messages"]
+        .as_array()
+        .expect("messages")
+        .iter()
+        .enumerate()
+    {
+        let content = m["content"].as_str().expect("content");
+        assert!(content.starts_with(&format!("{}:x", n + 1)), "as edited");
+        assert_eq!(content.len(), 60 * 1024 + format!("{}:", n + 1).len());
+    }
+    // At most three requests, plus one read per further MB of its messages.
+    assert_eq!(sorted(t.counter.take()), ["BatchGetItem", "Query", "Query"]);
+    assert_eq!(t.counted_messages(&o, &i).await, (Some(20), 20));
+}
+
+#[tokio::test]
+async fn a_repeated_key_finds_its_messages_among_an_earlier_conversation_s_leftovers() {
+    let t = TestApp::new().await;
+    let (o, i) = (owner(), id());
+    t.create(&o, &i, json!({"agents": ["a"]})).await;
+    let first = t
+        .call(batch(&o, &i, agent_turn()).query("requestId", KEY))
+        .await;
+    assert_eq!(first.status, 201, "{}", first.body);
+    // Five earlier conversations of the same id left messages at the same orders (the purger
+    // has not run: locally it never does).
+    for earlier in 1..=5 {
+        t.leftovers(&o, &i, earlier * 1_000_000, 1..=4).await;
+    }
+    let repeat = t
+        .call(batch(&o, &i, agent_turn()).query("requestId", KEY))
+        .await;
+    assert_eq!((repeat.status, &repeat.body), (201, &first.body));
+}
+
 // ---------------------------------------------------------------- tool calls
 
 #[tokio::test]

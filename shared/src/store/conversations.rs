@@ -160,13 +160,7 @@ impl Store {
         if conversation.is_deleted() {
             return Ok((conversation, None));
         }
-        let mut messages = Vec::new();
-        for i in latest?
-            .iter()
-            .filter(|i| item::of_incarnation(i, conversation.create_time))
-        {
-            messages.push(item::message_from(id, i)?);
-        }
+        let mut messages = self.latest_of(owner, &conversation, latest?, limit).await?;
         // Newest first as read: keep the newest that fit the budget, then show them oldest first.
         messages.truncate(fitting(messages.iter().map(|m| rendered_len(&m.to_json()))));
         messages.reverse();

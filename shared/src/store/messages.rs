@@ -110,6 +110,55 @@ fn from_position(text: &str, filter: &MessageFilter) -> Result<(i64, String), Ap
     Ok((incarnation, sort_key.to_owned()))
 }
 
+/// How many more `Query`s one page of messages (or the `FULL` view) may make to read past an
+/// earlier conversation's leftovers; past them it answers a short page (with a token).
+const MAX_READS_ON: usize = 8;
+
+/// Where a read of a conversation's messages goes on after it met an earlier conversation's
+/// leftovers: the rest of the order range `from..=to`, clipped to the orders the live
+/// conversation holds (`1..=messageCount` of its incarnation), as the key range and the key to
+/// start after (none: the range's first key). `None` when nothing of the live conversation can
+/// be left in it.
+fn read_on(
+    (from, to): (u64, u64),
+    live: &Conversation,
+    descending: bool,
+    last_read: &str,
+) -> Option<(String, String, Option<String>)> {
+    read_on_within(
+        (from, to.min(live.message_count)),
+        live.create_time,
+        descending,
+        last_read,
+    )
+}
+
+/// [`read_on`] within `from..=top`, the live conversation's orders of the range, of
+/// `incarnation`.
+fn read_on_within(
+    (from, top): (u64, u64),
+    incarnation: Timestamp,
+    descending: bool,
+    last_read: &str,
+) -> Option<(String, String, Option<String>)> {
+    if from > top {
+        return None;
+    }
+    let (lo, hi) = item::message_range(from, top);
+    if descending {
+        // Leftovers above the live conversation's orders were all that was read: start at the
+        // top of what it holds.
+        let after = (last_read < hi.as_str()).then(|| last_read.to_owned());
+        Some((lo, hi, after))
+    } else {
+        let live_last = item::message_sort_key(incarnation, top);
+        (last_read < live_last.as_str()).then(|| {
+            let after = (last_read > lo.as_str()).then(|| last_read.to_owned());
+            (lo, hi, after)
+        })
+    }
+}
+
 /// Refuses a message whose item would pass DynamoDB's item limit (400 KB, names and values):
 /// each field of a message has its own limit, but together — content, metadata and up to 32 tool
 /// calls' arguments, numbers counted as re-serialised (`1e15` is stored as
@@ -294,19 +343,32 @@ impl Store {
         }
         let last = first + count - 1;
         let (lo, hi) = item::message_range(first, last);
-        let limit = usize::try_from(count)
-            .unwrap_or(usize::MAX)
-            .saturating_add(4);
-        let out = self
-            .messages_query(owner, &conversation.id, &lo, &hi, false, limit, None)
-            .await?;
-        let messages: Vec<Message> = out
-            .items
-            .unwrap_or_default()
-            .iter()
-            .filter(|i| item::of_incarnation(i, conversation.create_time))
-            .map(|i| item::message_from(&conversation.id, i))
-            .collect::<Result<_, _>>()?;
+        // Every page of the key's orders: messages grown by edits, or an earlier conversation's
+        // leftovers at the same orders, can take more than the 1 MB one Query returns.
+        let mut messages = Vec::new();
+        let mut after: Option<String> = None;
+        loop {
+            let out = self
+                .messages_query(
+                    owner,
+                    &conversation.id,
+                    &lo,
+                    &hi,
+                    false,
+                    0,
+                    after.as_deref(),
+                )
+                .await?;
+            for i in out.items.unwrap_or_default() {
+                if item::of_incarnation(&i, conversation.create_time) {
+                    messages.push(item::message_from(&conversation.id, &i)?);
+                }
+            }
+            match out.last_evaluated_key {
+                Some(key) => after = Some(item::sort_key(&key)?.to_owned()),
+                None => break,
+            }
+        }
         if messages.len() as u64 != count {
             return Err(ApiError::internal(
                 "an idempotency marker names messages that are not stored",
@@ -537,9 +599,11 @@ impl Store {
         order: u64,
     ) -> Result<Message, ApiError> {
         let (lo, hi) = item::message_range(order, order);
+        // The newest incarnations first: the live conversation is the newest, so its message is
+        // the first item, whatever earlier conversations of the id left at this order.
         let (header, out) = futures_util::future::join(
             self.read(owner, id),
-            self.messages_query(owner, id, &lo, &hi, false, 4, None),
+            self.messages_query(owner, id, &lo, &hi, true, 2, None),
         )
         .await;
         let conversation = Self::live(header?, id)?;
@@ -547,13 +611,30 @@ impl Store {
         if order > conversation.message_count {
             return Err(message_not_found());
         }
-        out?.items
-            .unwrap_or_default()
-            .iter()
-            .find(|i| item::of_incarnation(i, conversation.create_time))
-            .map(|i| item::message_from(id, i))
-            .transpose()?
-            .ok_or_else(message_not_found)
+        let live = conversation.create_time.micros().max(0);
+        let mut out = out?;
+        loop {
+            for i in out.items.as_deref().unwrap_or_default() {
+                let incarnation = item::sort_key(i)
+                    .ok()
+                    .and_then(item::message_key_parts)
+                    .map(|(_, inc)| inc);
+                match incarnation {
+                    Some(inc) if inc == live => return item::message_from(id, i),
+                    // An earlier conversation's: the live one has nothing at this order.
+                    Some(inc) if inc < live => return Err(message_not_found()),
+                    // A later one than the live conversation (clocks): read on.
+                    _ => {}
+                }
+            }
+            let Some(key) = out.last_evaluated_key else {
+                return Err(message_not_found());
+            };
+            let after = item::sort_key(&key)?.to_owned();
+            out = self
+                .messages_query(owner, id, &lo, &hi, true, 2, Some(&after))
+                .await?;
+        }
     }
 
     /// Edits one message (a redaction, say): one consistent `Query` of that order's keys (the
@@ -778,38 +859,70 @@ impl Store {
             // The token belongs to an earlier conversation of this id.
             return Err(not_found(id));
         }
-        let out = out?;
-        let more_in_table = out.last_evaluated_key.is_some();
-        let items = out.items.unwrap_or_default();
-        let last_read = items
-            .last()
-            .and_then(|i| item::sort_key(i).ok().map(str::to_owned));
-        // As for conversations: messages are measured only when the page could pass the budget.
-        let could_overflow = items.iter().map(item::rendered_bound).sum::<usize>() > MAX_PAGE_BYTES;
+        let mut out = out?;
         let mut messages = Vec::new();
         let mut bytes = 0;
         let mut last_kept = None;
-        for i in &items {
-            if !item::of_incarnation(i, incarnation) {
-                continue;
+        for reads in 0.. {
+            let more_in_table = out.last_evaluated_key.is_some();
+            let items = out.items.take().unwrap_or_default();
+            let Some(last) = items.last() else {
+                break;
+            };
+            let last_read = item::sort_key(last)?.to_owned();
+            // As for conversations: messages are measured only when the page could pass the
+            // budget; until then their bound counts.
+            let bounds: usize = items.iter().map(item::rendered_bound).sum();
+            let could_overflow = bytes + bounds > MAX_PAGE_BYTES;
+            let mut leftovers = false;
+            for i in &items {
+                if !item::of_incarnation(i, incarnation) {
+                    leftovers = true;
+                    continue;
+                }
+                let message = item::message_from(id, i)?;
+                if filter.kind.is_some_and(|k| k != message.kind) {
+                    continue;
+                }
+                bytes += if could_overflow {
+                    rendered_len(&message.to_json())
+                } else {
+                    item::rendered_bound(i)
+                };
+                let over_budget = !messages.is_empty() && bytes > MAX_PAGE_BYTES;
+                if messages.len() == query.page_size || over_budget {
+                    // More than the page holds: the next page starts after the last kept one.
+                    return Ok(self.message_page(owner, &scope, incarnation, messages, last_kept));
+                }
+                last_kept = Some(item::sort_key(i)?.to_owned());
+                messages.push(message);
             }
-            let message = item::message_from(id, i)?;
-            if filter.kind.is_some_and(|k| k != message.kind) {
-                continue;
+            if !more_in_table {
+                break;
             }
-            if could_overflow {
-                bytes += rendered_len(&message.to_json());
+            // Only an earlier conversation's leftovers make a page read on (a `type` filter
+            // makes a short page, the contract's rule), and only so far: then a short page
+            // continues where the read stopped.
+            if !leftovers || reads == MAX_READS_ON {
+                let next = Some(last_read);
+                return Ok(self.message_page(owner, &scope, incarnation, messages, next));
             }
-            let over_budget = !messages.is_empty() && bytes > MAX_PAGE_BYTES;
-            if messages.len() == query.page_size || over_budget {
-                // More than the page holds: the next page starts after the last kept message.
-                return Ok(self.message_page(owner, &scope, incarnation, messages, last_kept));
+            match read_on(
+                (filter.from, filter.to),
+                &conversation,
+                descending,
+                &last_read,
+            ) {
+                Some((lo, hi, after)) => {
+                    out = self
+                        .messages_query(owner, id, &lo, &hi, descending, limit, after.as_deref())
+                        .await?;
+                }
+                // Nothing of the live conversation is left in the range.
+                None => break,
             }
-            last_kept = Some(item::sort_key(i)?.to_owned());
-            messages.push(message);
         }
-        let next = if more_in_table { last_read } else { None };
-        Ok(self.message_page(owner, &scope, incarnation, messages, next))
+        Ok(self.message_page(owner, &scope, incarnation, messages, None))
     }
 
     fn message_page(
@@ -831,22 +944,65 @@ impl Store {
         }
     }
 
-    /// The newest `limit` message items of a conversation, any incarnation, newest first (the
-    /// `FULL` view's half of its round trip).
+    /// The newest `limit` message items of a conversation, any incarnation, newest first: the
+    /// `FULL` view's `Query`, sent alongside the conversation's read ([`Store::latest_of`] keeps
+    /// the live conversation's).
     pub(super) async fn latest_messages(
         &self,
         owner: &Owner,
         id: &ConversationId,
         limit: usize,
-    ) -> Result<Vec<Item>, ApiError> {
+    ) -> Result<QueryOutput, ApiError> {
         let (lo, hi) = item::message_range(1, MAX_ORDER);
-        let out = self
-            .messages_query(owner, id, &lo, &hi, true, limit, None)
-            .await?;
-        Ok(out.items.unwrap_or_default())
+        self.messages_query(owner, id, &lo, &hi, true, limit, None)
+            .await
     }
 
-    /// One consistent `Query` of a conversation's message keys `lo..=hi`.
+    /// The live conversation's latest `limit` messages, newest first, from the `FULL` view's
+    /// first `Query` ([`Store::latest_messages`]). Where an earlier conversation of the id left
+    /// messages the purger has not deleted yet, they took room in that page: the read goes on
+    /// below them, within the orders the live conversation holds, until `limit` are kept or none
+    /// is left (at most [`MAX_READS_ON`] more `Query`s; never without leftovers).
+    pub(super) async fn latest_of(
+        &self,
+        owner: &Owner,
+        conversation: &Conversation,
+        first: QueryOutput,
+        limit: usize,
+    ) -> Result<Vec<Message>, ApiError> {
+        let id = &conversation.id;
+        let mut out = first;
+        let mut kept = Vec::new();
+        for _ in 0..=MAX_READS_ON {
+            let items = out.items.take().unwrap_or_default();
+            let mut leftovers = false;
+            for i in &items {
+                if !item::of_incarnation(i, conversation.create_time) {
+                    leftovers = true;
+                } else if kept.len() < limit {
+                    kept.push(item::message_from(id, i)?);
+                }
+            }
+            let last_read = match items.last() {
+                Some(i) => item::sort_key(i)?.to_owned(),
+                None => break,
+            };
+            if kept.len() >= limit || out.last_evaluated_key.is_none() || !leftovers {
+                break;
+            }
+            let Some((lo, hi, after)) = read_on((1, MAX_ORDER), conversation, true, &last_read)
+            else {
+                break;
+            };
+            out = self
+                .messages_query(owner, id, &lo, &hi, true, limit, after.as_deref())
+                .await?;
+        }
+        Ok(kept)
+    }
+
+    /// One consistent `Query` of a conversation's message keys `lo..=hi`, at most `limit` items
+    /// (0: as many as one answer holds, 1 MB), after the key `after`.
     #[allow(clippy::too_many_arguments)]
     async fn messages_query(
         &self,
@@ -874,8 +1030,10 @@ impl Store {
             .set_expression_attribute_names(e.names())
             .set_expression_attribute_values(e.values())
             .consistent_read(true)
-            .scan_index_forward(!descending)
-            .limit(i32::try_from(limit).unwrap_or(i32::MAX));
+            .scan_index_forward(!descending);
+        if limit > 0 {
+            request = request.limit(i32::try_from(limit).unwrap_or(i32::MAX));
+        }
         if let Some(after) = after {
             request = request
                 .exclusive_start_key(attr::PK, item::s(partition))
@@ -943,5 +1101,49 @@ impl Store {
                 None => return Ok(deleted),
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(incarnation: i64, order: u64) -> String {
+        item::message_sort_key(Timestamp::from_micros(incarnation).expect("valid"), order)
+    }
+
+    #[test]
+    fn reading_on_newest_first_starts_at_the_live_conversation_s_top_below_leftovers_above_it() {
+        let live = Timestamp::from_micros(2_000).expect("valid");
+        let (lo, hi) = item::message_range(1, 5);
+        // Only leftovers above order 5 were read: start at the top of 1..=5.
+        assert_eq!(
+            read_on_within((1, 5), live, true, &key(1_000, 60)),
+            Some((lo.clone(), hi.clone(), None))
+        );
+        // Within the range: go on below the last key read.
+        let last = key(1_000, 4);
+        assert_eq!(
+            read_on_within((1, 5), live, true, &last),
+            Some((lo, hi, Some(last)))
+        );
+        // A range above what the live conversation holds has nothing to read.
+        assert_eq!(read_on_within((7, 5), live, true, &key(1_000, 9)), None);
+    }
+
+    #[test]
+    fn reading_on_oldest_first_stops_once_past_the_live_conversation_s_last_key() {
+        let live = Timestamp::from_micros(2_000).expect("valid");
+        let (lo, hi) = item::message_range(1, 5);
+        let last = key(1_000, 3);
+        assert_eq!(
+            read_on_within((1, 5), live, false, &last),
+            Some((lo, hi, Some(last)))
+        );
+        // A leftover at the top order sorts before the live message there: read on.
+        assert!(read_on_within((1, 5), live, false, &key(1_000, 5)).is_some());
+        // The live conversation's last message, or anything after it: done.
+        assert_eq!(read_on_within((1, 5), live, false, &key(2_000, 5)), None);
+        assert_eq!(read_on_within((1, 5), live, false, &key(1_000, 6)), None);
     }
 }
