@@ -26,6 +26,18 @@ pub enum Fault {
     /// Forwarded at once, and DynamoDB's answer held for this many milliseconds (a slow network:
     /// what the caller learns is already that old when it arrives).
     Delay(u64),
+    /// Forwarded (so a write applies), then held until the test opens the gate
+    /// ([`FaultProxy::at_gate`], [`FaultProxy::open_gate`]), then answered with this status and
+    /// error type instead of DynamoDB's answer: what the test writes meanwhile lands between
+    /// the write and the SDK's retry of it.
+    LoseAnswerAtGate(u16, &'static str),
+}
+
+/// Where a [`Fault::LoseAnswerAtGate`] request waits: told when one arrives, opened by the test.
+#[derive(Default)]
+struct Gate {
+    arrived: tokio::sync::Notify,
+    open: tokio::sync::Notify,
 }
 
 /// Throttling, as DynamoDB answers it when a partition or table is over its throughput.
@@ -58,6 +70,7 @@ impl State {
 pub struct FaultProxy {
     endpoint: String,
     state: Arc<Mutex<State>>,
+    gate: Arc<Gate>,
     server: tokio::task::JoinHandle<()>,
 }
 
@@ -75,17 +88,31 @@ impl FaultProxy {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let endpoint = format!("http://{}", listener.local_addr().expect("address"));
         let state = Arc::new(Mutex::new(State::default()));
+        let gate = Arc::new(Gate::default());
         let client = reqwest::Client::new();
-        let shared = state.clone();
+        let (shared, shared_gate) = (state.clone(), gate.clone());
         let server = crate::serve::spawn(listener, move |req| {
             let (client, upstream, state) = (client.clone(), upstream.clone(), shared.clone());
-            async move { handle(&client, &upstream, &state, req).await }
+            let gate = shared_gate.clone();
+            async move { handle(&client, &upstream, &state, &gate, req).await }
         });
         Self {
             endpoint,
             state,
+            gate,
             server,
         }
+    }
+
+    /// Waits until a [`Fault::LoseAnswerAtGate`] request was forwarded (its write applied) and
+    /// waits at the gate.
+    pub async fn at_gate(&self) {
+        self.gate.arrived.notified().await;
+    }
+
+    /// Lets the request waiting at the gate go on (its answer lost).
+    pub fn open_gate(&self) {
+        self.gate.open.notify_one();
     }
 
     /// The endpoint to give the SDK.
@@ -134,6 +161,7 @@ async fn handle(
     client: &reqwest::Client,
     upstream: &str,
     state: &Mutex<State>,
+    gate: &Gate,
     req: Request<Incoming>,
 ) -> Response<Full<Bytes>> {
     let target = req
@@ -149,11 +177,22 @@ async fn handle(
     match fault {
         Some(Fault::Error(status, error_type)) => return error(status, error_type),
         Some(Fault::Hang) => std::future::pending().await,
-        None | Some(Fault::LoseAnswer(..) | Fault::ForwardThenHang | Fault::Delay(_)) => {}
+        None
+        | Some(
+            Fault::LoseAnswer(..)
+            | Fault::ForwardThenHang
+            | Fault::Delay(_)
+            | Fault::LoseAnswerAtGate(..),
+        ) => {}
     }
     let forwarded = forward(client, upstream, req).await;
     match fault {
         Some(Fault::LoseAnswer(status, error_type)) => error(status, error_type),
+        Some(Fault::LoseAnswerAtGate(status, error_type)) => {
+            gate.arrived.notify_one();
+            gate.open.notified().await;
+            error(status, error_type)
+        }
         Some(Fault::ForwardThenHang) => std::future::pending().await,
         Some(Fault::Delay(ms)) => {
             tokio::time::sleep(std::time::Duration::from_millis(ms)).await;

@@ -300,6 +300,59 @@ async fn an_undelete_and_a_complete_whose_answers_are_lost_are_answered_200() {
         .assert_problem(409, "ALREADY_EXISTS");
 }
 
+/// A write whose answer is lost at the gate, another write landing before the SDK retries it.
+const LOST_AT_GATE: Fault = Fault::LoseAnswerAtGate(500, "InternalServerError");
+
+#[tokio::test]
+async fn a_keyless_patch_whose_answer_is_lost_is_not_applied_again_over_a_later_writer() {
+    let (proxy, t) = through_proxy().await;
+    let (o, i) = (owner(), id());
+    t.create(&o, &i, json!({"agents": ["a"], "displayName": "v0"}))
+        .await;
+    let patch = |name: &str| {
+        Req::new(Method::Update)
+            .owner(&o)
+            .id(&i)
+            .query("updateMask", "displayName")
+            .json(json!({ "displayName": name }))
+    };
+    // A's PATCH applies and its answer is held; B's PATCH lands; then A's answer is lost and
+    // the SDK sends A again. A must not apply a second time over B (B was answered 200).
+    proxy.inject("UpdateItem", LOST_AT_GATE, 1);
+    let (a, b) = tokio::join!(t.call(patch("A")), async {
+        proxy.at_gate().await;
+        let b = t.call(patch("B")).await;
+        proxy.open_gate();
+        b
+    });
+    assert_eq!((b.status, &b.body["displayName"]), (200, &json!("B")));
+    assert_eq!(a.status, 200, "A applied once: {}", a.body);
+    let stored = t.call(Req::new(Method::Get).owner(&o).id(&i)).await;
+    assert_eq!(stored.body["displayName"], "B", "B's write stands");
+    // A is answered with the conversation as it is now: A's write and what came after it.
+    assert_eq!(a.body, stored.body);
+}
+
+#[tokio::test]
+async fn a_delete_whose_answer_is_lost_is_not_applied_again_after_an_undelete() {
+    let (proxy, t) = through_proxy().await;
+    let (o, i) = (owner(), id());
+    t.create(&o, &i, json!({"agents": ["a"]})).await;
+    proxy.inject("UpdateItem", LOST_AT_GATE, 1);
+    let (deleted, undeleted) =
+        tokio::join!(t.call(Req::new(Method::Delete).owner(&o).id(&i)), async {
+            proxy.at_gate().await;
+            let res = t.call(Req::new(Method::Undelete).owner(&o).id(&i)).await;
+            proxy.open_gate();
+            res
+        });
+    assert_eq!(undeleted.status, 200, "{}", undeleted.body);
+    assert_eq!(deleted.status, 200, "{}", deleted.body);
+    let stored = t.call(Req::new(Method::Get).owner(&o).id(&i)).await;
+    assert_eq!(stored.body["deleted"], false, "the undelete stands");
+    assert_eq!(deleted.body, stored.body);
+}
+
 #[tokio::test]
 async fn a_delete_whose_answer_is_lost_is_answered_200_by_the_sdk_retry() {
     let (proxy, t) = through_proxy().await;

@@ -269,6 +269,28 @@ async fn a_batch_that_failed_for_good_is_replayed_from_the_stream_through_the_pu
     );
     assert_eq!(messages(&t, &o, &queued).await, 0);
 
+    // SQS records the purger cannot read are reported, never dropped (a dropped one is deleted
+    // from the queue, and the batch it names is never purged): by their id, and one without an
+    // id fails the whole batch (an empty identifier), which then stays in the queue.
+    let unreadable = json!({"Records": [
+        {"messageId": "m-3", "eventSource": "aws:sqs", "body": 42},
+        {"messageId": "m-4", "eventSource": "aws:sqs"},
+    ]});
+    let answer = invoke(&p, unreadable).await.expect("handled");
+    assert_eq!(
+        answer,
+        json!({"batchItemFailures": [{"itemIdentifier": "m-3"}, {"itemIdentifier": "m-4"}]})
+    );
+    let without_id = json!({"Records": [
+        {"eventSource": "aws:sqs", "body": "{}"},
+        {"messageId": "m-5", "eventSource": "aws:sqs", "body": "{}"},
+    ]});
+    let answer = invoke(&p, without_id).await.expect("handled");
+    assert_eq!(
+        answer,
+        json!({"batchItemFailures": [{"itemIdentifier": ""}, {"itemIdentifier": "m-5"}]})
+    );
+
     // Invoked directly with the record (aws lambda invoke --payload file://record.json).
     let records = stream.records_of(&o, &invoked).await;
     let (first, last) = (&records[0], &records[records.len() - 1]);

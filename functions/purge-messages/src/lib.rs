@@ -126,14 +126,24 @@ impl Purger {
         }
     }
 
-    /// Messages of the on-failure queue: the ids of those not replayed yet.
+    /// Messages of the on-failure queue: the ids of those not replayed yet. A record the purger
+    /// cannot read is one of them, never dropped (Lambda would delete it from the queue, and the
+    /// batch it names would never be purged): reported by its `messageId`, or, without one, by
+    /// an empty identifier, which makes Lambda count the whole batch as failed so that every
+    /// message stays in the queue (its alarm says so).
     async fn replay_messages(&self, records: Vec<Value>) -> Vec<String> {
         let mut failed = Vec::new();
         for record in records {
+            let id = record
+                .get("messageId")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned();
             let message: QueueMessage = match serde_json::from_value(record) {
                 Ok(message) => message,
                 Err(e) => {
-                    tracing::error!(error = %e, "an SQS record the purger cannot read");
+                    tracing::error!(error = %e, message = %id, "an SQS record the purger cannot read; it stays in the queue");
+                    failed.push(id);
                     continue;
                 }
             };

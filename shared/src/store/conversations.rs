@@ -200,7 +200,7 @@ impl Store {
             // Soft-deleted conversations are not updated (404, or 409 with allowMissing).
             e.condition(format!("attribute_not_exists({del})"));
             Self::write_update(&mut e, update, label_sets, counted_labels, metadata_bytes);
-            let old = match self.try_update(Self::key(owner, id), e, new).await? {
+            let old = match self.try_update(Self::key(owner, id), e).await? {
                 Attempt::Written(new) => return Ok((item::conversation_from(&new)?, false)),
                 Attempt::Refused(old) => Self::visible(old, now)?,
             };
@@ -479,7 +479,7 @@ impl Store {
                 ));
                 e.set(attr::TTL, item::n(purge.epoch_seconds_ceil()));
             }
-            let old = match self.try_update(Self::key(owner, id), e, new).await? {
+            let old = match self.try_update(Self::key(owner, id), e).await? {
                 Attempt::Written(new) => return item::conversation_from(&new).map(Some),
                 Attempt::Refused(old) => Self::visible(old, now)?,
             };
@@ -532,7 +532,7 @@ impl Store {
             let (ttl, expire_at) = (e.name(attr::TTL), e.name(attr::EXPIRE_AT));
             let never = e.value(item::n(item::NEVER));
             e.set_clause(format!("{ttl} = if_not_exists({expire_at}, {never})"));
-            let old = match self.try_update(Self::key(owner, id), e, new).await? {
+            let old = match self.try_update(Self::key(owner, id), e).await? {
                 Attempt::Written(new) => return item::conversation_from(&new),
                 Attempt::Refused(old) => Self::visible(old, now)?,
             };
@@ -579,7 +579,7 @@ impl Store {
             ));
             e.set(attr::LIFECYCLE, item::s(Lifecycle::Completed.as_str()));
             e.set(attr::END, item::n(now.micros()));
-            let old = match self.try_update(Self::key(owner, id), e, new).await? {
+            let old = match self.try_update(Self::key(owner, id), e).await? {
                 Attempt::Written(new) => return item::conversation_from(&new),
                 Attempt::Refused(old) => Self::visible(old, now)?,
             };
@@ -835,7 +835,7 @@ mod tests {
             e.condition(format!("attribute_not_exists({del})"));
             Store::write_update(&mut e, &update, sets, counted, bytes);
             // What `try_update` adds to every write: its token.
-            e.set(attr::WRITER, item::s(format!("{:016x}", u64::MAX)));
+            Store::sign(&mut e, &format!("{:016x}", u64::MAX));
             let update_len = e.update_expression().expect("an update").len();
             let condition_len = e.condition_expression().expect("a condition").len();
             assert!(

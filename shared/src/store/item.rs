@@ -62,7 +62,8 @@ pub mod attr {
     pub const VERSION: &str = "updated_at";
     /// A random token of the `UpdateItem` that last wrote the conversation item: a call refused
     /// by its own earlier attempt (applied, its answer lost, sent again by the SDK) knows itself
-    /// by it (`Store::try_update`).
+    /// by it (`Store::try_update`). The three before it are kept in `writer_1`..`writer_3`
+    /// ([`super::WRITER_SLOTS`]).
     pub const WRITER: &str = "writer";
     pub const LAST_USED: &str = "last_used_time";
     pub const DELETE: &str = "delete_time";
@@ -162,11 +163,16 @@ pub fn message_key_parts(sort_key: &str) -> Option<(u64, i64)> {
     Some((order.parse().ok()?, incarnation.parse().ok()?))
 }
 
-/// Whether `old` is the item that the write of version `new` with `token` left: the token is
-/// that write's and nothing has written since (every write moves the version).
-pub fn written_by(old: &Item, new: Version, token: &str) -> bool {
-    matches!(old.get(attr::WRITER), Some(AttributeValue::S(t)) if t == token)
-        && matches!(old.get(attr::VERSION), Some(AttributeValue::N(v)) if v.parse::<i64>() == Ok(new.0))
+/// The tokens of the last four `UpdateItem`s of a conversation item, newest first: each such
+/// write shifts them by one (`Store::sign`).
+pub const WRITER_SLOTS: [&str; 4] = [attr::WRITER, "writer_1", "writer_2", "writer_3"];
+
+/// Whether the write with `token` is among the last four that signed `old`: it applied, and
+/// `old` holds it and whatever was written after it.
+pub fn written_by(old: &Item, token: &str) -> bool {
+    WRITER_SLOTS
+        .iter()
+        .any(|slot| matches!(old.get(*slot), Some(AttributeValue::S(t)) if t == token))
 }
 
 /// A string attribute.

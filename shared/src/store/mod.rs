@@ -232,14 +232,36 @@ impl Store {
         e.set(attr::VERSION, item::n(new.0));
     }
 
-    /// One conditional `UpdateItem` of a conversation item, writing version `new`. The write
-    /// also stores a random token of this call (`writer`): when DynamoDB applied an attempt
-    /// whose answer was lost, the SDK sends it again and DynamoDB refuses the repeat (its
-    /// condition no longer holds), and the refusal's old item — still at `new`, still with this
-    /// call's token — is this very call's write: it is answered as written, not as refused.
-    async fn try_update(&self, key: Item, mut e: Expr, new: Version) -> Result<Attempt, ApiError> {
+    /// Signs a conversation write with this call's random `token`: it becomes the newest of the
+    /// item's last four writers' tokens ([`item::WRITER_SLOTS`]; the oldest falls off), and the
+    /// write holds only while the token is not among them. So a call applies at most once: when
+    /// DynamoDB applied an attempt whose answer was lost and the SDK sends it again, DynamoDB
+    /// refuses the repeat even after other writes landed in between (a keyless update would
+    /// otherwise apply again over a later writer's 200, a delete again after an undelete) — as
+    /// long as fewer than four other signed writes came between (appends do not sign).
+    fn sign(e: &mut Expr, token: &str) {
+        let t = e.value(item::s(token));
+        let slots: Vec<String> = item::WRITER_SLOTS.iter().map(|s| e.name(s)).collect();
+        for slot in &slots {
+            // Never this call twice.
+            e.condition(format!("attribute_not_exists({slot}) OR {slot} <> {t}"));
+        }
+        let none = e.value(item::s("-"));
+        for pair in slots.windows(2).rev() {
+            let (newer, older) = (&pair[0], &pair[1]);
+            e.set_clause(format!("{older} = if_not_exists({newer}, {none})"));
+        }
+        e.set_clause(format!("{} = {t}", slots[0]));
+    }
+
+    /// One conditional `UpdateItem` of a conversation item, signed with a
+    /// random token of this call ([`Store::sign`]): when the refusal's old item carries the token,
+    /// the refusal is this very call's earlier attempt, applied with its answer lost and sent
+    /// again by the SDK — it is answered as written, with the item as it is now (this write and
+    /// whatever came after it), not as refused and never applied twice.
+    async fn try_update(&self, key: Item, mut e: Expr) -> Result<Attempt, ApiError> {
         let token = format!("{:016x}", uuid::Uuid::new_v4().as_u64_pair().0);
-        e.set(attr::WRITER, item::s(&token));
+        Self::sign(&mut e, &token);
         let result = self
             .client
             .update_item()
@@ -262,7 +284,7 @@ impl Store {
                     return Err(ApiError::internal("unreachable: matched above"));
                 };
                 Ok(match ccf.item {
-                    Some(old) if item::written_by(&old, new, &token) => Attempt::Written(old),
+                    Some(old) if item::written_by(&old, &token) => Attempt::Written(old),
                     old => Attempt::Refused(old),
                 })
             }
