@@ -40,32 +40,46 @@ pub async fn migrate(client: &Client, table: &str) -> Result<Report, BoxError> {
             .set_exclusive_start_key(start.take())
             .send()
             .await?;
-        let mut puts = Vec::new();
-        let mut deletes = Vec::new();
-        for old in page.items.unwrap_or_default() {
-            report.scanned += 1;
-            let Some(new) = rewritten(&old)? else {
-                continue;
-            };
-            if item::sort_key(&new)? == item::CONVERSATION_SK {
-                report.conversations += 1;
-            } else {
-                report.messages += 1;
-            }
-            if key_of(&new) != key_of(&old) {
-                deletes.push(key_of(&old));
-            }
-            puts.push(new);
-        }
-        // New items first: an interrupted run leaves both, never neither, and a rerun ends it.
-        write(client, table, puts, false).await?;
-        write(client, table, deletes, true).await?;
+        let done = migrate_items(client, table, page.items.unwrap_or_default()).await?;
+        report.scanned += done.scanned;
+        report.conversations += done.conversations;
+        report.messages += done.messages;
         match page.last_evaluated_key {
             Some(key) => start = Some(key),
             None => break,
         }
     }
     schema::mark_layout(client, table).await?;
+    Ok(report)
+}
+
+/// Rewrites what `scanned` (one page of the scan) holds in an old layout.
+pub async fn migrate_items(
+    client: &Client,
+    table: &str,
+    scanned: Vec<Item>,
+) -> Result<Report, BoxError> {
+    let mut report = Report::default();
+    let mut puts = Vec::new();
+    let mut deletes = Vec::new();
+    for old in scanned {
+        report.scanned += 1;
+        let Some(new) = rewritten(&old)? else {
+            continue;
+        };
+        if item::sort_key(&new)? == item::CONVERSATION_SK {
+            report.conversations += 1;
+        } else {
+            report.messages += 1;
+        }
+        if key_of(&new) != key_of(&old) {
+            deletes.push(key_of(&old));
+        }
+        puts.push(new);
+    }
+    // New items first: an interrupted run leaves both, never neither, and a rerun ends it.
+    write(client, table, puts, false).await?;
+    write(client, table, deletes, true).await?;
     Ok(report)
 }
 
