@@ -2,14 +2,21 @@
 //! `M#{i64::MAX - incarnation}#{order}`, no activity index, owners unescaped) or 2 (metadata as
 //! one JSON text, no parents for the seed objects' leaves) — is rewritten by the migration and
 //! then served as if this version had written it; the local table tool refuses such a table until
-//! then. (This binary has a table of its own, which it rewrites whole.)
+//! then. The migration runs with the service live: what is written while it runs is kept. (This
+//! binary has a table of its own, which the first test rewrites whole; the tests that race writes
+//! against the migration each make a table of their own.)
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
+use std::sync::atomic::{AtomicBool, Ordering};
 
-use api_tests::{Method, Req, TestApp, attr_s};
+use api_tests::{Method, Req, Res, TestApp, attr_n, attr_s, id, owner};
+use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::AttributeValue;
-use conversations::AuthMode;
+use conversations::domain::page_token::TokenKey;
+use conversations::domain::time::Timestamp;
 use conversations::store::{item, migrate, schema};
+use conversations::{App, AuthMode, Config};
+use futures_util::future::join_all;
 use serde_json::{Value, json};
 
 type Item = HashMap<String, AttributeValue>;
@@ -120,6 +127,8 @@ async fn a_layout_1_table_is_migrated_in_place_and_then_read_as_written_by_this_
     );
     let again = migrate::migrate(t.raw(), &t.table).await.expect("again");
     assert_eq!((again.conversations, again.messages), (0, 0), "idempotent");
+    assert_eq!((report.refused, again.refused), (0, 0), "nothing raced it");
+    assert!(report.left.is_empty(), "{report:?}");
 
     for (owner, id) in [(plain, "old-one"), (slashed, "old-two")] {
         let as_owner = |req: Req| req.context(jwt(owner));
@@ -213,4 +222,482 @@ async fn a_layout_1_table_is_migrated_in_place_and_then_read_as_written_by_this_
         .item
         .expect("the moved conversation");
     assert_eq!(attr_s(&moved, "gsi2pk"), Some("tenant%2Fmigrated-user"));
+}
+
+/// A table of its own (created in this layout, then marked with `layout`, or unmarked) and an
+/// app over it: the migration rewrites a whole table, and these tests must not rewrite each
+/// other's items or the first test's.
+struct OwnTable {
+    app: App,
+    table: String,
+    raw: Client,
+}
+
+impl OwnTable {
+    async fn new(auth: AuthMode, layout: Option<i64>) -> Self {
+        conversations::app::init_tracing();
+        let raw = api_tests::client().await;
+        let table = format!("conversations-migrate-{}", uuid::Uuid::new_v4());
+        schema::ensure_table(&raw, &table)
+            .await
+            .expect("create the table");
+        let mut marker = schema::layout_key();
+        match layout {
+            Some(layout) => {
+                marker.insert("layout".into(), n(layout));
+                raw.put_item()
+                    .table_name(&table)
+                    .set_item(Some(marker))
+                    .send()
+                    .await
+                    .expect("mark the table");
+            }
+            None => {
+                raw.delete_item()
+                    .table_name(&table)
+                    .set_key(Some(marker))
+                    .send()
+                    .await
+                    .expect("drop the marker");
+            }
+        }
+        let config = Config {
+            table: table.clone(),
+            auth,
+            token_key: TokenKey::new("test-key"),
+            delegation_scope: conversations::app::DEFAULT_DELEGATION_SCOPE.into(),
+        };
+        Self {
+            app: App::new(config, raw.clone()),
+            table,
+            raw,
+        }
+    }
+
+    async fn call(&self, req: Req) -> Res {
+        TestApp::call_app(&self.app, req).await
+    }
+
+    async fn put(&self, items: impl IntoIterator<Item = Item>) {
+        for i in items {
+            self.raw
+                .put_item()
+                .table_name(&self.table)
+                .set_item(Some(i))
+                .send()
+                .await
+                .expect("an old item");
+        }
+    }
+
+    /// Every item under a partition key, read consistently (what a scan reads of it).
+    async fn collection(&self, pk: &str) -> Vec<Item> {
+        let mut items = Vec::new();
+        let mut start = None;
+        loop {
+            let out = self
+                .raw
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("pk = :pk")
+                .expression_attribute_values(":pk", s(pk))
+                .consistent_read(true)
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .expect("query a collection");
+            items.extend(out.items.unwrap_or_default());
+            match out.last_evaluated_key {
+                Some(key) => start = Some(key),
+                None => return items,
+            }
+        }
+    }
+
+    async fn conversation(&self, pk: &str) -> Option<Item> {
+        self.raw
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", s(pk))
+            .key("sk", s("C"))
+            .consistent_read(true)
+            .send()
+            .await
+            .expect("read a conversation")
+            .item
+    }
+}
+
+/// Whether a conversation item has layout 3's shapes.
+fn is_layout_3(conversation: &Item) -> bool {
+    matches!(conversation.get("metadata"), Some(AttributeValue::M(_)))
+        && [
+            "metadata_bytes",
+            "quality_metadata",
+            "call_metadata",
+            "data_source",
+            "gsi2pk",
+        ]
+        .iter()
+        .all(|k| conversation.contains_key(*k))
+}
+
+/// The orders of a collection's message items, and whether every one is keyed as layout 3 writes.
+fn message_orders(collection: &[Item]) -> (Vec<i64>, bool) {
+    let messages: Vec<&Item> = collection
+        .iter()
+        .filter(|i| attr_s(i, "sk").is_some_and(|sk| sk.starts_with("M#")))
+        .collect();
+    let orders = messages.iter().filter_map(|m| attr_n(m, "order")).collect();
+    let keyed = messages.iter().all(|m| {
+        attr_s(m, "sk").and_then(item::message_key_parts).is_some() && m.contains_key("updated_at")
+    });
+    (orders, keyed)
+}
+
+fn user(content: &str) -> Value {
+    json!({"type": "USER", "content": content})
+}
+
+#[tokio::test]
+async fn a_conversation_written_between_the_scan_and_its_rewrite_keeps_what_was_written() {
+    // Arrange: two conversations of layout 2, scanned.
+    let t = OwnTable::new(AuthMode::Header, Some(2)).await;
+    let o = owner();
+    let (appended, expired) = (id(), id());
+    let created = Timestamp::now().micros() - 10_000_000;
+    t.put([
+        layout_2(&o, &appended, created),
+        layout_2(&o, &expired, created),
+    ])
+    .await;
+    let (pk, gone_pk) = (
+        format!("CONV#{o}#{appended}"),
+        format!("CONV#{o}#{expired}"),
+    );
+    let scanned = vec![
+        t.conversation(&pk).await.expect("scanned"),
+        t.conversation(&gone_pk).await.expect("scanned"),
+    ];
+    // Meanwhile the live service appends to one, and TTL deletes the other.
+    let first = t
+        .call(
+            Req::new(Method::Append)
+                .owner(&o)
+                .id(&appended)
+                .json(user("during")),
+        )
+        .await;
+    assert_eq!(first.status, 201, "{}", first.body);
+    assert_eq!(first.body["order"], 1);
+    let written = t.conversation(&pk).await.expect("stored");
+    t.raw
+        .delete_item()
+        .table_name(&t.table)
+        .key("pk", s(&gone_pk))
+        .key("sk", s("C"))
+        .send()
+        .await
+        .expect("delete as TTL does");
+
+    // Act: the migration's step on its stale page.
+    let report = migrate::migrate_items(&t.raw, &t.table, scanned)
+        .await
+        .expect("migrated");
+
+    // Assert: both writes were refused and the append is kept, in layout 3, and nothing comes back.
+    let stored = t.conversation(&pk).await.expect("stored");
+    assert_eq!(
+        attr_n(&stored, "message_count"),
+        Some(1),
+        "the append is kept"
+    );
+    assert_eq!(
+        attr_n(&stored, "updated_at"),
+        attr_n(&written, "updated_at"),
+        "at the append's version"
+    );
+    assert_eq!(stored.get("last_used_time"), written.get("last_used_time"));
+    assert!(is_layout_3(&stored), "{stored:?}");
+    assert!(t.conversation(&gone_pk).await.is_none(), "not resurrected");
+    assert_eq!((report.conversations, report.refused), (1, 2), "{report:?}");
+    let next = t
+        .call(
+            Req::new(Method::Append)
+                .owner(&o)
+                .id(&appended)
+                .json(user("after")),
+        )
+        .await;
+    assert_eq!(next.status, 201, "{}", next.body);
+    assert_eq!(next.body["order"], 2);
+    let got = t.call(Req::new(Method::Get).owner(&o).id(&appended)).await;
+    assert_eq!(got.body["messageCount"], 2);
+    assert_eq!(got.body["metadata"], json!({"channel": "web", "n": [1, 2]}));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn appends_racing_the_migration_are_all_kept_and_every_conversation_ends_in_layout_3() {
+    // Arrange: a table of 40 layout-2 conversations.
+    const CONVERSATIONS: usize = 40;
+    const WRITERS: usize = 4;
+    let t = OwnTable::new(AuthMode::Header, Some(2)).await;
+    let o = owner();
+    let ids: Vec<String> = (0..CONVERSATIONS).map(|_| id()).collect();
+    let created = Timestamp::now().micros() - 10_000_000;
+    t.put(ids.iter().map(|i| layout_2(&o, i, created))).await;
+    let done = AtomicBool::new(false);
+
+    // Act: writers append (some with an idempotency key) until the migration has finished.
+    let writer = |w: usize| {
+        let (t, o, ids, done) = (&t, &o, &ids, &done);
+        async move {
+            let mut answers = Vec::new();
+            let mut k = 0;
+            while !done.load(Ordering::Acquire) {
+                let i = (w * 5 + k) % CONVERSATIONS;
+                let content = format!("w{w} k{k}");
+                let mut req = Req::new(Method::Append)
+                    .owner(o)
+                    .id(&ids[i])
+                    .json(user(&content));
+                if w.is_multiple_of(3) {
+                    req = req.header("idempotency-key", &uuid::Uuid::new_v4().to_string());
+                }
+                let res = t.call(req).await;
+                answers.push((i, content, res));
+                k += 1;
+            }
+            answers
+        }
+    };
+    let migration = async {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        let report = migrate::migrate(&t.raw, &t.table).await;
+        done.store(true, Ordering::Release);
+        report
+    };
+    let (report, answers) = tokio::join!(migration, join_all((0..WRITERS).map(writer)));
+    let report = report.expect("migrated");
+    let answers: Vec<_> = answers.into_iter().flatten().collect();
+
+    // Assert: every append that answered 201 is stored, every count matches the messages stored,
+    // and the next append takes the next order. A 503 is DynamoDB Local timing out under the load
+    // (that write may or may not be stored); a 409 is what appends answered once the migration had
+    // put an old count back.
+    let statuses: Vec<u16> = answers.iter().map(|(_, _, r)| r.status).collect();
+    assert!(
+        statuses.iter().all(|s| [201, 503].contains(s)),
+        "{statuses:?}"
+    );
+    assert!(
+        statuses.iter().filter(|s| **s == 201).count() > CONVERSATIONS,
+        "the writers ran: {statuses:?}"
+    );
+    assert_eq!(
+        schema::layout(&t.raw, &t.table).await.expect("read"),
+        Some(item::LAYOUT)
+    );
+    for (i, conversation) in ids.iter().enumerate() {
+        let pk = format!("CONV#{o}#{conversation}");
+        let collection = t.collection(&pk).await;
+        let stored = t.conversation(&pk).await.expect("stored");
+        assert!(is_layout_3(&stored), "{conversation}: {stored:?}");
+        let (orders, keyed) = message_orders(&collection);
+        assert!(keyed, "{conversation}");
+        let count = attr_n(&stored, "message_count").expect("a count");
+        assert_eq!(
+            orders.iter().copied().collect::<BTreeSet<_>>(),
+            (1..=count).collect(),
+            "{conversation}: message_count {count} and the messages stored"
+        );
+        let created = answers
+            .iter()
+            .filter(|(c, _, r)| *c == i && r.status == 201);
+        for (_, content, res) in created {
+            let order = res.body["order"].as_i64().expect("an order");
+            let message = collection.iter().find(|m| {
+                attr_n(m, "order") == Some(order)
+                    && attr_s(m, "sk").is_some_and(|k| k.starts_with("M#"))
+            });
+            assert_eq!(
+                message.and_then(|m| attr_s(m, "content")),
+                Some(content.as_str()),
+                "{conversation}: the 201 of order {order} is stored"
+            );
+        }
+        let next = t
+            .call(
+                Req::new(Method::Append)
+                    .owner(&o)
+                    .id(conversation)
+                    .json(user("after")),
+            )
+            .await;
+        assert_eq!(next.status, 201, "{}", next.body);
+        assert_eq!(next.body["order"], count + 1);
+    }
+    assert!(report.left.is_empty(), "{report:?}");
+    assert!(
+        report.refused > 0,
+        "the appends raced the migration: {report:?}"
+    );
+    println!("{report:?} with {} appends racing it", answers.len());
+}
+
+#[tokio::test]
+async fn an_owner_key_moved_while_an_old_writer_appends_keeps_the_append() {
+    // Arrange: a conversation of layout 1 whose owner holds `/` (its key moves), scanned.
+    let t = OwnTable::new(AuthMode::Jwt, None).await;
+    let o = format!("tenant/{}", owner());
+    let conversation = id();
+    let created = Timestamp::now().micros() - 10_000_000;
+    t.put(layout_1(&o, &conversation, created, 3)).await;
+    let old_pk = format!("CONV#{o}#{conversation}");
+    let new_pk = format!("CONV#{}#{conversation}", o.replace('/', "%2F"));
+    let scanned = t.collection(&old_pk).await;
+    assert_eq!(scanned.len(), 4);
+    // Meanwhile a function of the earlier version (still serving while the deployment rolls
+    // out) appends message 4 under the old key, as layout 1 did: one transaction at the read
+    // version.
+    let message_4 = layout_1(&o, &conversation, created, 4).remove(4);
+    let update = aws_sdk_dynamodb::types::Update::builder()
+        .table_name(&t.table)
+        .key("pk", s(&old_pk))
+        .key("sk", s("C"))
+        .update_expression("SET message_count = :n, updated_at = :v, last_used_time = :v")
+        .condition_expression("updated_at = :read")
+        .expression_attribute_values(":n", n(4))
+        .expression_attribute_values(":v", n(created + 4))
+        .expression_attribute_values(":read", n(created + 3))
+        .build()
+        .expect("an update");
+    let put = aws_sdk_dynamodb::types::Put::builder()
+        .table_name(&t.table)
+        .set_item(Some(message_4))
+        .condition_expression("attribute_not_exists(pk)")
+        .build()
+        .expect("a put");
+    t.raw
+        .transact_write_items()
+        .transact_items(
+            aws_sdk_dynamodb::types::TransactWriteItem::builder()
+                .update(update)
+                .build(),
+        )
+        .transact_items(
+            aws_sdk_dynamodb::types::TransactWriteItem::builder()
+                .put(put)
+                .build(),
+        )
+        .send()
+        .await
+        .expect("the earlier version's append");
+
+    // Act: the migration's step on its stale page.
+    let report = migrate::migrate_items(&t.raw, &t.table, scanned)
+        .await
+        .expect("migrated");
+
+    // Assert: all four messages moved with the conversation; nothing is left under the old key.
+    assert_eq!(
+        t.collection(&old_pk).await.len(),
+        0,
+        "nothing left under the old key"
+    );
+    let moved = t.conversation(&new_pk).await.expect("moved");
+    assert_eq!(attr_n(&moved, "message_count"), Some(4));
+    assert_eq!(attr_n(&moved, "updated_at"), Some(created + 4));
+    assert!(is_layout_3(&moved), "{moved:?}");
+    assert_eq!(
+        (report.conversations, report.messages),
+        (1, 4),
+        "{report:?}"
+    );
+    assert!(report.refused >= 1, "{report:?}");
+    let (orders, keyed) = message_orders(&t.collection(&new_pk).await);
+    assert_eq!(
+        orders.into_iter().collect::<BTreeSet<_>>(),
+        (1..=4).collect()
+    );
+    assert!(keyed);
+    let as_owner = |req: Req| req.context(jwt(&o));
+    let listed = t
+        .call(as_owner(Req::new(Method::ListMessages).id(&conversation)))
+        .await;
+    assert_eq!(
+        listed.body["messages"].as_array().map(Vec::len),
+        Some(4),
+        "{}",
+        listed.body
+    );
+    let next = t
+        .call(as_owner(
+            Req::new(Method::Append)
+                .id(&conversation)
+                .json(user("after")),
+        ))
+        .await;
+    assert_eq!(next.status, 201, "{}", next.body);
+    assert_eq!(next.body["order"], 5);
+}
+
+#[tokio::test]
+async fn an_old_conversation_whose_new_key_this_version_took_is_left_where_it_was() {
+    // Arrange: a conversation of layout 1 whose owner holds `/`; before the migration this
+    // version does not see it, and its owner creates another conversation of the same id (under
+    // the escaped key).
+    let t = OwnTable::new(AuthMode::Jwt, None).await;
+    let o = format!("tenant/{}", owner());
+    let conversation = id();
+    let created = Timestamp::now().micros() - 10_000_000;
+    t.put(layout_1(&o, &conversation, created, 2)).await;
+    let as_owner = |req: Req| req.context(jwt(&o));
+    let made = t
+        .call(as_owner(
+            Req::new(Method::Create)
+                .query("conversationId", &conversation)
+                .json(json!({"agents": ["a"]})),
+        ))
+        .await;
+    assert_eq!(made.status, 201, "{}", made.body);
+    let appended = t
+        .call(as_owner(
+            Req::new(Method::Append).id(&conversation).json(user("new")),
+        ))
+        .await;
+    assert_eq!(appended.status, 201, "{}", appended.body);
+
+    // Act
+    let report = migrate::migrate(&t.raw, &t.table).await.expect("migrated");
+
+    // Assert: the new conversation is as its owner wrote it; the old one, with its messages,
+    // is left under its old key (and reported) rather than written over it.
+    let got = t
+        .call(as_owner(Req::new(Method::Get).id(&conversation)))
+        .await;
+    assert_eq!(
+        got.body["createTime"], made.body["createTime"],
+        "{}",
+        got.body
+    );
+    assert_eq!(got.body["messageCount"], 1);
+    let listed = t
+        .call(as_owner(Req::new(Method::ListMessages).id(&conversation)))
+        .await;
+    let contents: Vec<&str> = listed.body["messages"]
+        .as_array()
+        .expect("messages")
+        .iter()
+        .filter_map(|m| m["content"].as_str())
+        .collect();
+    assert_eq!(contents, ["new"]);
+    let old_pk = format!("CONV#{o}#{conversation}");
+    assert_eq!(t.collection(&old_pk).await.len(), 3, "left where it was");
+    assert_eq!(report.left, [old_pk], "{report:?}");
+    assert_eq!(
+        (report.conversations, report.messages),
+        (0, 0),
+        "{report:?}"
+    );
 }
