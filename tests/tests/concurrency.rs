@@ -1,9 +1,9 @@
 //! Many clients at once against DynamoDB Local: preconditions let exactly one writer win, appends
 //! never share or skip an order, creates of one id make one conversation.
 
-use api_tests::{Method, Req, TestApp, attr_n, id, owner};
+use api_tests::{Method, Req, TestApp, attr_n, attr_s, id, owner};
 use futures_util::future::join_all;
-use serde_json::json;
+use serde_json::{Value, json};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn racing_patches_with_one_etag_let_exactly_one_win() {
@@ -316,8 +316,57 @@ async fn racing_duplicate_batches_append_one_batch() {
     for r in &results {
         assert_eq!((r.status, &r.body), (201, &results[0].body));
     }
+    let orders: Vec<&Value> = results[0].body["messages"]
+        .as_array()
+        .expect("messages")
+        .iter()
+        .map(|m| &m["order"])
+        .collect();
+    assert_eq!(orders, [&json!(1), &json!(2)]);
     let end = t.call(Req::new(Method::Get).owner(&o).id(&i)).await;
     assert_eq!(end.body["messageCount"], 2);
+    // Stored: the batch's two messages once, and one marker for the key.
+    assert_eq!(t.counted_messages(&o, &i).await, (Some(2), 2));
+    let markers = t
+        .collection(&o, &i)
+        .await
+        .iter()
+        .filter(|item| attr_s(item, "sk").is_some_and(|sk| sk.starts_with("R#")))
+        .count();
+    assert_eq!(markers, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn racing_calls_with_one_key_and_different_bodies_append_one_and_refuse_the_other() {
+    let t = TestApp::new().await;
+    let (o, i) = (owner(), id());
+    t.create(&o, &i, json!({"agents": ["a"]})).await;
+    for round in 0..5 {
+        let key = uuid::Uuid::new_v4().to_string();
+        let call = |content: &str| {
+            Req::new(Method::Append)
+                .owner(&o)
+                .id(&i)
+                .query("requestId", &key)
+                .json(json!({"type": "USER", "content": content}))
+        };
+        let (a, b) = tokio::join!(t.call(call("first")), t.call(call("second")));
+        let mut statuses = [a.status, b.status];
+        statuses.sort_unstable();
+        assert_eq!(
+            statuses,
+            [201, 422],
+            "round {round}: {} / {}",
+            a.body,
+            b.body
+        );
+        let refused = if a.status == 422 { &a } else { &b };
+        refused.assert_problem(422, "INVALID_ARGUMENT");
+        assert_eq!(refused.body["errors"][0]["field"], "requestId");
+        let won = if a.status == 201 { &a } else { &b };
+        assert_eq!(won.body["order"], round + 1);
+    }
+    assert_eq!(t.counted_messages(&o, &i).await, (Some(5), 5));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

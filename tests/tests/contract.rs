@@ -195,6 +195,7 @@ async fn list_pages_through_create_time_ascending_without_gaps_or_repeats() {
         created.push(t.create(&o, &i, json!({"agents": ["a"]})).await["name"].clone());
     }
     let mut seen = Vec::new();
+    let mut sizes = Vec::new();
     let mut token: Option<String> = None;
     loop {
         let mut req = Req::new(Method::List)
@@ -206,19 +207,16 @@ async fn list_pages_through_create_time_ascending_without_gaps_or_repeats() {
         }
         let res = t.call(req).await;
         assert_eq!(res.status, 200, "{}", res.body);
-        seen.extend(
-            res.body["conversations"]
-                .as_array()
-                .expect("items")
-                .iter()
-                .map(|c| c["name"].clone()),
-        );
+        let page = res.body["conversations"].as_array().expect("items");
+        sizes.push(page.len());
+        seen.extend(page.iter().map(|c| c["name"].clone()));
         token = res.body["nextPageToken"].as_str().map(str::to_owned);
         if token.is_none() {
             break;
         }
     }
     assert_eq!(seen, created, "oldest first, each once");
+    assert_eq!(sizes, [3, 3, 1], "pages of pageSize");
 }
 
 #[tokio::test]

@@ -555,6 +555,12 @@ async fn leftovers_of_earlier_conversations_never_hide_the_live_messages() {
     );
     let paged = pages(&t, || list(&o, &i).query("pageSize", "7")).await;
     assert_eq!(paged.concat(), (1..=55).collect::<Vec<u64>>());
+    let sizes: Vec<usize> = paged.iter().map(Vec::len).collect();
+    assert_eq!(
+        sizes,
+        [7, 7, 7, 7, 7, 7, 7, 6],
+        "full pages among leftovers"
+    );
 }
 
 // ---------------------------------------------------------------- recent conversations
@@ -605,7 +611,7 @@ async fn recent_conversations_come_by_last_activity_in_one_query_per_page() {
     assert_eq!(names(&oldest), [b.clone(), c.clone(), a.clone()]);
     let by_creation = t.call(Req::new(Method::List).owner(&o)).await;
     assert_eq!(names(&by_creation), [c.clone(), b.clone(), a.clone()]);
-    let paged: Vec<String> = {
+    let paged: Vec<Vec<String>> = {
         let mut all = Vec::new();
         let mut token: Option<String> = None;
         loop {
@@ -617,14 +623,15 @@ async fn recent_conversations_come_by_last_activity_in_one_query_per_page() {
                 req = req.query("pageToken", tk);
             }
             let res = t.call(req).await;
-            all.extend(names(&res));
+            assert_eq!(res.status, 200, "{}", res.body);
+            all.push(names(&res));
             token = res.body["nextPageToken"].as_str().map(str::to_owned);
             if token.is_none() {
                 break all;
             }
         }
     };
-    assert_eq!(paged, [a, c, b]);
+    assert_eq!(paged, [vec![a, c], vec![b]], "pages of pageSize");
 }
 
 #[tokio::test]

@@ -977,11 +977,19 @@ async fn an_edit_s_mask_names_only_what_may_change_and_the_result_must_be_a_vali
                 .query("updateMask", "metadata.a, metadata.b, createTime"),
         )
         .await;
+    assert_eq!(res.status, 200, "{}", res.body);
     assert_eq!(res.body["metadata"], json!({"b": 2}));
+    assert_eq!(res.body["createTime"], before["createTime"]);
     let res = t
         .call(edit(&o, &i, 1, json!({})).query("updateMask", "metadata"))
         .await;
+    assert_eq!(res.status, 200, "{}", res.body);
     assert!(res.body.get("metadata").is_none(), "{}", res.body);
+    // What the answers said is what is stored.
+    let stored = t
+        .call(Req::new(Method::GetMessage).owner(&o).id(&i).order(1))
+        .await;
+    assert_eq!(stored.body, res.body);
 }
 
 #[tokio::test]
