@@ -453,7 +453,7 @@ impl Reply {
         Self {
             status,
             body: Value::Object(fields.apply(message.to_json())),
-            etag: Some(message.version.etag()),
+            etag: Some(message.version.message_etag()),
             location: None,
         }
     }

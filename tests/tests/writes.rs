@@ -903,6 +903,41 @@ async fn an_edit_is_preconditioned_on_the_message_s_etag() {
 }
 
 #[tokio::test]
+async fn the_conversation_s_etag_is_never_a_message_s_precondition() {
+    let t = TestApp::new().await;
+    let (o, i) = (owner(), id());
+    t.create(&o, &i, json!({"agents": ["a"]})).await;
+    let appended = t.append(&o, &i, "v1").await;
+    assert_eq!(appended.status, 201, "{}", appended.body);
+    let after_append = get(&t, &o, &i).await["etag"].clone();
+    assert_ne!(
+        appended.body["etag"], after_append,
+        "two resources, two etags"
+    );
+    let batched = t.call(batch(&o, &i, json!([user("a"), user("b")]))).await;
+    assert_eq!(batched.status, 201, "{}", batched.body);
+    let current = get(&t, &o, &i).await["etag"].clone();
+    for m in batched.body["messages"].as_array().expect("messages") {
+        assert_ne!(m["etag"], current, "{m}");
+    }
+    // The conversation's etag, sent as a message's precondition: refused as stale.
+    for (order, tag) in [
+        (1, after_append),
+        (2, current.clone()),
+        (3, current.clone()),
+    ] {
+        t.call(edit(&o, &i, order, json!({"content": "x", "etag": tag})))
+            .await
+            .assert_problem(409, "ABORTED");
+        let tag = tag.as_str().expect("a tag").to_owned();
+        t.call(edit(&o, &i, order, json!({"content": "x"})).header("if-match", &tag))
+            .await
+            .assert_problem(412, "FAILED_PRECONDITION");
+    }
+    assert_eq!(get(&t, &o, &i).await["etag"], current, "nothing written");
+}
+
+#[tokio::test]
 async fn an_edit_s_mask_names_only_what_may_change_and_the_result_must_be_a_valid_message() {
     let t = TestApp::new().await;
     let (o, i) = (owner(), id());

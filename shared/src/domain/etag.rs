@@ -20,9 +20,16 @@ impl Version {
         }
     }
 
-    /// The etag of this version: a quoted string (RFC 9110).
+    /// The etag of this version of a conversation: a quoted string (RFC 9110).
     pub fn etag(self) -> String {
         format!("\"{:x}\"", self.0)
+    }
+
+    /// The etag of this version of a message: `m` before the hex digits, so that it never
+    /// equals a conversation's etag (an append writes the message and its conversation with the
+    /// same version), and neither passes as the other's precondition.
+    pub fn message_etag(self) -> String {
+        format!("\"m{:x}\"", self.0)
     }
 
     /// The instant this version was written.
@@ -34,29 +41,46 @@ impl Version {
 /// An entity tag given by a client. One we could not have issued matches nothing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Etag {
-    /// It names this version.
+    /// It names this version of a conversation.
     Version(Version),
+    /// It names this version of a message (`"m<hex>"`): never a conversation's precondition
+    /// (see [`Preconditions::of_message`]).
+    Message(Version),
     /// It cannot name any version: every precondition with it fails.
     Unmatchable,
 }
 
 impl Etag {
-    /// Parses `"<hex>"`; the quotes may be left out in a body field. Versions are microseconds
-    /// of a write between the epoch and the year 9999, so anything outside that range is a tag
-    /// the service never issued.
+    /// Parses `"<hex>"` (a conversation's) or `"m<hex>"` (a message's); the quotes may be left
+    /// out in a body field. Versions are microseconds of a write between the epoch and the year
+    /// 9999, so anything outside that range is a tag the service never issued.
     pub fn parse(text: &str) -> Self {
         let inner = text
             .strip_prefix('"')
             .and_then(|t| t.strip_suffix('"'))
             .unwrap_or(text);
-        let ok = !inner.is_empty()
-            && inner.len() <= 16
-            && inner
+        let (message, digits) = match inner.strip_prefix('m') {
+            Some(rest) => (true, rest),
+            None => (false, inner),
+        };
+        let ok = !digits.is_empty()
+            && digits.len() <= 16
+            && digits
                 .bytes()
                 .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase());
-        match i64::from_str_radix(inner, 16) {
+        match i64::from_str_radix(digits, 16) {
+            Ok(v) if ok && (0..=MAX_MICROS).contains(&v) && message => Self::Message(Version(v)),
             Ok(v) if ok && (0..=MAX_MICROS).contains(&v) => Self::Version(Version(v)),
             _ => Self::Unmatchable,
+        }
+    }
+
+    /// The same tag read as a message's precondition: a message's tag names its version, a
+    /// conversation's names none.
+    fn of_message(self) -> Self {
+        match self {
+            Self::Message(v) => Self::Version(v),
+            Self::Version(_) | Self::Unmatchable => Self::Unmatchable,
         }
     }
 
@@ -154,7 +178,7 @@ impl Preconditions {
     pub fn required_versions(&self) -> Vec<Vec<Option<Version>>> {
         let as_version = |t: &Etag| match t {
             Etag::Version(v) => Some(*v),
-            Etag::Unmatchable => None,
+            Etag::Message(_) | Etag::Unmatchable => None,
         };
         let mut lists = Vec::new();
         if let Some(IfMatch::Tags(tags)) = &self.if_match {
@@ -179,6 +203,19 @@ impl Preconditions {
         }
     }
 
+    /// The same preconditions read for a message (update message): its tags (`"m<hex>"`) name
+    /// its versions, and a conversation's tag — even one holding the same version, as an append
+    /// gives both — matches nothing.
+    pub fn of_message(&self) -> Self {
+        Self {
+            body: self.body.map(Etag::of_message),
+            if_match: self.if_match.as_ref().map(|m| match m {
+                IfMatch::Any => IfMatch::Any,
+                IfMatch::Tags(tags) => IfMatch::Tags(tags.iter().map(|t| t.of_message()).collect()),
+            }),
+        }
+    }
+
     /// The version a successful conditional write replaces, when the preconditions pin it.
     pub fn pinned(&self) -> Option<Version> {
         let body = match self.body {
@@ -188,7 +225,7 @@ impl Preconditions {
         let single_if_match = match &self.if_match {
             Some(IfMatch::Tags(tags)) if tags.len() == 1 => match tags[0] {
                 Etag::Version(v) => Some(v),
-                Etag::Unmatchable => None,
+                Etag::Message(_) | Etag::Unmatchable => None,
             },
             _ => None,
         };
@@ -221,6 +258,45 @@ mod tests {
         let v = Version(1_763_884_800_123_456);
         assert_eq!(Etag::parse(&v.etag()), Etag::Version(v));
         assert_eq!(Etag::parse(v.etag().trim_matches('"')), Etag::Version(v));
+    }
+
+    #[test]
+    fn a_message_s_etag_and_its_conversation_s_never_pass_for_each_other() {
+        let v = Version(1_763_884_800_123_456);
+        assert_ne!(v.etag(), v.message_etag());
+        assert_eq!(Etag::parse(&v.message_etag()), Etag::Message(v));
+        assert_eq!(Etag::parse(&format!("m{:x}", v.0)), Etag::Message(v));
+        let as_conversation = |tag: &str| Preconditions {
+            body: Some(Etag::parse(tag)),
+            if_match: Some(IfMatch::parse(tag).expect("a tag")),
+        };
+        // A conversation's write: only the conversation's tag holds.
+        assert_eq!(as_conversation(&v.etag()).check(v), Ok(()));
+        assert_eq!(
+            as_conversation(&v.message_etag()).check(v),
+            Err(EtagSource::IfMatch)
+        );
+        assert_eq!(as_conversation(&v.message_etag()).pinned(), None);
+        assert_eq!(
+            as_conversation(&v.message_etag()).required_versions(),
+            [vec![None], vec![None]]
+        );
+        // A message's write: only the message's tag holds.
+        assert_eq!(
+            as_conversation(&v.message_etag()).of_message().check(v),
+            Ok(())
+        );
+        assert_eq!(
+            as_conversation(&v.etag()).of_message().check(v),
+            Err(EtagSource::IfMatch)
+        );
+        let body_only = Preconditions {
+            body: Some(Etag::parse(&v.etag())),
+            if_match: Some(IfMatch::Any),
+        };
+        assert_eq!(body_only.of_message().check(v), Err(EtagSource::Body));
+        assert_eq!(Etag::parse("\"mm12\""), Etag::Unmatchable);
+        assert_eq!(Etag::parse("\"m\""), Etag::Unmatchable);
     }
 
     #[test]

@@ -149,7 +149,7 @@ impl Message {
         }
         out.insert("createTime".into(), self.create_time.to_string().into());
         out.insert("updateTime".into(), self.version.time().to_string().into());
-        out.insert("etag".into(), self.version.etag().into());
+        out.insert("etag".into(), self.version.message_etag().into());
         out
     }
 
@@ -640,7 +640,7 @@ mod tests {
             ]
         );
         assert_eq!(json["updateTime"], json["createTime"]);
-        assert_eq!(json["etag"], Version(now.micros()).etag());
+        assert_eq!(json["etag"], Version(now.micros()).message_etag());
     }
 
     fn fields(result: Result<NewMessage, ApiError>) -> Vec<(String, &'static str)> {

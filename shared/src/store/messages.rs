@@ -651,6 +651,8 @@ impl Store {
         update: &MessageUpdate,
         pre: &Preconditions,
     ) -> Result<Message, ApiError> {
+        // The message's etag is the precondition; a conversation's names none of its versions.
+        let pre = &pre.of_message();
         let (lo, hi) = item::message_range(order, order);
         // The incarnation the conversation turned out to have, once a refusal said so.
         let mut incarnation: Option<i64> = None;
