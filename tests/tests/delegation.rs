@@ -121,6 +121,62 @@ async fn a_caller_granted_the_scope_acts_for_a_user_and_the_pair_owns_what_it_cr
 }
 
 #[tokio::test]
+async fn a_jwt_sub_holding_a_slash_is_not_the_pair_it_reads_like() {
+    let t = TestApp::with_auth(AuthMode::Jwt).await;
+    let (svc, i) = (owner(), id());
+    let slashed = format!("{svc}/alice");
+    // The service acting for alice, and a caller whose own sub is "<svc>/alice".
+    let pair = || jwt(&svc, SCOPE);
+    let lookalike = || jwt(&slashed, "");
+    let of_pair = t.call(create_as(pair(), Some("alice"), &i)).await;
+    assert_eq!(of_pair.status, 201, "{}", of_pair.body);
+    for req in [
+        Req::new(Method::Get).id(&i),
+        Req::new(Method::Delete).id(&i),
+        Req::new(Method::ListMessages).id(&i),
+    ] {
+        t.call(req.context(lookalike()))
+            .await
+            .assert_problem(404, "NOT_FOUND");
+    }
+    // The same id is free for it: another owner, another key.
+    let mut body = body();
+    body["displayName"] = json!("the lookalike's");
+    let of_lookalike = t
+        .call(
+            Req::new(Method::Create)
+                .query("conversationId", &i)
+                .json(body)
+                .context(lookalike()),
+        )
+        .await;
+    assert_eq!(of_lookalike.status, 201, "{}", of_lookalike.body);
+    assert_eq!(of_lookalike.body["owner"], slashed);
+    // Each reads its own; the pair's key is `<sub>/<user>`, the caller's `/` is escaped.
+    let got = t
+        .call(
+            Req::new(Method::Get)
+                .id(&i)
+                .context(pair())
+                .on_behalf_of("alice"),
+        )
+        .await;
+    assert_eq!(got.body["displayName"], of_pair.body["displayName"]);
+    let got = t
+        .call(Req::new(Method::Get).id(&i).context(lookalike()))
+        .await;
+    assert_eq!(got.body["displayName"], "the lookalike's");
+    assert!(t.stored(&format!("{svc}/alice"), &i).await.is_some());
+    assert!(t.stored(&format!("{svc}%2Falice"), &i).await.is_some());
+    let listed = t.call(Req::new(Method::List).context(lookalike())).await;
+    assert_eq!(listed_ids(&listed), std::slice::from_ref(&i));
+    let listed = t
+        .call(Req::new(Method::List).context(pair()).on_behalf_of("alice"))
+        .await;
+    assert_eq!(listed_ids(&listed), [i]);
+}
+
+#[tokio::test]
 async fn x_on_behalf_of_without_the_scope_is_403_permission_denied_and_writes_nothing() {
     let t = TestApp::with_auth(AuthMode::Jwt).await;
     let svc = owner();

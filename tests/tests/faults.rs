@@ -147,6 +147,103 @@ async fn an_append_that_dynamodb_never_applies_writes_neither_message_nor_count(
 }
 
 #[tokio::test]
+async fn a_batch_is_all_or_none_when_dynamodb_fails_or_refuses_one_of_its_items() {
+    let (proxy, t) = through_proxy().await;
+    let (o, i) = (owner(), id());
+    let created = t.create(&o, &i, json!({"agents": ["a"]})).await;
+    assert_eq!(t.append(&o, &i, "first").await.status, 201);
+    let batch = || {
+        Req::new(Method::BatchAppend)
+            .owner(&o)
+            .id(&i)
+            .json(json!({"messages": [
+                {"type": "USER", "content": "a"},
+                {"type": "AGENT", "content": "b"},
+                {"type": "USER", "content": "c"}
+            ]}))
+    };
+    // DynamoDB failing the transaction: 503, nothing of the batch written.
+    proxy.inject("TransactWriteItems", SERVER_ERROR, 3);
+    t.call(batch()).await.assert_problem(503, "UNAVAILABLE");
+    assert_eq!(t.counted_messages(&o, &i).await, (Some(1), 1));
+    // One item of the transaction refused (a message item already at the order the batch's
+    // third message takes, which only a broken table holds): neither of the other two is
+    // written, nor the count moved; the append gives up as contended.
+    let incarnation =
+        conversations::domain::time::Timestamp::parse(created["createTime"].as_str().expect("t"))
+            .expect("a timestamp");
+    t.raw()
+        .put_item()
+        .table_name(&t.table)
+        .item(
+            "pk",
+            aws_sdk_dynamodb::types::AttributeValue::S(format!("CONV#{o}#{i}")),
+        )
+        .item(
+            "sk",
+            aws_sdk_dynamodb::types::AttributeValue::S(
+                conversations::store::item::message_sort_key(incarnation, 4),
+            ),
+        )
+        .send()
+        .await
+        .expect("a stray item");
+    t.call(batch()).await.assert_problem(409, "ABORTED");
+    let stored = t.collection(&o, &i).await;
+    let orders: Vec<&str> = stored
+        .iter()
+        .filter_map(|item| item.get("sk").and_then(|v| v.as_s().ok()))
+        .filter(|sk| sk.starts_with("M#"))
+        .map(|sk| &sk[2..12])
+        .collect();
+    assert_eq!(
+        orders,
+        ["0000000001", "0000000004"],
+        "only the first message and the stray"
+    );
+    let after = t.call(Req::new(Method::Get).owner(&o).id(&i)).await;
+    assert_eq!(after.body["messageCount"], 1);
+}
+
+#[tokio::test]
+async fn reads_of_a_conversation_and_its_messages_go_out_together_in_one_round_trip() {
+    let (proxy, t) = through_proxy().await;
+    let (o, i) = (owner(), id());
+    t.create(&o, &i, json!({"agents": ["a"]})).await;
+    assert_eq!(t.append(&o, &i, "hello").await.status, 201);
+    // Each of the two reads takes 600 ms: sent together, the answer takes one of those, not two.
+    const HOLD: u64 = 600;
+    let reads = [
+        (
+            "view=FULL",
+            Req::new(Method::Get).owner(&o).id(&i).query("view", "FULL"),
+        ),
+        (
+            "get message",
+            Req::new(Method::GetMessage).owner(&o).id(&i).order(1),
+        ),
+        (
+            "list messages",
+            Req::new(Method::ListMessages).owner(&o).id(&i),
+        ),
+    ];
+    for (what, req) in reads {
+        proxy.take_seen();
+        proxy.inject("GetItem", Fault::Delay(HOLD), 1);
+        proxy.inject("Query", Fault::Delay(HOLD), 1);
+        let (res, elapsed) = timed(&t, req).await;
+        assert_eq!(res.status, 200, "{what}: {}", res.body);
+        let mut seen: Vec<String> = proxy.take_seen().into_iter().map(|(op, _)| op).collect();
+        seen.sort();
+        assert_eq!(seen, ["GetItem", "Query"], "{what}");
+        assert!(
+            elapsed < Duration::from_millis(2 * HOLD - 100),
+            "{what}: {elapsed:?}, the two reads one after the other"
+        );
+    }
+}
+
+#[tokio::test]
 async fn an_append_whose_answer_is_lost_lands_exactly_once() {
     let (proxy, t) = through_proxy().await;
     let (o, i) = (owner(), id());

@@ -177,6 +177,23 @@ async fn a_type_filter_keeps_only_that_type_and_combines_with_ranges() {
         .call(list(&o, &i).query("filter", "type = USER AND type = TOOL"))
         .await;
     assert_eq!(orders(&none), Vec::<u64>::new());
+    // Across pages: the filter is applied after each page's read, so pages may be short (even
+    // empty) but following the tokens finds every AGENT message once, in either order.
+    for (order, wanted) in [("order asc", vec![2, 5]), ("order desc", vec![5, 2])] {
+        let paged = pages(&t, || {
+            list(&o, &i)
+                .query("filter", "type = AGENT")
+                .query("orderBy", order)
+                .query("pageSize", "1")
+        })
+        .await;
+        assert_eq!(paged.concat(), wanted, "{order}");
+        assert!(paged.iter().all(|p| p.len() <= 1), "{order}: {paged:?}");
+        assert!(
+            paged.len() >= 3,
+            "{order}: short pages in between: {paged:?}"
+        );
+    }
 }
 
 #[tokio::test]

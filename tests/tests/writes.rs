@@ -1028,6 +1028,60 @@ async fn an_edit_s_mask_names_only_what_may_change_and_the_result_must_be_a_vali
 }
 
 #[tokio::test]
+async fn an_edit_with_many_broken_fields_is_one_422_listing_every_one() {
+    let t = TestApp::new().await;
+    let (o, i) = (owner(), id());
+    t.create(&o, &i, json!({"agents": ["a"]})).await;
+    let turn = t.call(batch(&o, &i, agent_turn())).await;
+    assert_eq!(turn.status, 201, "{}", turn.body);
+    let before = t
+        .call(Req::new(Method::GetMessage).owner(&o).id(&i).order(1))
+        .await;
+    let res = t
+        .call(
+            edit(
+                &o,
+                &i,
+                1,
+                json!({
+                    "content": "x".repeat(64 * 1024 + 1),
+                    "metadata": {"m": "x".repeat(17 * 1024)},
+                    "toolCalls": [
+                        {"id": "no spaces allowed", "name": "", "arguments": 5},
+                        {"id": "call_2", "name": "ok"}
+                    ]
+                }),
+            )
+            .query("updateMask", "content,metadata,toolCalls"),
+        )
+        .await;
+    res.assert_problem(422, "INVALID_ARGUMENT");
+    let mut fields: Vec<&str> = res.body["errors"]
+        .as_array()
+        .expect("errors")
+        .iter()
+        .map(|e| e["field"].as_str().expect("field"))
+        .collect();
+    fields.sort_unstable();
+    assert_eq!(
+        fields,
+        [
+            "content",
+            "metadata",
+            "toolCalls[0].arguments",
+            "toolCalls[0].id",
+            "toolCalls[0].name"
+        ],
+        "{}",
+        res.body
+    );
+    let after = t
+        .call(Req::new(Method::GetMessage).owner(&o).id(&i).order(1))
+        .await;
+    assert_eq!(after.body, before.body, "nothing written");
+}
+
+#[tokio::test]
 async fn tool_calls_can_be_redacted_and_an_agent_message_keeps_content_or_calls() {
     let t = TestApp::new().await;
     let (o, i) = (owner(), id());

@@ -159,6 +159,20 @@ fn read_on_within(
     }
 }
 
+/// DynamoDB refuses a transaction of more than 100 items or 4 MB: refused here first, as a 400
+/// before any write (the body and batch limits keep every request below both — 52 items, under
+/// 2 MB — but a 500 must never be the way to find out).
+fn within_transaction_limits(items: usize, bytes: usize) -> Result<(), ApiError> {
+    if items <= MAX_TRANSACTION_ITEMS && bytes <= MAX_TRANSACTION_BYTES {
+        return Ok(());
+    }
+    Err(ApiError::InvalidArgument(format!(
+        "this batch would need a transaction of {items} items and about {bytes} bytes; DynamoDB \
+         allows {MAX_TRANSACTION_ITEMS} items and {MAX_TRANSACTION_BYTES} bytes: send fewer or \
+         smaller messages"
+    )))
+}
+
 /// Refuses a message whose item would pass DynamoDB's item limit (400 KB, names and values):
 /// each field of a message has its own limit, but together — content, metadata and up to 32 tool
 /// calls' arguments, numbers counted as re-serialised (`1e15` is stored as
@@ -455,18 +469,7 @@ impl Store {
                 .map_err(ApiError::internal)?;
             items.push(TransactWriteItem::builder().put(put).build());
         }
-        // DynamoDB refuses a transaction of more than 100 items or 4 MB: refused here first (the
-        // body and batch limits keep every request below both, but a 500 must never be the way
-        // to find out).
-        if items.len() > MAX_TRANSACTION_ITEMS || size > MAX_TRANSACTION_BYTES {
-            return Err(ApiError::InvalidArgument(format!(
-                "this batch would need a transaction of {} items and about {} bytes; DynamoDB \
-                 allows {MAX_TRANSACTION_ITEMS} items and {MAX_TRANSACTION_BYTES} bytes: send \
-                 fewer or smaller messages",
-                items.len(),
-                size
-            )));
-        }
+        within_transaction_limits(items.len(), size)?;
         let with_marker = key.is_some();
         match self.transact(items).await? {
             None => Ok(Cancelled::No),
@@ -1112,6 +1115,16 @@ mod tests {
 
     fn key(incarnation: i64, order: u64) -> String {
         item::message_sort_key(Timestamp::from_micros(incarnation).expect("valid"), order)
+    }
+
+    #[test]
+    fn a_transaction_past_dynamodb_s_limits_is_a_400() {
+        assert!(within_transaction_limits(100, MAX_TRANSACTION_BYTES).is_ok());
+        for (items, bytes) in [(101, 1), (1, MAX_TRANSACTION_BYTES + 1)] {
+            let refused = within_transaction_limits(items, bytes).expect_err("past a limit");
+            assert_eq!(refused.status(), 400, "{items} items, {bytes} bytes");
+            assert!(refused.to_string().contains("DynamoDB allows 100 items"));
+        }
     }
 
     #[test]
