@@ -3,16 +3,19 @@
 //! every method with typed answers, paging streams, typed problems, and retries that land
 //! exactly once — through a proxy that loses the service's answers.
 
-use api_tests::api_proxy::ApiProxy;
-use api_tests::http_client::Target;
+use std::time::Duration;
+
+use api_tests::api_proxy::{ApiProxy, Fault, Rule, Seen};
+use api_tests::http_client::{Caller, Target};
 use api_tests::id;
 use conversations_client::{
-    Code, ConversationInput, ConversationOrder, CreateOptions, DeleteOptions, LifecycleState,
-    ListConversations, ListMessages, MessageInput, MessagePatch, MessageType, Retry, ToolCall,
-    UpdateOptions, View,
+    Client, Code, Conversation, ConversationInput, ConversationOrder, CreateOptions, DeleteOptions,
+    LifecycleState, ListConversations, ListMessages, Message, MessageInput, MessagePatch,
+    MessageType, Retry, ToolCall, UpdateOptions, View,
 };
 use futures_util::TryStreamExt;
 use serde_json::json;
+use uuid::Uuid;
 
 fn target() -> Target {
     Target::from_env().expect(
@@ -315,6 +318,68 @@ fn sent(proxy: &ApiProxy, method: &str) -> Vec<String> {
         .collect()
 }
 
+/// The idempotency key of a request: present, and a UUID.
+fn key(seen: &Seen) -> Uuid {
+    let key = seen
+        .request_id()
+        .unwrap_or_else(|| panic!("{} {} carries no requestId", seen.method, seen.target));
+    Uuid::parse_str(key).unwrap_or_else(|e| panic!("requestId {key:?} is not a UUID: {e}"))
+}
+
+/// How long a client of these tests waits for an answer, and how long the proxy holds one (or a
+/// request) to make it give up.
+const TIMEOUT: Duration = Duration::from_millis(1500);
+const PAST_TIMEOUT: Duration = Duration::from_millis(2500);
+
+/// The three ways a first attempt can still be in flight when the client sends it again.
+fn racing_faults() -> [Fault; 3] {
+    [
+        Fault::Close,
+        Fault::Hold(PAST_TIMEOUT),
+        Fault::Late(PAST_TIMEOUT),
+    ]
+}
+
+/// A client through `proxy` that gives up on an attempt after [`TIMEOUT`].
+fn impatient(caller: &Caller, proxy: &ApiProxy) -> Client {
+    caller
+        .client_builder(proxy.base())
+        .timeout(TIMEOUT)
+        .build()
+        .expect("client")
+}
+
+async fn fresh(client: &Client) -> Conversation {
+    client
+        .create_conversation(
+            &ConversationInput::with_agents(["bot"]),
+            CreateOptions::with_id(id()),
+        )
+        .await
+        .expect("create")
+}
+
+async fn messages_of(client: &Client, i: &str) -> Vec<Message> {
+    client
+        .list_messages(i, ListMessages::default())
+        .try_collect()
+        .await
+        .expect("list messages")
+}
+
+/// The (order, content) of each message.
+fn contents(messages: &[Message]) -> Vec<(u64, String)> {
+    messages
+        .iter()
+        .map(|m| {
+            (
+                m.order.expect("order"),
+                m.content.clone().unwrap_or_default(),
+            )
+        })
+        .collect()
+}
+
 #[tokio::test]
 async fn creates_and_appends_whose_answers_are_lost_are_retried_with_their_key_and_land_once() {
     let t = target();
@@ -360,14 +425,29 @@ async fn creates_and_appends_whose_answers_are_lost_are_retried_with_their_key_a
         Some(4),
         "each write landed exactly once"
     );
-    let posts = sent(&proxy, "POST");
+    assert_eq!(
+        contents(&messages_of(&direct, &i).await),
+        [
+            (1, "once".to_owned()),
+            (2, "b0".to_owned()),
+            (3, "b1".to_owned()),
+            (4, "b2".to_owned())
+        ]
+    );
+    let posts: Vec<_> = proxy
+        .requests()
+        .into_iter()
+        .filter(|s| s.method == "POST")
+        .collect();
     assert_eq!(posts.len(), 2 + 2 + 3, "{posts:#?}");
-    // Every attempt of one call carried the same key.
-    let key = |target: &str| target.split("requestId=").nth(1).map(str::to_owned);
-    assert_eq!(key(&posts[0]), key(&posts[1]));
-    assert_eq!(key(&posts[2]), key(&posts[3]));
-    assert!(posts[4..].iter().all(|p| key(p) == key(&posts[4])));
-    assert_ne!(key(&posts[0]), key(&posts[2]));
+    // Every attempt of one call carried the same key, a UUID; each call its own.
+    let keys: Vec<Uuid> = posts.iter().map(key).collect();
+    assert_eq!(keys[0], keys[1]);
+    assert_eq!(keys[2], keys[3]);
+    assert!(keys[4..].iter().all(|k| *k == keys[4]));
+    assert!(keys[0] != keys[2] && keys[2] != keys[4] && keys[0] != keys[4]);
+    // The service applied the first attempt of each and answered every repeat as it.
+    assert!(posts.iter().all(|s| s.status == Some(201)), "{posts:#?}");
     direct
         .delete_conversation(&i, DeleteOptions::default())
         .await
@@ -375,52 +455,160 @@ async fn creates_and_appends_whose_answers_are_lost_are_retried_with_their_key_a
 }
 
 #[tokio::test]
-async fn writes_without_a_key_or_an_etag_are_sent_once_and_etag_writes_are_retried() {
+async fn keyed_writes_whose_retry_races_the_first_attempt_land_once_with_one_key() {
+    let t = target();
+    let (alice, _) = t.two_callers();
+    let direct = alice.client(&t.base);
+    let proxy = ApiProxy::start(&t.base).await;
+    let client = impatient(&alice, &proxy);
+
+    for fault in racing_faults() {
+        let i = id();
+        let mut calls = Vec::new();
+        let mut mark = proxy.requests().len();
+        let mut attempts = |proxy: &ApiProxy| {
+            let all = proxy.requests();
+            let these: Vec<Seen> = all[mark..].to_vec();
+            mark = all.len();
+            these
+        };
+
+        proxy.inject(Rule::new("POST", fault));
+        let created = client
+            .create_conversation(
+                &ConversationInput::with_agents(["bot"]),
+                CreateOptions::with_id(&i),
+            )
+            .await
+            .unwrap_or_else(|e| panic!("{fault:?}: create: {e}"));
+        assert_eq!(created.id(), Some(i.as_str()));
+        calls.push(attempts(&proxy));
+
+        proxy.inject(Rule::new("POST", fault));
+        let appended = client
+            .append_message(&i, &MessageInput::new(MessageType::User, "once"), None)
+            .await
+            .unwrap_or_else(|e| panic!("{fault:?}: append: {e}"));
+        assert_eq!(appended.order, Some(1), "{fault:?}");
+        calls.push(attempts(&proxy));
+
+        proxy.inject(Rule::new("POST", fault));
+        let batch: Vec<_> = (0..3)
+            .map(|n| MessageInput::new(MessageType::Agent, format!("b{n}")))
+            .collect();
+        let appended = client
+            .batch_append_messages(&i, &batch, None, None)
+            .await
+            .unwrap_or_else(|e| panic!("{fault:?}: batch: {e}"));
+        assert_eq!(
+            appended.iter().map(|m| m.order).collect::<Vec<_>>(),
+            [Some(2), Some(3), Some(4)],
+            "{fault:?}"
+        );
+        calls.push(attempts(&proxy));
+
+        // Every attempt has reached the service (a late first attempt too) before the reads.
+        proxy.settled().await;
+        let mut keys = Vec::new();
+        for attempts in &proxy_calls(&proxy, &calls) {
+            assert!(attempts.len() >= 2, "{fault:?}: retried: {attempts:#?}");
+            assert_eq!(attempts[0].fault, Some(fault));
+            let first = key(&attempts[0]);
+            assert!(
+                attempts.iter().all(|a| key(a) == first),
+                "{fault:?}: one key on every attempt: {attempts:#?}"
+            );
+            assert!(
+                attempts.iter().all(|a| a.status == Some(201)),
+                "{fault:?}: the service answered every attempt as the first: {attempts:#?}"
+            );
+            keys.push(first);
+        }
+        keys.sort_unstable();
+        keys.dedup();
+        assert_eq!(keys.len(), 3, "{fault:?}: a key per call");
+
+        let stored = direct.get_conversation(&i, View::Basic).await.expect("get");
+        assert_eq!(stored.message_count, Some(4), "{fault:?}");
+        assert_eq!(stored.create_time, created.create_time, "{fault:?}");
+        assert_eq!(
+            contents(&messages_of(&direct, &i).await),
+            [
+                (1, "once".to_owned()),
+                (2, "b0".to_owned()),
+                (3, "b1".to_owned()),
+                (4, "b2".to_owned())
+            ],
+            "{fault:?}: each message once"
+        );
+        direct
+            .delete_conversation(&i, DeleteOptions::default())
+            .await
+            .expect("clean up");
+    }
+}
+
+/// The attempts of each call as the service saw them once settled (statuses filled in).
+fn proxy_calls(proxy: &ApiProxy, calls: &[Vec<Seen>]) -> Vec<Vec<Seen>> {
+    let all = proxy.requests();
+    calls
+        .iter()
+        .map(|attempts| {
+            attempts
+                .iter()
+                .map(|a| {
+                    all.iter()
+                        .find(|s| s.at == a.at && s.target == a.target)
+                        .cloned()
+                        .unwrap_or_else(|| a.clone())
+                })
+                .collect()
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn writes_without_a_key_or_an_etag_are_sent_once() {
     let t = target();
     let (alice, _) = t.two_callers();
     let direct = alice.client(&t.base);
     let proxy = ApiProxy::start(&t.base).await;
     let client = alice.client(proxy.base());
-    let i = id();
-    let created = direct
-        .create_conversation(
-            &ConversationInput::with_agents(["bot"]),
-            CreateOptions::with_id(&i),
-        )
-        .await
-        .expect("create");
+    let created = fresh(&direct).await;
+    let i = created.id().expect("id");
 
     // No etag: the update may have landed, so the client reports the 503 instead of guessing.
     proxy.lose_answers("PATCH", 1);
-    let mut rename = ConversationInput {
+    let rename = ConversationInput {
         display_name: Some("once".into()),
         ..ConversationInput::default()
     };
     let lost = client
-        .update_conversation(&i, &rename, UpdateOptions::default())
+        .update_conversation(i, &rename, UpdateOptions::default())
         .await
         .expect_err("not retried");
     let problem = lost.problem().expect("a problem");
     assert_eq!(problem.code, Code::Unavailable);
-    assert_eq!(problem.retry_after, Some(std::time::Duration::ZERO));
+    assert_eq!(problem.retry_after, Some(Duration::ZERO));
     assert_eq!(sent(&proxy, "PATCH").len(), 1);
+    let stored = direct.get_conversation(i, View::Basic).await.expect("get");
+    assert_eq!(
+        stored.display_name.as_deref(),
+        Some("once"),
+        "the write whose answer was lost had landed"
+    );
+    assert_ne!(stored.etag, created.etag);
 
-    // With an etag the retry is safe: the write that landed made the etag stale, so the retry
-    // is refused (412) rather than applied twice.
-    let now = direct.get_conversation(&i, View::Basic).await.expect("get");
-    assert_ne!(now.etag, created.etag);
-    proxy.lose_answers("PATCH", 1);
-    rename.display_name = Some("twice?".into());
-    let refused = client
-        .update_conversation(
-            &i,
-            &rename,
-            UpdateOptions::if_unchanged(&now, &["displayName"]),
-        )
+    // So are a delete and an undelete without an etag.
+    proxy.lose_answers("DELETE", 1);
+    let lost = client
+        .delete_conversation(i, DeleteOptions::default())
         .await
-        .expect_err("the retry meets its own write");
-    assert!(refused.is_stale_etag(), "{refused}");
-    assert_eq!(sent(&proxy, "PATCH").len(), 3);
+        .expect_err("not retried");
+    assert_eq!(lost.code(), Some(&Code::Unavailable));
+    assert_eq!(sent(&proxy, "DELETE").len(), 1);
+    let stored = direct.get_conversation(i, View::Basic).await.expect("get");
+    assert_eq!(stored.deleted, Some(true));
 
     // A client with retries off sends even a read once.
     let once = alice
@@ -430,13 +618,9 @@ async fn writes_without_a_key_or_an_etag_are_sent_once_and_etag_writes_are_retri
         .expect("client");
     proxy.lose_answers("GET", 1);
     let failed = once
-        .get_conversation(&i, View::Basic)
+        .get_conversation(i, View::Basic)
         .await
         .expect_err("no retry");
     assert_eq!(failed.code(), Some(&Code::Unavailable));
     assert_eq!(sent(&proxy, "GET").len(), 1);
-    direct
-        .delete_conversation(&i, DeleteOptions::default())
-        .await
-        .expect("clean up");
 }
