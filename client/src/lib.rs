@@ -20,13 +20,17 @@
 //!   broken field, the request id, `Retry-After`), or [`Error::Transport`].
 //! - List methods are [`Stream`]s that follow `nextPageToken`.
 //! - Retries ([`Retry`]) only where sending twice cannot write twice: creates, appends and
-//!   batches carry an idempotency key made once per call and reused by each retry; writes with
-//!   an etag are sent again as they are; reads are retried; other writes are sent once.
+//!   batches carry an idempotency key made once per call and reused by each retry; reads are
+//!   retried; writes with an etag are sent again as they are, and a retry refused because its
+//!   own first attempt had applied is recognised by reading the resource back
+//!   ([`Safety::Recognised`] says what that can and cannot tell); other writes are sent once.
 
 pub mod error;
 pub mod model;
+mod recognise;
 pub mod retry;
 
+use std::future::Future;
 use std::time::Duration;
 
 use futures_util::stream::{self, Stream, StreamExt, TryStreamExt};
@@ -300,6 +304,30 @@ impl Call {
     }
 }
 
+/// What became of a call after its attempts.
+struct Sent {
+    result: Result<Vec<u8>>,
+    /// An attempt before the last may have applied: its answer was lost (a "try later" answer,
+    /// a timeout, a connection that broke after the request went out).
+    unsure: bool,
+}
+
+fn decode<T: DeserializeOwned>(body: &[u8]) -> Result<T> {
+    serde_json::from_slice(body).map_err(|e| Error::Decode {
+        status: 200,
+        message: e.to_string(),
+    })
+}
+
+/// A stale etag: 409 `ABORTED` (a body etag) or 412 (`If-Match`).
+fn stale(problem: &Problem) -> bool {
+    problem.code == Code::Aborted || problem.status == 412
+}
+
+fn as_json(value: &impl Serialize) -> serde_json::Value {
+    serde_json::to_value(value).unwrap_or_default()
+}
+
 impl Client {
     /// A builder for the API at `base_url` (`http://127.0.0.1:9000`, or a stage's invoke URL).
     pub fn builder(base_url: impl Into<String>) -> ClientBuilder {
@@ -332,11 +360,14 @@ impl Client {
     }
 
     /// Sends `call`, again after a "try later" answer or a failed connection where its safety
-    /// allows, and gives the success answer's body.
-    async fn send(&self, call: &Call) -> Result<Vec<u8>> {
+    /// allows, and gives the success answer's body, or the error, with whether an attempt
+    /// before the last may have applied.
+    async fn send(&self, call: &Call) -> Sent {
         let url = self.url(call);
         let mut attempt = 0;
-        loop {
+        let mut unsure = false;
+        let retries = call.safety != Safety::Once;
+        let result = loop {
             let mut request = self.http.request(call.method.clone(), url.clone());
             request = match &self.identity {
                 Identity::Bearer(token) => request.bearer_auth(token),
@@ -358,12 +389,20 @@ impl Client {
             let answer = match request.send().await {
                 Ok(answer) => answer,
                 // A connection that never opened sent nothing: any call may go again.
-                Err(e) if more && (e.is_connect() || call.safety == Safety::Retryable) => {
+                Err(e) if more && e.is_connect() => {
                     tokio::time::sleep(self.retry.delay(attempt, None)).await;
                     attempt += 1;
                     continue;
                 }
-                Err(e) => return Err(e.into()),
+                // A timeout or a connection that broke after the request went out: it may have
+                // applied.
+                Err(_) if more && retries => {
+                    unsure = true;
+                    tokio::time::sleep(self.retry.delay(attempt, None)).await;
+                    attempt += 1;
+                    continue;
+                }
+                Err(e) => break Err(e.into()),
             };
             let status = answer.status().as_u16();
             let header = |name: &str| {
@@ -377,37 +416,66 @@ impl Client {
             let request_id = header("x-request-id");
             let body = match answer.bytes().await {
                 Ok(body) => body,
-                Err(e) if more && call.safety == Safety::Retryable => {
+                Err(_) if more && retries => {
+                    unsure = true;
                     tokio::time::sleep(self.retry.delay(attempt, None)).await;
                     attempt += 1;
-                    drop(e);
                     continue;
                 }
-                Err(e) => return Err(e.into()),
+                Err(e) => break Err(e.into()),
             };
             if (200..300).contains(&status) {
-                return Ok(body.to_vec());
+                break Ok(body.to_vec());
             }
-            if more && call.safety == Safety::Retryable && Retry::retryable_status(status) {
+            if more && retries && Retry::retryable_status(status) {
+                unsure = true;
                 tokio::time::sleep(self.retry.delay(attempt, retry_after)).await;
                 attempt += 1;
                 continue;
             }
-            return Err(Error::Api(Box::new(Problem::from_answer(
+            break Err(Error::Api(Box::new(Problem::from_answer(
                 status,
                 &body,
                 request_id,
                 retry_after,
             ))));
-        }
+        };
+        Sent { result, unsure }
     }
 
     async fn call<T: DeserializeOwned>(&self, call: Call) -> Result<T> {
-        let body = self.send(&call).await?;
-        serde_json::from_slice(&body).map_err(|e| Error::Decode {
-            status: 200,
-            message: e.to_string(),
-        })
+        decode(&self.send(&call).await.result?)
+    }
+
+    /// Sends an etag write ([`Safety::Recognised`]). When it is refused as `refused` says after
+    /// an attempt whose outcome is unknown, reads the resource back with `read` and answers it
+    /// when `applied` finds this call's write in it; otherwise the refusal.
+    async fn recognised<T, Fut>(
+        &self,
+        call: Call,
+        refused: impl Fn(&Problem) -> bool,
+        read: impl FnOnce() -> Fut,
+        applied: impl Fn(&T) -> bool,
+    ) -> Result<T>
+    where
+        T: DeserializeOwned,
+        Fut: Future<Output = Result<T>>,
+    {
+        let sent = self.send(&call).await;
+        let error = match sent.result {
+            Ok(body) => return decode(&body),
+            Err(error) => error,
+        };
+        if !(call.safety == Safety::Recognised
+            && sent.unsure
+            && error.problem().is_some_and(refused))
+        {
+            return Err(error);
+        }
+        match read().await {
+            Ok(now) if applied(&now) => Ok(now),
+            _ => Err(error),
+        }
     }
 
     /// Creates a conversation (201). Retried safely: the call's `requestId` is made once.
@@ -466,75 +534,136 @@ impl Client {
         })
     }
 
-    /// Updates a conversation (200), or creates it with `allow_missing` (201). Retried only with
-    /// an etag (`if_match`, or `etag` in the body).
+    /// Updates a conversation (200), or creates it with `allow_missing` (201). Without an etag
+    /// (`if_match`, or `etag` in the body) it is sent once; with one it is retried, and a retry
+    /// refused because its first attempt had applied answers the conversation as read back when
+    /// every path it set holds the value sent ([`Safety::Recognised`]).
     pub async fn update_conversation(
         &self,
         id: &str,
         input: &ConversationInput,
         options: UpdateOptions,
     ) -> Result<Conversation> {
-        let safety = if options.if_match.is_some() || input.etag.is_some() {
-            Safety::Retryable
-        } else {
-            Safety::Once
+        let sent = recognise::etags(options.if_match.as_deref(), input.etag.as_deref());
+        let safety = match sent {
+            Some(_) => Safety::Recognised,
+            None => Safety::Once,
         };
+        let body = as_json(input);
+        let paths = recognise::conversation_paths(options.update_mask.as_deref(), &body);
         let mut call = Call::new(Method::PATCH, &["conversations", id], safety)
             .query_opt("updateMask", options.update_mask.map(|m| m.join(",")))
             .query_opt("allowMissing", options.allow_missing.then_some("true"))
             .json(input)?;
         call.if_match = options.if_match;
-        self.call(call).await
+        let sent = sent.unwrap_or_default();
+        self.recognised(
+            call,
+            stale,
+            || self.get_conversation(id, View::Basic),
+            |now: &Conversation| {
+                now.deleted != Some(true)
+                    && recognise::moved(now.etag.as_deref(), &sent)
+                    && paths.as_deref().is_some_and(|paths| {
+                        recognise::holds(
+                            &as_json(now),
+                            &body,
+                            paths,
+                            &[("conversationStage", "VIRTUAL_AGENT_STAGE")],
+                        )
+                    })
+            },
+        )
+        .await
     }
 
     /// Soft-deletes a conversation and answers it. Retried with an etag or `allow_missing`
-    /// (a repeat of a delete that landed is then a precondition failure or a 200).
+    /// (a repeat of a delete that landed is then a precondition failure or a 200); with an etag,
+    /// a retry refused because its first attempt had applied answers the conversation read back
+    /// when it is deleted at another etag ([`Safety::Recognised`]).
     pub async fn delete_conversation(
         &self,
         id: &str,
         options: DeleteOptions,
     ) -> Result<Conversation> {
-        let safety = if options.etag.is_some() || options.allow_missing {
-            Safety::Retryable
-        } else {
-            Safety::Once
+        let sent = recognise::etags(None, options.etag.as_deref());
+        let safety = match (&sent, options.allow_missing) {
+            (Some(_), _) => Safety::Recognised,
+            (None, true) => Safety::Retryable,
+            (None, false) => Safety::Once,
         };
         let call = Call::new(Method::DELETE, &["conversations", id], safety)
             .query_opt("etag", options.etag)
             .query_opt("allowMissing", options.allow_missing.then_some("true"));
-        self.call(call).await
+        let sent = sent.unwrap_or_default();
+        self.recognised(
+            call,
+            // The conversation that this call deleted answers a repeat 404.
+            |p| stale(p) || p.code == Code::NotFound,
+            || self.get_conversation(id, View::Basic),
+            |now: &Conversation| {
+                now.deleted == Some(true) && recognise::moved(now.etag.as_deref(), &sent)
+            },
+        )
+        .await
     }
 
-    /// Undeletes a soft-deleted conversation. Retried only with an etag.
+    /// Undeletes a soft-deleted conversation. Sent once without an etag; with one, retried, and a
+    /// retry refused because its first attempt had applied answers the conversation read back
+    /// when it is live at another etag ([`Safety::Recognised`]).
     pub async fn undelete_conversation(
         &self,
         id: &str,
         etag: Option<&str>,
     ) -> Result<Conversation> {
-        let safety = if etag.is_some() {
-            Safety::Retryable
-        } else {
-            Safety::Once
+        let sent = recognise::etags(None, etag);
+        let safety = match sent {
+            Some(_) => Safety::Recognised,
+            None => Safety::Once,
         };
         let call = Call::new(Method::POST, &["conversations", id, "undelete"], safety)
             .json(&model::EtagBody { etag })?;
-        self.call(call).await
+        let sent = sent.unwrap_or_default();
+        self.recognised(
+            call,
+            // The conversation that this call undeleted answers a repeat "not deleted".
+            |p| stale(p) || p.code == Code::AlreadyExists,
+            || self.get_conversation(id, View::Basic),
+            |now: &Conversation| {
+                now.deleted != Some(true) && recognise::moved(now.etag.as_deref(), &sent)
+            },
+        )
+        .await
     }
 
-    /// Completes a conversation. Retried: completing a completed conversation answers it
-    /// unchanged.
+    /// Completes a conversation. Retried: without an etag, completing a completed conversation
+    /// answers it unchanged; with one, a retry refused because its first attempt had applied
+    /// answers the conversation read back when it is completed at another etag
+    /// ([`Safety::Recognised`]).
     pub async fn complete_conversation(
         &self,
         id: &str,
         etag: Option<&str>,
     ) -> Result<Conversation> {
-        let call = Call::new(
-            Method::POST,
-            &["conversations", id, "complete"],
-            Safety::Retryable,
+        let sent = recognise::etags(None, etag);
+        let safety = match sent {
+            Some(_) => Safety::Recognised,
+            None => Safety::Retryable,
+        };
+        let call = Call::new(Method::POST, &["conversations", id, "complete"], safety)
+            .json(&model::EtagBody { etag })?;
+        let sent = sent.unwrap_or_default();
+        self.recognised(
+            call,
+            stale,
+            || self.get_conversation(id, View::Basic),
+            |now: &Conversation| {
+                now.is_completed()
+                    && now.deleted != Some(true)
+                    && recognise::moved(now.etag.as_deref(), &sent)
+            },
         )
-        .json(&model::EtagBody { etag })?;
-        self.call(call).await
+        .await
     }
 
     /// Appends a message (201). Retried safely: `request_id` (made for the call when `None`) is
@@ -589,8 +718,10 @@ impl Client {
     }
 
     /// Edits a message (`update_mask`: `content`, `metadata`, `metadata.<key>`, `toolCalls`;
-    /// `None` = the fields present). Retried only with the message's etag (in `patch` or
-    /// `if_match`).
+    /// `None` = the fields present). Sent once without the message's etag (in `patch` or
+    /// `if_match`); with it, retried, and a retry refused because its first attempt had applied
+    /// answers the message read back when every path it set holds the value sent
+    /// ([`Safety::Recognised`]).
     pub async fn update_message(
         &self,
         id: &str,
@@ -599,21 +730,35 @@ impl Client {
         update_mask: Option<&[&str]>,
         if_match: Option<&str>,
     ) -> Result<Message> {
-        let safety = if if_match.is_some() || patch.etag.is_some() {
-            Safety::Retryable
-        } else {
-            Safety::Once
+        let sent = recognise::etags(if_match, patch.etag.as_deref());
+        let safety = match sent {
+            Some(_) => Safety::Recognised,
+            None => Safety::Once,
         };
-        let order = order.to_string();
+        let body = as_json(patch);
+        let paths = recognise::message_paths(update_mask, &body);
+        let path_order = order.to_string();
         let mut call = Call::new(
             Method::PATCH,
-            &["conversations", id, "messages", &order],
+            &["conversations", id, "messages", &path_order],
             safety,
         )
         .query_opt("updateMask", update_mask.map(|m| m.join(",")))
         .json(patch)?;
         call.if_match = if_match.map(str::to_owned);
-        self.call(call).await
+        let sent = sent.unwrap_or_default();
+        self.recognised(
+            call,
+            stale,
+            || self.get_message(id, order),
+            |now: &Message| {
+                recognise::moved(now.etag.as_deref(), &sent)
+                    && paths
+                        .as_deref()
+                        .is_some_and(|paths| recognise::holds(&as_json(now), &body, paths, &[]))
+            },
+        )
+        .await
     }
 
     /// One page of list messages.

@@ -1,6 +1,7 @@
 //! When a call is sent again, and how long the client waits before it.
 //!
-//! A call is retried only when sending it twice cannot do anything twice ([`Safety`]); only
+//! A call is retried only when sending it twice cannot do anything twice ([`Safety`], which also
+//! says how an etag write whose retry meets its own first attempt is recognised); only
 //! on the answers that say "try later" (429, 502, 503, 504) or on a connection that failed; at
 //! most [`Retry::attempts`] times in all; after `Retry-After` when the service sent one, else after
 //! an exponential backoff with full jitter (a random wait between 0 and `base × 2^n`, at most
@@ -8,14 +9,37 @@
 
 use std::time::Duration;
 
-/// Whether a call may be sent again after a failure whose outcome is unknown.
+/// Whether a call may be sent again after a failure whose outcome is unknown, and what the client
+/// promises when it was.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Safety {
-    /// Reads; creates, appends and batches carrying their idempotency key (the service answers a
-    /// repeat with the first answer); writes with an etag (a repeat of one that landed fails its
-    /// precondition instead of writing twice).
+    /// Sending it again cannot write twice, and a repeat answers as the first attempt would:
+    /// reads; creates, appends and batches carrying their idempotency key (the service answers a
+    /// repeat with the first answer); `complete` without an etag (completing a completed
+    /// conversation answers it unchanged); delete with `allowMissing` (a repeat answers 200).
     Retryable,
-    /// Writes without a key or an etag (update, delete, undelete, complete): sent once.
+    /// Writes with an etag: update, delete, undelete, complete and update message. A repeat of an
+    /// attempt that applied cannot apply again: it fails its precondition (409 `ABORTED`, 412;
+    /// for delete 404, the conversation being deleted; for undelete 409 `ALREADY_EXISTS`). When
+    /// a retry is refused so after an attempt whose outcome is unknown (a 429 or 5xx answer, a
+    /// timeout, a connection that broke after the request went out), the client reads the
+    /// resource back once and answers the call as done, with what it read, when the state shows
+    /// the write: the etag is none of those sent, the conversation is not deleted (delete:
+    /// deleted), and every field the call set holds the value sent (update: each path of the
+    /// mask, or each field of the body without one; update message the same; complete:
+    /// `COMPLETED`; undelete: not deleted). Otherwise — or when the read fails — it answers
+    /// the refusal. A refusal of the first attempt is always answered as it is.
+    ///
+    /// What a read cannot tell apart: another writer who, after the etag was read, left every
+    /// field this call sets at the value sent (the same change, or another change while those
+    /// fields already held these values) makes a refused write look done; the state then holds
+    /// what the call asked for, but not on top of the version its etag named. And a write that
+    /// applied and was changed again by another writer before the read answers the refusal.
+    /// Values that the service rewrites (a mask of `*`, `ttl`, a timestamp not written in the
+    /// form the service renders) cannot be compared: the refusal.
+    Recognised,
+    /// Writes without a key or an etag (update, delete, undelete; `If-Match: *` counts as no
+    /// etag): sent once, and an unknown outcome is reported as the error it was.
     Once,
 }
 

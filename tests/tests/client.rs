@@ -3,7 +3,7 @@
 //! every method with typed answers, paging streams, typed problems, and retries that land
 //! exactly once — through a proxy that loses the service's answers.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use api_tests::api_proxy::{ApiProxy, Fault, Rule, Seen};
 use api_tests::http_client::{Caller, Target};
@@ -599,6 +599,22 @@ async fn writes_without_a_key_or_an_etag_are_sent_once() {
     );
     assert_ne!(stored.etag, created.etag);
 
+    // `If-Match: *` names no version: a repeat would apply again, so it is sent once too.
+    proxy.lose_answers("PATCH", 1);
+    let lost = client
+        .update_conversation(
+            i,
+            &rename,
+            UpdateOptions {
+                if_match: Some("*".into()),
+                ..UpdateOptions::default()
+            },
+        )
+        .await
+        .expect_err("not retried");
+    assert_eq!(lost.code(), Some(&Code::Unavailable));
+    assert_eq!(sent(&proxy, "PATCH").len(), 2);
+
     // So are a delete and an undelete without an etag.
     proxy.lose_answers("DELETE", 1);
     let lost = client
@@ -623,4 +639,398 @@ async fn writes_without_a_key_or_an_etag_are_sent_once() {
         .expect_err("no retry");
     assert_eq!(failed.code(), Some(&Code::Unavailable));
     assert_eq!(sent(&proxy, "GET").len(), 1);
+}
+
+/// An etag write's call through `proxy`, and what it must have left in the conversation.
+struct EtagCase {
+    name: &'static str,
+    method: &'static str,
+    ending: &'static str,
+}
+
+const ETAG_WRITES: [EtagCase; 7] = [
+    EtagCase {
+        name: "update with If-Match (412 on a repeat)",
+        method: "PATCH",
+        ending: "",
+    },
+    EtagCase {
+        name: "update with a body etag (409 ABORTED on a repeat)",
+        method: "PATCH",
+        ending: "",
+    },
+    EtagCase {
+        name: "update message with If-Match",
+        method: "PATCH",
+        ending: "/messages/1",
+    },
+    EtagCase {
+        name: "update message with a body etag",
+        method: "PATCH",
+        ending: "/messages/1",
+    },
+    EtagCase {
+        name: "complete with an etag",
+        method: "POST",
+        ending: "/complete",
+    },
+    EtagCase {
+        name: "delete with an etag (404 on a repeat)",
+        method: "DELETE",
+        ending: "",
+    },
+    EtagCase {
+        name: "undelete with an etag (409 ALREADY_EXISTS on a repeat)",
+        method: "POST",
+        ending: "/undelete",
+    },
+];
+
+/// Runs etag write `n` of [`ETAG_WRITES`] on conversation `i` through `client` and checks its
+/// answer against what the service stored (read with `direct`).
+async fn etag_write(n: usize, client: &Client, direct: &Client, i: &str, tag: &str) {
+    let case = &ETAG_WRITES[n];
+    let now = direct.get_conversation(i, View::Basic).await.expect("get");
+    let etag = now.etag.clone().expect("etag");
+    match n {
+        0 | 1 => {
+            let mut rename = ConversationInput {
+                display_name: Some(format!("renamed {tag}")),
+                labels: Some([("step".to_owned(), tag.to_owned())].into()),
+                ..ConversationInput::default()
+            };
+            let mut options = UpdateOptions {
+                update_mask: Some(vec!["display_name".into(), "labels.step".into()]),
+                ..UpdateOptions::default()
+            };
+            if n == 0 {
+                options.if_match = Some(etag.clone());
+            } else {
+                rename.etag = Some(etag.clone());
+            }
+            let answered = client
+                .update_conversation(i, &rename, options)
+                .await
+                .unwrap_or_else(|e| panic!("{}: {e}", case.name));
+            let stored = direct.get_conversation(i, View::Basic).await.expect("get");
+            assert_eq!(answered, stored, "{}: answers what is stored", case.name);
+            assert_eq!(stored.display_name, rename.display_name, "{}", case.name);
+            assert_eq!(
+                stored.labels.as_ref().and_then(|l| l.get("step")),
+                Some(&tag.to_owned())
+            );
+            assert_ne!(stored.etag.as_deref(), Some(etag.as_str()));
+        }
+        2 | 3 => {
+            let message = direct.get_message(i, 1).await.expect("get message");
+            let message_etag = message.etag.clone().expect("etag");
+            let mut patch = MessagePatch {
+                content: Some(format!("edited {tag}")),
+                metadata: json!({"by": tag}).as_object().cloned(),
+                ..MessagePatch::default()
+            };
+            let if_match = if n == 2 {
+                Some(message_etag.as_str())
+            } else {
+                patch.etag = Some(message_etag.clone());
+                None
+            };
+            let answered = client
+                .update_message(i, 1, &patch, Some(&["content", "metadata"]), if_match)
+                .await
+                .unwrap_or_else(|e| panic!("{}: {e}", case.name));
+            let stored = direct.get_message(i, 1).await.expect("get message");
+            assert_eq!(answered, stored, "{}: answers what is stored", case.name);
+            assert_eq!(stored.content, patch.content, "{}", case.name);
+            assert_eq!(stored.metadata, patch.metadata, "{}", case.name);
+            assert_ne!(stored.etag.as_deref(), Some(message_etag.as_str()));
+            let count = direct.get_conversation(i, View::Basic).await.expect("get");
+            assert_eq!(
+                count.message_count,
+                Some(1),
+                "{}: edited, not appended",
+                case.name
+            );
+        }
+        4 => {
+            let answered = client
+                .complete_conversation(i, Some(&etag))
+                .await
+                .unwrap_or_else(|e| panic!("{}: {e}", case.name));
+            let stored = direct.get_conversation(i, View::Basic).await.expect("get");
+            assert_eq!(answered, stored, "{}: answers what is stored", case.name);
+            assert!(stored.is_completed(), "{}", case.name);
+        }
+        5 => {
+            let answered = client
+                .delete_conversation(
+                    i,
+                    DeleteOptions {
+                        etag: Some(etag.clone()),
+                        allow_missing: false,
+                    },
+                )
+                .await
+                .unwrap_or_else(|e| panic!("{}: {e}", case.name));
+            let stored = direct.get_conversation(i, View::Basic).await.expect("get");
+            assert_eq!(answered, stored, "{}: answers what is stored", case.name);
+            assert_eq!(stored.deleted, Some(true), "{}", case.name);
+        }
+        _ => {
+            let answered = client
+                .undelete_conversation(i, Some(&etag))
+                .await
+                .unwrap_or_else(|e| panic!("{}: {e}", case.name));
+            let stored = direct.get_conversation(i, View::Basic).await.expect("get");
+            assert_eq!(answered, stored, "{}: answers what is stored", case.name);
+            assert_eq!(stored.deleted, Some(false), "{}", case.name);
+        }
+    }
+}
+
+/// The rule that makes the next attempt of etag write `n` on `i` meet `fault`.
+fn etag_rule(n: usize, i: &str, fault: Fault) -> Rule {
+    let case = &ETAG_WRITES[n];
+    Rule::new(case.method, fault).path_ending(&format!("/conversations/{i}{}", case.ending))
+}
+
+/// A conversation with one message, ready for [`ETAG_WRITES`] in their order.
+async fn with_a_message(direct: &Client) -> String {
+    let created = fresh(direct).await;
+    let i = created.id().expect("id").to_owned();
+    direct
+        .append_message(&i, &MessageInput::new(MessageType::User, "hello"), None)
+        .await
+        .expect("append");
+    i
+}
+
+#[tokio::test]
+async fn etag_writes_whose_answers_are_lost_are_recognised_in_what_is_read_back() {
+    let t = target();
+    let (alice, _) = t.two_callers();
+    let direct = alice.client(&t.base);
+    let proxy = ApiProxy::start(&t.base).await;
+    let client = alice.client(proxy.base());
+    let i = with_a_message(&direct).await;
+
+    for (n, case) in ETAG_WRITES.iter().enumerate() {
+        let before = proxy.requests().len();
+        proxy.inject(etag_rule(n, &i, Fault::LoseAnswer));
+        etag_write(n, &client, &direct, &i, &format!("lost-{n}")).await;
+        let attempts: Vec<_> = proxy.requests()[before..].to_vec();
+        let writes: Vec<_> = attempts
+            .iter()
+            .filter(|s| s.method == case.method)
+            .collect();
+        assert_eq!(writes.len(), 2, "{}: {attempts:#?}", case.name);
+        assert_eq!(
+            writes[0].status.map(|s| (200..300).contains(&s)),
+            Some(true),
+            "{}: the first attempt applied",
+            case.name
+        );
+        assert!(
+            writes[1]
+                .status
+                .is_some_and(|s| s == 404 || s == 409 || s == 412),
+            "{}: the retry was refused: {attempts:#?}",
+            case.name
+        );
+        assert_eq!(
+            attempts.last().map(|s| s.method.as_str()),
+            Some("GET"),
+            "{}: then read back",
+            case.name
+        );
+    }
+    direct
+        .delete_conversation(
+            &i,
+            DeleteOptions {
+                etag: None,
+                allow_missing: true,
+            },
+        )
+        .await
+        .expect("clean up");
+}
+
+#[tokio::test]
+async fn etag_writes_whose_retry_races_the_first_attempt_are_recognised_or_applied_once() {
+    let t = target();
+    let (alice, _) = t.two_callers();
+    let direct = alice.client(&t.base);
+    let proxy = ApiProxy::start(&t.base).await;
+    let client = impatient(&alice, &proxy);
+
+    for fault in racing_faults() {
+        let i = with_a_message(&direct).await;
+        for (n, case) in ETAG_WRITES.iter().enumerate() {
+            let before = proxy.requests().len();
+            proxy.inject(etag_rule(n, &i, fault));
+            etag_write(n, &client, &direct, &i, &format!("{fault:?}-{n}")).await;
+            // Whichever attempt the service applied, it applied one: the other was refused.
+            proxy.settled().await;
+            let writes: Vec<_> = proxy.requests()[before..]
+                .iter()
+                .filter(|s| s.method == case.method)
+                .cloned()
+                .collect();
+            let applied = writes
+                .iter()
+                .filter(|s| s.status.is_some_and(|s| (200..300).contains(&s)))
+                .count();
+            assert_eq!(applied, 1, "{fault:?}, {}: {writes:#?}", case.name);
+        }
+        direct
+            .delete_conversation(
+                &i,
+                DeleteOptions {
+                    etag: None,
+                    allow_missing: true,
+                },
+            )
+            .await
+            .expect("clean up");
+    }
+}
+
+#[tokio::test]
+async fn an_etag_write_is_answered_refused_when_the_state_read_back_does_not_show_it() {
+    let t = target();
+    let (alice, _) = t.two_callers();
+    let direct = alice.client(&t.base);
+    let proxy = ApiProxy::start(&t.base).await;
+    let client = impatient(&alice, &proxy);
+    let created = fresh(&direct).await;
+    let i = created.id().expect("id");
+    let rename = |name: &str| ConversationInput {
+        display_name: Some(name.into()),
+        ..ConversationInput::default()
+    };
+
+    // A stale etag refused on the first attempt: nothing was unknown, nothing is read back.
+    direct
+        .update_conversation(i, &rename("moved"), UpdateOptions::default())
+        .await
+        .expect("another writer");
+    let stale = client
+        .update_conversation(
+            i,
+            &rename("mine"),
+            UpdateOptions::if_unchanged(&created, &["displayName"]),
+        )
+        .await
+        .expect_err("a stale etag");
+    assert!(stale.is_stale_etag(), "{stale}");
+    assert_eq!(sent(&proxy, "GET").len(), 0, "no read back");
+
+    // The first attempt applies, its answer is held; another writer renames it before the
+    // retry, which is refused; the read shows the other name: the refusal, though this call's
+    // write did apply once (then was overwritten).
+    let now = direct.get_conversation(i, View::Basic).await.expect("get");
+    proxy.inject(Rule::new("PATCH", Fault::Hold(PAST_TIMEOUT)));
+    let call = tokio::spawn({
+        let client = client.clone();
+        let (i, now) = (i.to_owned(), now.clone());
+        async move {
+            client
+                .update_conversation(
+                    &i,
+                    &rename("mine"),
+                    UpdateOptions::if_unchanged(&now, &["displayName"]),
+                )
+                .await
+        }
+    });
+    wait_until(&proxy, |seen| {
+        seen.iter()
+            .any(|s| s.method == "PATCH" && s.status == Some(200))
+    })
+    .await;
+    direct
+        .update_conversation(i, &rename("theirs"), UpdateOptions::default())
+        .await
+        .expect("another writer");
+    let refused = call
+        .await
+        .expect("joined")
+        .expect_err("overwritten before the read back");
+    assert!(refused.is_stale_etag(), "{refused}");
+    let stored = direct.get_conversation(i, View::Basic).await.expect("get");
+    assert_eq!(stored.display_name.as_deref(), Some("theirs"));
+    direct
+        .delete_conversation(i, DeleteOptions::default())
+        .await
+        .expect("clean up");
+}
+
+#[tokio::test]
+async fn another_writer_making_the_same_change_makes_a_refused_etag_write_look_done() {
+    // The limit of what a read can tell (Safety::Recognised): this call's own write never
+    // applies, yet the state read back holds what it asked for at a newer etag.
+    let t = target();
+    let (alice, _) = t.two_callers();
+    let direct = alice.client(&t.base);
+    let proxy = ApiProxy::start(&t.base).await;
+    let client = impatient(&alice, &proxy);
+    let created = fresh(&direct).await;
+    let i = created.id().expect("id");
+    let rename = ConversationInput {
+        display_name: Some("same".into()),
+        ..ConversationInput::default()
+    };
+    proxy.inject(Rule::new("PATCH", Fault::Late(PAST_TIMEOUT)));
+    let call = tokio::spawn({
+        let (client, i, rename, created) = (
+            client.clone(),
+            i.to_owned(),
+            rename.clone(),
+            created.clone(),
+        );
+        async move {
+            client
+                .update_conversation(
+                    &i,
+                    &rename,
+                    UpdateOptions::if_unchanged(&created, &["displayName"]),
+                )
+                .await
+        }
+    });
+    wait_until(&proxy, |seen| seen.iter().any(|s| s.method == "PATCH")).await;
+    direct
+        .update_conversation(i, &rename, UpdateOptions::default())
+        .await
+        .expect("another writer, the same change");
+    let answered = call.await.expect("joined").expect("looks done");
+    assert_eq!(answered.display_name.as_deref(), Some("same"));
+    proxy.settled().await;
+    let patches: Vec<_> = proxy
+        .requests()
+        .into_iter()
+        .filter(|s| s.method == "PATCH")
+        .collect();
+    assert!(
+        patches.iter().all(|s| s.status == Some(412)),
+        "none of this call's attempts applied: {patches:#?}"
+    );
+    direct
+        .delete_conversation(i, DeleteOptions::default())
+        .await
+        .expect("clean up");
+}
+
+/// Waits (at most 10 s) until what the proxy saw satisfies `done`.
+async fn wait_until(proxy: &ApiProxy, done: impl Fn(&[Seen]) -> bool) {
+    let started = Instant::now();
+    while !done(&proxy.requests()) {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the proxy never saw it: {:#?}",
+            proxy.requests()
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
 }
