@@ -1,8 +1,10 @@
 //! The `conversations` command line (client/src/bin/conversations) end to end, as a user runs
 //! it against the service (`make test`: cargo lambda watch; `make staging-test`: a stage):
-//! export and import round-trip a 2 000-message transcript, an import of 1 000 killed on the way
-//! and run again adds nothing twice and leaves no gap, `tail --follow` prints what another process
-//! appends, and errors are one line with a non-zero exit status.
+//! export and import round-trip a 2 000-message transcript; an import killed while a batch is in
+//! flight, or stopped by lost answers, and run again (with the same or another `--chunk`) adds
+//! nothing twice and leaves no gap; `tail --follow` prints what another process appends, and
+//! stops once the conversation is completed or deleted; errors are one line with a non-zero exit
+//! status.
 
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
@@ -10,6 +12,7 @@ use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use api_tests::api_proxy::{ApiProxy, Fault, Rule};
 use api_tests::http_client::{Caller, Target};
 use api_tests::id;
 use conversations_client::{
@@ -44,11 +47,16 @@ fn binary() -> PathBuf {
 }
 
 fn cli(t: &Target, caller: &Caller) -> Command {
+    cli_at(&t.base, caller)
+}
+
+/// The command line calling the API at `base` (a proxy in front of it).
+fn cli_at(base: &str, caller: &Caller) -> Command {
     let mut command = Command::new(binary());
     command
         .env_remove("CONVERSATIONS_TOKEN")
         .env_remove("CONVERSATIONS_OWNER")
-        .envs(caller.cli_env(&t.base));
+        .envs(caller.cli_env(base));
     command
 }
 
@@ -202,17 +210,11 @@ async fn export_then_import_under_a_new_id_round_trips_a_2000_message_transcript
     delete(&client, &[&original, &copy]).await;
 }
 
-#[tokio::test]
-async fn an_import_killed_halfway_and_run_again_adds_nothing_twice_and_leaves_no_gap() {
-    let t = target();
-    let (alice, _) = t.two_callers();
-    let client = alice.client(&t.base);
-    let messages = transcript(1000);
-    let original = seeded(&client, &messages).await;
-    let dir = tempdir();
-    let file = dir.join("transcript.jsonl");
-    let export = cli(&t, &alice)
-        .args(["export", &original, "-o"])
+/// Exports conversation `i` into a fresh file.
+fn export(t: &Target, caller: &Caller, i: &str) -> PathBuf {
+    let file = tempdir().join("transcript.jsonl");
+    let export = cli(t, caller)
+        .args(["export", i, "-o"])
         .arg(&file)
         .output()
         .expect("run export");
@@ -221,10 +223,56 @@ async fn an_import_killed_halfway_and_run_again_adds_nothing_twice_and_leaves_no
         "{}",
         String::from_utf8_lossy(&export.stderr)
     );
+    file
+}
 
+async fn count(client: &Client, i: &str) -> u64 {
+    match client.get_conversation(i, View::Basic).await {
+        Ok(c) => c.message_count.unwrap_or(0),
+        Err(e) if e.is_not_found() => 0,
+        Err(e) => panic!("{e}"),
+    }
+}
+
+/// The orders held are 1..=n, each once, and the messages are the original's.
+async fn exactly_once(client: &Client, copy: &str, original: &str, n: u64, what: &str) {
+    let b = all_messages(client, copy).await;
+    assert_eq!(
+        b.iter()
+            .map(|m| m.order.expect("order"))
+            .collect::<Vec<_>>(),
+        (1..=n).collect::<Vec<_>>(),
+        "{what}: no duplicate, no gap"
+    );
+    assert_eq!(
+        writable(&b),
+        writable(&all_messages(client, original).await),
+        "{what}"
+    );
+}
+
+// Two threads: the proxy serves while the test waits for the command line.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_import_killed_while_a_batch_is_in_flight_and_run_again_adds_nothing_twice() {
+    let t = target();
+    let (alice, _) = t.two_callers();
+    let client = alice.client(&t.base);
+    let messages = transcript(300);
+    let original = seeded(&client, &messages).await;
+    let file = export(&t, &alice, &original);
+    let proxy = ApiProxy::start(&t.base).await;
     let copy = id();
-    // Small batches, so that the import is still running when it is killed.
-    let mut first = cli(&t, &alice)
+    let batches = format!("/conversations/{copy}/messages/batch");
+
+    // The eleventh batch reaches the service only 3 s after it was sent: the import is killed
+    // while it is in flight, and the rerun reads a count without it, so the rerun sends that
+    // range again — and only its key keeps the two from both being appended.
+    proxy.inject(
+        Rule::new("POST", Fault::Late(Duration::from_secs(3)))
+            .path_ending(&batches)
+            .after(10),
+    );
+    let mut first = cli_at(proxy.base(), &alice)
         .args(["import", "--chunk", "5", "--id", &copy])
         .arg(&file)
         .stdout(Stdio::null())
@@ -232,35 +280,22 @@ async fn an_import_killed_halfway_and_run_again_adds_nothing_twice_and_leaves_no
         .spawn()
         .expect("start the import");
     let started = Instant::now();
-    let at_kill = loop {
-        let held = match client.get_conversation(&copy, View::Basic).await {
-            Ok(c) => c.message_count.unwrap_or(0),
-            Err(e) if e.is_not_found() => 0,
-            Err(e) => panic!("{e}"),
-        };
-        if held >= 100 {
-            first.kill().expect("kill the import");
-            break held;
-        }
+    while !proxy.requests().iter().any(|s| s.fault.is_some()) {
         assert!(
-            started.elapsed() < Duration::from_secs(120),
-            "the import made no progress"
+            started.elapsed() < Duration::from_secs(60),
+            "the import never sent its eleventh batch"
         );
         tokio::time::sleep(Duration::from_millis(5)).await;
-    };
+    }
+    first.kill().expect("kill the import");
     first.wait().expect("reaped");
-    let after_kill = client
-        .get_conversation(&copy, View::Basic)
-        .await
-        .expect("get")
-        .message_count
-        .unwrap_or(0);
-    assert!(
-        after_kill < 1000,
-        "the import was killed before it ended ({at_kill} then {after_kill} messages)"
+    assert_eq!(
+        count(&client, &copy).await,
+        50,
+        "ten batches held, the eleventh still in flight"
     );
 
-    let rerun = cli(&t, &alice)
+    let rerun = cli_at(proxy.base(), &alice)
         .args(["import", "--chunk", "5", "--id", &copy])
         .arg(&file)
         .output()
@@ -270,17 +305,30 @@ async fn an_import_killed_halfway_and_run_again_adds_nothing_twice_and_leaves_no
         "{}",
         String::from_utf8_lossy(&rerun.stderr)
     );
-    let b = all_messages(&client, &copy).await;
+    proxy.settled().await;
+    let sent: Vec<_> = proxy
+        .requests()
+        .into_iter()
+        .filter(|s| s.path().ends_with(&batches))
+        .collect();
+    let late = sent
+        .iter()
+        .find(|s| s.fault.is_some())
+        .expect("the late batch");
     assert_eq!(
-        b.iter()
-            .map(|m| m.order.expect("order"))
-            .collect::<Vec<_>>(),
-        (1..=1000).collect::<Vec<_>>(),
-        "no duplicate, no gap"
+        late.status,
+        Some(201),
+        "the late batch landed, or was answered as the rerun's repeat"
     );
+    exactly_once(&client, &copy, &original, 300, "after the rerun").await;
+    let again: Vec<_> = sent
+        .iter()
+        .filter(|s| s.fault.is_none() && s.request_id() == late.request_id())
+        .collect();
     assert_eq!(
-        writable(&b),
-        writable(&all_messages(&client, &original).await)
+        again.len(),
+        1,
+        "the rerun sent the late batch's messages again, with its key: {sent:#?}"
     );
 
     // A third run finds everything in place and adds nothing.
@@ -290,12 +338,66 @@ async fn an_import_killed_halfway_and_run_again_adds_nothing_twice_and_leaves_no
         .output()
         .expect("run the import a third time");
     assert!(third.status.success());
-    let count = client
-        .get_conversation(&copy, View::Basic)
-        .await
-        .expect("get");
-    assert_eq!(count.message_count, Some(1000));
+    assert_eq!(count(&client, &copy).await, 300);
     delete(&client, &[&original, &copy]).await;
+}
+
+// Two threads: the proxy serves while the test waits for the command line.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_import_stopped_partway_and_run_again_with_a_smaller_or_a_larger_chunk_adds_nothing_twice()
+ {
+    let t = target();
+    let (alice, _) = t.two_callers();
+    let client = alice.client(&t.base);
+    let messages = transcript(60);
+    let original = seeded(&client, &messages).await;
+    let file = export(&t, &alice, &original);
+    let proxy = ApiProxy::start(&t.base).await;
+
+    for rerun_chunk in ["5", "10"] {
+        let copy = id();
+        // With --chunk 7, the fourth batch (messages 22-28) lands but every answer to it is
+        // lost: the import stops, holding 28 messages — no multiple of 5 or 10.
+        proxy.inject(
+            Rule::new("POST", Fault::LoseAnswer)
+                .path_ending(&format!("/conversations/{copy}/messages/batch"))
+                .after(3)
+                .times(4),
+        );
+        let first = cli_at(proxy.base(), &alice)
+            .args(["import", "--chunk", "7", "--id", &copy])
+            .arg(&file)
+            .output()
+            .expect("run the import");
+        assert_eq!(
+            first.status.code(),
+            Some(1),
+            "{}",
+            String::from_utf8_lossy(&first.stderr)
+        );
+        assert_eq!(count(&client, &copy).await, 28);
+
+        let rerun = cli(&t, &alice)
+            .args(["import", "--chunk", rerun_chunk, "--id", &copy])
+            .arg(&file)
+            .output()
+            .expect("run the import again");
+        assert!(
+            rerun.status.success(),
+            "--chunk {rerun_chunk}: {}",
+            String::from_utf8_lossy(&rerun.stderr)
+        );
+        exactly_once(
+            &client,
+            &copy,
+            &original,
+            60,
+            &format!("rerun with --chunk {rerun_chunk}"),
+        )
+        .await;
+        delete(&client, &[&copy]).await;
+    }
+    delete(&client, &[&original]).await;
 }
 
 #[tokio::test]

@@ -1,11 +1,12 @@
 //! Transcripts in and out as JSON Lines: the conversation on the first line, then its messages
 //! in order, each as the API renders it.
 //!
-//! An import is safe to run again. Its create carries a `requestId` and each batch of messages
-//! an idempotency key, all derived from the file's content, the target id and the batch's
-//! position, so a rerun (after a kill, a lost connection, a timeout) creates nothing new, skips
-//! the batches that the conversation already holds, and sends the others with the same keys: a
-//! batch that landed unseen is answered as it was, not appended twice.
+//! An import is safe to run again, with any `--chunk`. Its create carries a `requestId` and each
+//! batch of messages an idempotency key, all derived from the file's content, the target id and
+//! (for a batch) the range of messages it carries, so a rerun (after a kill, a lost connection, a
+//! timeout) creates nothing new and goes on from the first message the conversation does not
+//! hold: its batches are cut from there, so none straddles what is held, and a batch that lands
+//! unseen is answered, not appended twice, when it is sent again with the same range.
 
 use std::io::{BufWriter, Write};
 use std::path::Path;
@@ -121,12 +122,24 @@ fn key(digest: &[u8; 32], target: &str, what: &str) -> Uuid {
     Uuid::new_v8(first)
 }
 
-/// The batches of an import: at most `size` messages and [`CHUNK_BYTES`] each, always the same
-/// for the same file.
-fn chunks(messages: &[MessageInput], size: usize) -> Vec<std::ops::Range<usize>> {
+/// The key of the batch that carries `range` of the file's messages: the same range has the same
+/// key whatever `--chunk` cut it, and two ranges never share one (the service would answer the
+/// second with the first's messages, or 422).
+fn batch_key(digest: &[u8; 32], target: &str, range: &std::ops::Range<usize>) -> Uuid {
+    key(
+        digest,
+        target,
+        &format!("messages {}..{}", range.start, range.end),
+    )
+}
+
+/// The batches of an import that starts at message `from` (the first one the conversation does
+/// not hold): at most `size` messages and [`CHUNK_BYTES`] each, always the same for the same
+/// file, `from` and `size`.
+fn chunks(messages: &[MessageInput], from: usize, size: usize) -> Vec<std::ops::Range<usize>> {
     let mut ranges = Vec::new();
-    let (mut start, mut bytes) = (0, 0);
-    for (i, m) in messages.iter().enumerate() {
+    let (mut start, mut bytes) = (from, 0);
+    for (i, m) in messages.iter().enumerate().skip(from) {
         let len = serde_json::to_vec(m).map_or(0, |v| v.len()) + 1;
         if i > start && (i - start == size || bytes + len > CHUNK_BYTES) {
             ranges.push(start..i);
@@ -168,21 +181,16 @@ pub async fn import(
             "the service answered a conversation without a name".into(),
         ));
     };
-    let held = created.message_count.unwrap_or(0);
-    let total = transcript.messages.len() as u64;
-    let bar = progress(total, "import");
-    bar.set_position(held.min(total));
-    for (position, range) in chunks(&transcript.messages, chunk.into())
-        .into_iter()
-        .enumerate()
-    {
-        // The conversation holds the batches of an earlier run of this import (its create
-        // answered with the conversation that run made): those are not sent again.
-        if range.end as u64 <= held {
-            continue;
-        }
+    // The conversation holds the messages of an earlier run of this import (its create answered
+    // with the conversation that run made): batches are all or none, so it holds a prefix of
+    // the file, and this run sends the rest.
+    let total = transcript.messages.len();
+    let held = usize::try_from(created.message_count.unwrap_or(0)).map_or(total, |h| h.min(total));
+    let bar = progress(total as u64, "import");
+    bar.set_position(held as u64);
+    for range in chunks(&transcript.messages, held, chunk.into()) {
         let batch = &transcript.messages[range.clone()];
-        let key = key(digest, &target, &format!("batch {position}"));
+        let key = batch_key(digest, &target, &range);
         client
             .batch_append_messages(&target, batch, None, Some(key))
             .await?;
@@ -205,8 +213,21 @@ mod tests {
         let messages: Vec<_> = (0..123)
             .map(|i| MessageInput::new(MessageType::User, format!("m{i}")))
             .collect();
-        let ranges = chunks(&messages, 50);
-        assert_eq!(ranges, vec![0..50, 50..100, 100..123]);
+        assert_eq!(chunks(&messages, 0, 50), vec![0..50, 50..100, 100..123]);
+    }
+
+    #[test]
+    fn a_resumed_import_cuts_its_batches_from_the_first_message_not_held() {
+        let messages: Vec<_> = (0..60)
+            .map(|i| MessageInput::new(MessageType::User, format!("m{i}")))
+            .collect();
+        // A first run with --chunk 7 left 28 messages; a rerun with 5 or 10 straddles nothing.
+        assert_eq!(
+            chunks(&messages, 28, 10),
+            vec![28..38, 38..48, 48..58, 58..60]
+        );
+        assert_eq!(chunks(&messages, 28, 5)[0], 28..33);
+        assert_eq!(chunks(&messages, 60, 5), vec![]);
     }
 
     #[test]
@@ -214,18 +235,24 @@ mod tests {
         let messages: Vec<_> = (0..10)
             .map(|_| MessageInput::new(MessageType::User, "x".repeat(60 * 1024)))
             .collect();
-        let ranges = chunks(&messages, 50);
+        let ranges = chunks(&messages, 0, 50);
         assert!(ranges.iter().all(|r| r.len() <= 3), "{ranges:?}");
         assert_eq!(ranges.iter().map(|r| r.len()).sum::<usize>(), 10);
     }
 
     #[test]
-    fn keys_depend_on_the_file_the_target_and_the_position_only() {
-        let a = key(&[1; 32], "conv", "batch 0");
-        assert_eq!(a, key(&[1; 32], "conv", "batch 0"));
-        assert_ne!(a, key(&[2; 32], "conv", "batch 0"));
-        assert_ne!(a, key(&[1; 32], "other", "batch 0"));
-        assert_ne!(a, key(&[1; 32], "conv", "batch 1"));
+    fn keys_depend_on_the_file_the_target_and_the_range_only() {
+        let a = batch_key(&[1; 32], "conv", &(0..5));
+        assert_eq!(a, batch_key(&[1; 32], "conv", &(0..5)));
+        assert_ne!(a, batch_key(&[2; 32], "conv", &(0..5)));
+        assert_ne!(a, batch_key(&[1; 32], "other", &(0..5)));
+        assert_ne!(
+            a,
+            batch_key(&[1; 32], "conv", &(0..10)),
+            "another chunk size"
+        );
+        assert_ne!(a, batch_key(&[1; 32], "conv", &(5..10)));
+        assert_ne!(a, key(&[1; 32], "conv", "conversation"));
         assert_eq!(a.get_version_num(), 8);
     }
 }
