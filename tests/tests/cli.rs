@@ -444,6 +444,75 @@ async fn a_hand_written_transcript_without_an_id_is_imported_once_however_often_
     delete(&client, &[&i]).await;
 }
 
+/// `conversations tail ID --follow --json --last 2` at `base`, its lines read on a thread.
+struct Tail {
+    child: std::process::Child,
+    lines: mpsc::Receiver<String>,
+}
+
+impl Tail {
+    fn start(base: &str, caller: &Caller, i: &str) -> Self {
+        let mut child = cli_at(base, caller)
+            .args([
+                "tail",
+                i,
+                "--follow",
+                "--json",
+                "--last",
+                "2",
+                "--interval-ms",
+                "100",
+            ])
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("start tail");
+        let stdout = child.stdout.take().expect("stdout");
+        let (send, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if send.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Self { child, lines }
+    }
+
+    /// The next message printed (at most 30 s away).
+    fn next(&self) -> Message {
+        let line = self
+            .lines
+            .recv_timeout(Duration::from_secs(30))
+            .expect("tail printed a line");
+        serde_json::from_str(&line).expect("a message as JSON")
+    }
+
+    /// Waits (at most 30 s) until tail exits by itself, and gives its status and every line it
+    /// printed after those already read: read until its output closed, not until a moment.
+    fn finish(mut self, why: &str) -> (std::process::ExitStatus, Vec<Message>) {
+        let started = Instant::now();
+        let status = loop {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                break status;
+            }
+            if started.elapsed() > Duration::from_secs(30) {
+                let _ = self.child.kill();
+                panic!("tail --follow did not stop after {why}");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let mut rest = Vec::new();
+        loop {
+            match self.lines.recv_timeout(Duration::from_secs(10)) {
+                Ok(line) => rest.push(serde_json::from_str(&line).expect("a message as JSON")),
+                Err(mpsc::RecvTimeoutError::Disconnected) => break,
+                Err(mpsc::RecvTimeoutError::Timeout) => panic!("tail's output never closed"),
+            }
+        }
+        (status, rest)
+    }
+}
+
 #[tokio::test]
 async fn tail_follow_prints_what_another_process_appends_and_stops_when_the_conversation_completes()
 {
@@ -451,37 +520,9 @@ async fn tail_follow_prints_what_another_process_appends_and_stops_when_the_conv
     let (alice, _) = t.two_callers();
     let client = alice.client(&t.base);
     let i = seeded(&client, &transcript(3)).await;
-    let mut tail = cli(&t, &alice)
-        .args([
-            "tail",
-            &i,
-            "--follow",
-            "--json",
-            "--last",
-            "2",
-            "--interval-ms",
-            "100",
-        ])
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("start tail");
-    let stdout = tail.stdout.take().expect("stdout");
-    let (lines, received) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if lines.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    let next = || -> Message {
-        let line = received
-            .recv_timeout(Duration::from_secs(30))
-            .expect("tail printed a line");
-        serde_json::from_str(&line).expect("a message as JSON")
-    };
+    let tail = Tail::start(&t.base, &alice, &i);
     assert_eq!(
-        [next().order, next().order],
+        [tail.next().order, tail.next().order],
         [Some(2), Some(3)],
         "the last two first"
     );
@@ -496,7 +537,7 @@ async fn tail_follow_prints_what_another_process_appends_and_stops_when_the_conv
             .await
             .expect("append");
     }
-    let live: Vec<_> = (0..3).map(|_| next()).collect();
+    let live: Vec<_> = (0..3).map(|_| tail.next()).collect();
     assert_eq!(
         live.iter()
             .map(|m| (m.order, m.content.as_deref()))
@@ -512,20 +553,83 @@ async fn tail_follow_prints_what_another_process_appends_and_stops_when_the_conv
         .complete_conversation(&i, None)
         .await
         .expect("complete");
-    let started = Instant::now();
-    let status = loop {
-        if let Some(status) = tail.try_wait().expect("wait") {
-            break status;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "tail --follow did not stop after the conversation completed"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let (status, rest) = tail.finish("the conversation completed");
     assert!(status.success());
-    assert!(received.try_recv().is_err(), "nothing more was printed");
+    assert_eq!(rest, [], "nothing more was printed");
     delete(&client, &[&i]).await;
+}
+
+// Two threads: the proxy serves while the test waits for tail's lines.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tail_follow_prints_a_message_appended_just_before_the_conversation_completes() {
+    let t = target();
+    let (alice, _) = t.two_callers();
+    let client = alice.client(&t.base);
+    let i = seeded(&client, &transcript(3)).await;
+    let proxy = ApiProxy::start(&t.base).await;
+    let tail = Tail::start(proxy.base(), &alice, &i);
+    assert_eq!([tail.next().order, tail.next().order], [Some(2), Some(3)]);
+
+    // tail's next read of the conversation reaches the service only after the last message was
+    // appended and the conversation completed: that poll must still print the message (a tail
+    // that read the messages before the conversation would miss it and stop).
+    proxy.inject(
+        Rule::new("GET", Fault::Late(Duration::from_millis(700)))
+            .path_ending(&format!("/conversations/{i}")),
+    );
+    let started = Instant::now();
+    while !proxy.requests().iter().any(|s| s.fault.is_some()) {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "tail stopped polling"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    client
+        .append_message(
+            &i,
+            &MessageInput::new(MessageType::Agent, "last words"),
+            None,
+        )
+        .await
+        .expect("append");
+    client
+        .complete_conversation(&i, None)
+        .await
+        .expect("complete");
+    let (status, rest) = tail.finish("the conversation completed");
+    assert!(status.success());
+    assert_eq!(
+        rest.iter()
+            .map(|m| (m.order, m.content.as_deref()))
+            .collect::<Vec<_>>(),
+        [(Some(4), Some("last words"))],
+        "printed before it stopped"
+    );
+    delete(&client, &[&i]).await;
+}
+
+#[tokio::test]
+async fn tail_follow_stops_when_the_conversation_is_deleted() {
+    let t = target();
+    let (alice, _) = t.two_callers();
+    let client = alice.client(&t.base);
+    let i = seeded(&client, &transcript(3)).await;
+    let tail = Tail::start(&t.base, &alice, &i);
+    assert_eq!([tail.next().order, tail.next().order], [Some(2), Some(3)]);
+    client
+        .append_message(&i, &MessageInput::new(MessageType::User, "bye"), None)
+        .await
+        .expect("append");
+    assert_eq!(tail.next().content.as_deref(), Some("bye"));
+
+    client
+        .delete_conversation(&i, DeleteOptions::default())
+        .await
+        .expect("delete");
+    let (status, rest) = tail.finish("the conversation was deleted");
+    assert!(status.success());
+    assert_eq!(rest, [], "nothing more was printed");
 }
 
 #[tokio::test]
