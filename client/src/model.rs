@@ -441,6 +441,8 @@ pub struct MessagePage {
 /// The body and answer of batch append.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Messages {
+    /// Absent only when `fields` left it out (the spec requires no field of an answer).
+    #[serde(default)]
     pub messages: Vec<Message>,
 }
 
