@@ -7,7 +7,8 @@ use crate::domain::conversation::{
     Labels, MAX_LABEL_VALUE, OUTPUT_ONLY_FIELDS, Stage, Writable, is_label_key,
 };
 use crate::domain::ids::shorten;
-use crate::domain::message_update::is_metadata_key;
+use crate::domain::mask_text::is_metadata_key;
+pub use crate::domain::mask_text::{MAX_MASK_BYTES, MAX_MASK_PATHS, trim_spaces};
 use crate::domain::seed_fields::{
     CallMetadata, DataSource, DialogflowSource, GcsSource, Leaf, LeafValue, Object, PhoneNumber,
     QualityMetadata, Source,
@@ -80,20 +81,6 @@ impl PhoneLeaf {
             Self::Number => phone.phone_number.clone().map(LeafValue::Text),
         }
     }
-}
-
-/// The most paths one `updateMask` may name (after removing duplicates). Each path becomes a
-/// clause of the `UpdateItem`'s expressions, which DynamoDB limits to 4 KB each: this bound keeps
-/// every mask within it (`store::tests` builds the largest one), so a long mask is a 400 here and
-/// never a DynamoDB error.
-pub const MAX_MASK_PATHS: usize = 100;
-/// The longest `updateMask` accepted, in bytes.
-pub const MAX_MASK_BYTES: usize = 4096;
-
-/// A path or field name without the whitespace around it: the six ASCII spaces the spec's
-/// patterns allow (`[ \t\n\v\f\r]`), no other (a no-break space is part of the name, so a 400).
-pub fn trim_spaces(text: &str) -> &str {
-    text.trim_matches(|c| matches!(c, ' ' | '\t' | '\n' | '\x0b' | '\x0c' | '\r'))
 }
 
 /// A segment of a field name as CCAI Insights also spells it, in snake_case
@@ -803,8 +790,6 @@ mod tests {
 
     #[test]
     fn only_ascii_spaces_around_a_name_are_ignored() {
-        assert_eq!(trim_spaces("\x0b\t name \r\n\x0c"), "name");
-        assert_eq!(trim_spaces("\u{a0}name"), "\u{a0}name");
         let known = ["name"];
         assert!(Fields::parse(Some("\x0bname\x0c"), &known).is_ok());
         assert_eq!(

@@ -6,6 +6,7 @@ use serde_json::{Map, Value};
 use crate::domain::body::Reader;
 use crate::domain::etag::Etag;
 use crate::domain::ids::shorten;
+use crate::domain::mask_text::{MAX_MASK_BYTES, MAX_MASK_PATHS, is_metadata_key, trim_spaces};
 use crate::domain::message::{
     MAX_CONTENT_BYTES, Message, MessageType, NewMessage, OUTPUT_ONLY, WRITABLE, is_call_id,
     read_tool_calls,
@@ -24,24 +25,6 @@ pub enum MessagePath {
     /// `toolCalls`.
     ToolCalls,
 }
-
-/// Whether a `metadata.<key>` key is valid: `^[A-Za-z_][A-Za-z0-9_-]{0,63}$`.
-pub fn is_metadata_key(key: &str) -> bool {
-    let bytes = key.as_bytes();
-    match bytes.split_first() {
-        Some((first, rest)) => {
-            (first.is_ascii_alphabetic() || *first == b'_')
-                && rest.len() <= 63
-                && rest
-                    .iter()
-                    .all(|b| b.is_ascii_alphanumeric() || *b == b'_' || *b == b'-')
-        }
-        None => false,
-    }
-}
-
-/// The most paths one mask names.
-const MAX_PATHS: usize = 100;
 
 /// The fields a message keeps for life: its type, and the call it answers.
 const FIXED: [&str; 2] = ["type", "toolCallId"];
@@ -135,12 +118,10 @@ impl MessageUpdate {
         };
         let named: Vec<String> = match mask {
             Some(text) => {
-                if text.len() > crate::domain::field_mask::MAX_MASK_BYTES {
+                if text.len() > MAX_MASK_BYTES {
                     return Err(ApiError::InvalidArgument("updateMask is too long".into()));
                 }
-                text.split(',')
-                    .map(|p| crate::domain::field_mask::trim_spaces(p).to_owned())
-                    .collect()
+                text.split(',').map(|p| trim_spaces(p).to_owned()).collect()
             }
             // No mask: the fields the body names. A body read back from a get carries `type`
             // (and `toolCallId`): they are accepted when they say what the message already says.
@@ -185,9 +166,9 @@ impl MessageUpdate {
                 if paths.contains(&p) {
                     continue;
                 }
-                if paths.len() == MAX_PATHS {
+                if paths.len() == MAX_MASK_PATHS {
                     return Err(ApiError::InvalidArgument(format!(
-                        "updateMask names more than {MAX_PATHS} paths"
+                        "updateMask names more than {MAX_MASK_PATHS} paths"
                     )));
                 }
                 paths.push(p);

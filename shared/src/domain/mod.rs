@@ -7,6 +7,7 @@ pub mod etag;
 pub mod field_mask;
 pub mod filter;
 pub mod ids;
+pub mod mask_text;
 pub mod message;
 pub mod message_query;
 pub mod message_update;

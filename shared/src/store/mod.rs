@@ -5,6 +5,7 @@
 //! the conditions of every conversation write, pages); `conversations.rs` and `messages.rs` hold
 //! each resource's reads and writes.
 
+pub mod attribute;
 mod conversations;
 pub mod count;
 pub mod expr;

@@ -18,7 +18,7 @@ use std::collections::HashMap;
 use aws_sdk_dynamodb::types::AttributeValue;
 use serde_json::{Map, Value};
 
-use super::item::{Item, attr, n, s};
+use super::attribute::{Item, attr, n, s};
 use crate::domain::seed_fields::{
     AgentInfo, CallMetadata, DataSource, DialogflowSource, GcsSource, Leaf, LeafValue, Object,
     PhoneNumber, QualityMetadata, Source,
