@@ -12,6 +12,9 @@
 # replay passes (scripts/schemathesis_verdict.py). Reports (JUnit, NDJSON) go to a folder of their
 # own under $SCHEMATHESIS_REPORT_DIR (default: a temporary folder, printed at the end).
 # SCHEMATHESIS_SEED and SCHEMATHESIS_MAX_EXAMPLES override the seed and the per-operation budget.
+# SCHEMATHESIS_FUNCTION_LOG names the file the stack's functions log to, as JSON lines at level
+# info (make test passes it): what they log during this run is judged with the report, and it
+# fails the run if it has no request line, or a 5xx that Schemathesis did not report.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
@@ -35,6 +38,12 @@ trap 'rm -rf "$work"' EXIT
 report_dir="${SCHEMATHESIS_REPORT_DIR:-$(mktemp -d)}/run-$(date +%Y%m%dT%H%M%S)-$$"
 mkdir -p "$report_dir"
 owner="schemathesis-$(od -An -N6 -tx1 /dev/urandom | tr -d ' \n')"
+# Only what the functions log from here on is this run's: where the log ends now.
+log_start=0
+if [ -n "${SCHEMATHESIS_FUNCTION_LOG:-}" ]; then
+  [ -f "$SCHEMATHESIS_FUNCTION_LOG" ] || { echo "SCHEMATHESIS_FUNCTION_LOG: no file $SCHEMATHESIS_FUNCTION_LOG" >&2; exit 2; }
+  log_start="$(wc -c <"$SCHEMATHESIS_FUNCTION_LOG")"
+fi
 
 # The configuration. Where the contract makes a schema-valid request fail (an expireTime in the
 # past, a stale If-Match, an id no case created), the accepted statuses per operation come from
@@ -129,10 +138,17 @@ status=0
 log "reports in $report_dir"
 
 # The verdict (scripts/schemathesis_verdict.py) judges this run's report: every failure and every
-# Schemathesis error fails the run; a response that cargo lambda watch itself lost is excused (3
-# at most) only when its replay passes every check and the functions' log (SCHEMATHESIS_FUNCTION_LOG,
-# which make test passes) shows no 5xx and no panic.
+# Schemathesis error fails the run. With SCHEMATHESIS_FUNCTION_LOG, what the functions logged during
+# this run (the probe above included) is judged with it: no request line, an unreadable line, a
+# panic, a response missing from the log, or a 5xx that Schemathesis did not report fails the run.
+# A response that cargo lambda watch itself lost is excused (3 at most) only when that log passes
+# and the request's replay passes every check.
 report="$(ls "$report_dir"/ndjson-*.ndjson 2>/dev/null | head -n 1 || true)"
+function_log=()
+if [ -n "${SCHEMATHESIS_FUNCTION_LOG:-}" ]; then
+  tail -c +"$((log_start + 1))" "$SCHEMATHESIS_FUNCTION_LOG" >"$work/functions.log"
+  function_log=("$work/functions.log")
+fi
 if [ -z "$report" ]; then
   echo "schemathesis wrote no NDJSON report (exit $status)" >&2
   status=1
@@ -140,7 +156,7 @@ else
   log "judging $report"
   verdict=0
   "$VENV/bin/python" "$ROOT/scripts/schemathesis_verdict.py" "$report" "$ROOT/openapi.yaml" \
-    "$API_BASE_URL" "$status" ${SCHEMATHESIS_FUNCTION_LOG:+"$SCHEMATHESIS_FUNCTION_LOG"} || verdict=$?
+    "$API_BASE_URL" "$status" "${function_log[@]}" || verdict=$?
   status=$verdict
 fi
 [ "$unauthenticated" = 0 ] || status=1

@@ -2,6 +2,17 @@
 and decides. Every failing check fails the run, and so does every error Schemathesis met (a
 timeout, a dropped connection, a request it could not send): those are requests with no verdict.
 
+The functions' own log (FUNCTION_LOG: what they wrote during this run, JSON lines, as make test
+starts them with CONVERSATIONS_LOG_FORMAT=json and RUST_LOG=info) is judged against the report,
+so that a 5xx cannot pass unseen whatever Schemathesis' checks say. The run fails when
+  - the log has no request line at all (a guard that sees nothing proves nothing: text logs, a
+    log level above info, the wrong file),
+  - a line of it cannot be read, or a function panicked,
+  - a response that Schemathesis got from a function (it carries `x-request-id`) has no request
+    line with that id and status: then the log is not this stack's, or it lost lines,
+  - a function answered 5xx to a request that Schemathesis did not report as a server error
+    (`not_a_server_error` failed for that very response); the two counts are printed.
+
 One thing is excused, a few times at most: a response that `cargo lambda watch` itself lost.
 cargo lambda watch (1.9.2) now and then answers an invocation with its own
 `500 text/plain {"type":"https://httpstatuses.com/500",...}` after the function answered (seen
@@ -10,7 +21,7 @@ response of this service carries. It is excused only if
   - it is one of at most MAX_LOST in the run,
   - the same request, sent again once, passes every check (Schemathesis' own, through its Python
     API, with the configuration's exclusions), and
-  - the functions' log shows that no function answered 5xx or panicked during the run.
+  - the functions' log passes the checks above (it is required for the excuse).
 
 usage: schemathesis_verdict.py REPORT.ndjson OPENAPI BASE_URL SCHEMATHESIS_STATUS [FUNCTION_LOG]
 exit 0: the run passed; 1: it failed. The last line says how many responses were excused.
@@ -23,6 +34,13 @@ import sys
 
 MAX_LOST = 3
 
+# The messages of the one line per request that shared/src/http.rs `serve` logs, and the fields
+# the guard reads from it.
+REQUEST_MESSAGES = ("request", "request failed")
+REQUEST_FIELDS = ("method", "route", "status", "request_id")
+# What a Rust process prints when it dies or panics (stderr, not a log line).
+CRASH = re.compile(r"panicked at|has overflowed its stack|fatal runtime error")
+
 
 def emulator_lost(response):
     if not response or response.get("status_code") != 500:
@@ -33,9 +51,16 @@ def emulator_lost(response):
     )
 
 
+def header(response, name):
+    values = {k.lower(): v for k, v in (response.get("headers") or {}).items()}.get(name)
+    return values[0] if values else None
+
+
 def read(report):
-    """The failed cases (with their request and case), and the errors, of one report."""
-    failures, errors = [], []
+    """The failed cases (with their request and case), the errors, and every response a function
+    gave (it carries `x-request-id`: request id, status, the names of the checks that failed, and
+    where it was sent), of one report."""
+    failures, errors, responses = [], [], []
     with open(report) as f:
         for line in f:
             event = json.loads(line)
@@ -50,11 +75,28 @@ def read(report):
             recorder = finished.get("recorder") or {}
             interactions = recorder.get("interactions") or {}
             cases = recorder.get("cases") or {}
-            for case_id, checks in (recorder.get("checks") or {}).items():
-                failed = [c["name"] for c in checks if c.get("status") == "failure"]
-                if failed:
+            checks = recorder.get("checks") or {}
+            failed = {
+                case_id: [c["name"] for c in results if c.get("status") == "failure"]
+                for case_id, results in checks.items()
+            }
+            for case_id, names in failed.items():
+                if names:
                     failures.append(
-                        (failed, interactions.get(case_id) or {}, (cases.get(case_id) or {}).get("value") or {})
+                        (names, interactions.get(case_id) or {}, (cases.get(case_id) or {}).get("value") or {})
+                    )
+            for case_id, interaction in interactions.items():
+                response = (interaction or {}).get("response")
+                request_id = header(response or {}, "x-request-id")
+                if request_id:
+                    request = interaction.get("request") or {}
+                    responses.append(
+                        {
+                            "request_id": request_id,
+                            "status": response.get("status_code"),
+                            "failed": failed.get(case_id) or [],
+                            "where": f"{request.get('method')} {request.get('uri')}",
+                        }
                     )
             for case_id, case in cases.items():
                 interaction = interactions.get(case_id)
@@ -63,7 +105,76 @@ def read(report):
                     errors.append(
                         f"no response (timeout or dropped connection): {request.get('method')} {request.get('uri')}"
                     )
-    return failures, errors
+    return failures, errors, responses
+
+
+def function_log(path):
+    """The request lines of the functions' JSON log, the lines it cannot read, and the crashes."""
+    requests, unreadable, crashes = [], [], []
+    with open(path, errors="replace") as f:
+        for line in f:
+            line = line.strip()
+            if CRASH.search(line):
+                crashes.append(line)
+            if not line.startswith("{"):
+                continue  # cargo lambda watch's own lines, cargo's, a panic's message
+            try:
+                event = json.loads(line)
+            except ValueError:
+                unreadable.append(line)
+                continue
+            if not isinstance(event, dict) or event.get("message") not in REQUEST_MESSAGES:
+                continue
+            if any(event.get(field) is None for field in REQUEST_FIELDS) or not isinstance(event["status"], int):
+                unreadable.append(line)
+                continue
+            requests.append(event)
+    return requests, unreadable, crashes
+
+
+def judge_log(path, responses):
+    """The problems of the functions' log against the report's responses, and its summary."""
+    requests, unreadable, crashes = function_log(path)
+    problems = []
+    if not requests:
+        problems.append(
+            "the function log has no request lines: nothing shows what the functions answered "
+            "(it must be theirs, JSON lines at level info: CONVERSATIONS_LOG_FORMAT=json RUST_LOG=info)"
+        )
+    for line in unreadable[:5]:
+        problems.append(f"a function log line the guard cannot read: {line[:300]}")
+    for line in crashes[:5]:
+        problems.append(f"a function crashed: {line[:300]}")
+    logged = {}
+    for event in requests:
+        logged.setdefault(event["request_id"], []).append(event)
+    unlogged = [r for r in responses if r["status"] not in [e["status"] for e in logged.get(r["request_id"], [])]]
+    for response in unlogged[:5]:
+        problems.append(
+            f"Schemathesis got {response['status']} (x-request-id {response['request_id']}) for "
+            f"{response['where']}, which the function log does not show: it is not this stack's log, or it lost lines"
+        )
+    if len(unlogged) > 5:
+        problems.append(f"... {len(unlogged) - 5} more responses missing from the function log")
+    reported = {
+        r["request_id"] for r in responses if r["status"] >= 500 and "not_a_server_error" in r["failed"]
+    }
+    server_errors = [e for e in requests if e["status"] >= 500]
+    unreported = [e for e in server_errors if e["request_id"] not in reported]
+    for event in unreported[:20]:
+        problems.append(
+            f"a function answered {event['status']} that Schemathesis did not report as a server error: "
+            f"{event['method']} {event.get('path', event['route'])} (request {event['request_id']}"
+            + (f": {event['error']}" if event.get("error") else "")
+            + ")"
+        )
+    if len(unreported) > 20:
+        problems.append(f"... {len(unreported) - 20} more 5xx that Schemathesis did not report")
+    summary = (
+        f"function log: {len(requests)} request lines, {len(server_errors)} answered 5xx; "
+        f"Schemathesis reported {len(reported)} server error(s) of the {len(responses)} responses it got from the functions"
+    )
+    return problems, summary
 
 
 def decoded(value):
@@ -100,7 +211,7 @@ def replay(openapi, base_url, case_value):
 def main():
     report, openapi, base_url, status = sys.argv[1:5]
     log = sys.argv[5] if len(sys.argv) > 5 else None
-    failures, errors = read(report)
+    failures, errors, responses = read(report)
     service = [(f, i) for f, i, _ in failures if not emulator_lost(i.get("response"))]
     lost = [(f, i, c) for f, i, c in failures if emulator_lost(i.get("response"))]
     verdict = 0
@@ -117,20 +228,18 @@ def main():
     if len(lost) > MAX_LOST:
         print(f"{len(lost)} responses lost by the emulator: more than the {MAX_LOST} a run may excuse")
         verdict = 1
+    if log:
+        problems, summary = judge_log(log, responses)
+        for problem in problems:
+            print(problem)
+            verdict = 1
+        print(summary)
+    else:
+        print("no function log given: the functions' own answers are not checked against the report")
+        if lost:
+            print("a lost response is excused only when the function log shows what the functions answered")
+            verdict = 1
     if lost and verdict == 0:
-        bad = []
-        if log:
-            bad = [
-                line.strip()
-                for line in open(log, errors="replace")
-                if re.search(r"status=5\d\d|panicked", line)
-            ]
-        else:
-            print("no function log given: cannot show that the functions answered below 500")
-            verdict = 1
-        for line in bad[:20]:
-            print(f"function log: {line[:300]}")
-            verdict = 1
         for failed, interaction, case in lost:
             request = interaction.get("request") or {}
             where = f"{request.get('method')} {request.get('uri')}"

@@ -1,5 +1,6 @@
-"""Tests of scripts/schemathesis_verdict.py on made-up reports, against the running stack at
-API_BASE_URL (make test runs them right after Schemathesis, on the same stack).
+"""Tests of scripts/schemathesis_verdict.py on made-up reports and function logs. Those that
+replay a request need the running stack at API_BASE_URL (make test runs them right after
+Schemathesis, on the same stack); the function log's and the rules' tests need none.
 
     API_BASE_URL=http://127.0.0.1:9000 .venv/bin/python -m unittest scripts/test_schemathesis_verdict.py
 """
@@ -26,7 +27,7 @@ LOST = {
 }
 
 
-def scenario(n, response, failed=True):
+def scenario(n, response, failed=True, check="not_a_server_error"):
     """A ScenarioFinished event with one case: list the caller's conversations."""
     case_id = f"case-{n}"
     value = {
@@ -48,16 +49,62 @@ def scenario(n, response, failed=True):
             "recorder": {
                 "cases": {case_id: {"value": value}},
                 "interactions": {case_id: {"request": request, "response": response}},
-                "checks": {case_id: [{"name": "not_a_server_error", "status": status}]},
+                "checks": {case_id: [{"name": check, "status": status}]},
             }
         }
     }
 
 
-SERVED = {"status_code": 200, "headers": {"x-request-id": ["r"]}, "content": {"$base64": ""}}
+def served(request_id, status=200):
+    """A response of the service: every one carries x-request-id."""
+    return {"status_code": status, "headers": {"x-request-id": [request_id]}, "content": {"$base64": ""}}
 
 
-def verdict(events, status="0", log_lines=(), base=None):
+SERVED = served("r")
+
+
+def request_line(request_id, status=200, method="GET", path="/v1/conversations"):
+    """The JSON line a function logs for one request (shared/src/http.rs, `serve`)."""
+    line = {
+        "level": "ERROR" if status >= 500 else "INFO",
+        "message": "request failed" if status >= 500 else "request",
+        "method": method,
+        "route": path,
+        "path": path,
+        "status": status,
+        "latency_ms": 1.5,
+        "dynamodb_requests": 1,
+        "request_id": request_id,
+    }
+    if status >= 500:
+        line.update(error="internal error", cause="the handler panicked")
+    return json.dumps(line)
+
+
+# What else the cargo lambda watch log holds: its own lines, cargo's, a function's start-up.
+NOISE = [
+    " INFO spawning function instance function=\"list-conversations\" instance_id=1",
+    "     Running `target/debug/list-conversations`",
+    '{"level":"WARN","message":"AWS_LAMBDA_MAX_CONCURRENCY is set to \'1\', but the concurrency-tokio feature is not enabled; running sequentially"}',
+]
+
+
+def logged(events):
+    """The function log that goes with a report: a request line for every response of the
+    service, and a 200 for every response the emulator lost (the function had answered)."""
+    lines = list(NOISE)
+    for n, event in enumerate(events):
+        recorder = (event.get("ScenarioFinished") or {}).get("recorder") or {}
+        for interaction in (recorder.get("interactions") or {}).values():
+            response = interaction.get("response")
+            if not response:
+                continue
+            ids = response.get("headers", {}).get("x-request-id")
+            lines.append(request_line(ids[0] if ids else f"answered-{n}", response["status_code"] if ids else 200))
+    return lines
+
+
+def verdict(events, status="0", log_lines=None, base=None):
     with tempfile.TemporaryDirectory() as work:
         report = os.path.join(work, "report.ndjson")
         with open(report, "w") as f:
@@ -65,7 +112,7 @@ def verdict(events, status="0", log_lines=(), base=None):
                 f.write(json.dumps(event) + "\n")
         log = os.path.join(work, "functions.log")
         with open(log, "w") as f:
-            f.writelines(line + "\n" for line in log_lines)
+            f.writelines(line + "\n" for line in (logged(events) if log_lines is None else log_lines))
         run = subprocess.run(
             [sys.executable, VERDICT, report, OPENAPI, base or BASE, status, log],
             capture_output=True,
@@ -124,8 +171,16 @@ class Verdict(unittest.TestCase):
         self.assertIn("more than the 3", out)
 
     def test_a_lost_response_fails_when_a_function_answered_5xx(self):
-        code, out = verdict([scenario(1, LOST)], status="1", log_lines=["INFO request status=500"])
+        code, out = verdict([scenario(1, LOST)], status="1", log_lines=[request_line("hidden", 500)])
         self.assertEqual(code, 1, out)
+        self.assertIn("a function answered 500 that Schemathesis did not report", out)
+        self.assertNotIn("replayed", out)
+
+    def test_a_lost_response_is_not_excused_without_a_function_log(self):
+        code, out = verdict([scenario(1, LOST)], status="1", log_lines=[])
+        self.assertEqual(code, 1, out)
+        self.assertIn("no request lines", out)
+        self.assertNotIn("replayed", out)
 
     def test_a_lost_response_whose_replay_fails_is_not_excused(self):
         server = http.server.HTTPServer(("127.0.0.1", 0), LostAgain)
@@ -139,8 +194,71 @@ class Verdict(unittest.TestCase):
         self.assertIn("its replay failed", out)
 
 
-if __name__ == "__main__":
-    unittest.main()
+class FunctionLog(unittest.TestCase):
+    """The functions' log judged against the report (no stack needed: nothing is replayed)."""
+
+    def test_a_log_that_matches_a_clean_report_passes(self):
+        events = [scenario(1, served("a"), failed=False), scenario(2, served("b", 404), failed=False)]
+        code, out = verdict(events, base="http://127.0.0.1:9")
+        self.assertEqual(code, 0, out)
+        self.assertIn("function log: 2 request lines, 0 answered 5xx; Schemathesis reported 0 server error(s)", out)
+
+    def test_a_log_without_request_lines_fails(self):
+        events = [scenario(1, served("a"), failed=False)]
+        # What the old guard grepped: text lines (CONVERSATIONS_LOG_FORMAT=text), here even a 5xx.
+        text = ["INFO request method=GET route=/v1/conversations status=200 request_id=a"]
+        for lines in ([], NOISE, text):
+            code, out = verdict(events, log_lines=lines, base="http://127.0.0.1:9")
+            self.assertEqual(code, 1, out)
+            self.assertIn("the function log has no request lines", out)
+
+    def test_a_5xx_that_schemathesis_did_not_report_fails(self):
+        events = [scenario(1, served("a"), failed=False)]
+        lines = logged(events) + [request_line("unseen", 503, "POST")]
+        code, out = verdict(events, log_lines=lines, base="http://127.0.0.1:9")
+        self.assertEqual(code, 1, out)
+        self.assertIn("a function answered 503 that Schemathesis did not report as a server error: POST", out)
+        self.assertIn("1 answered 5xx; Schemathesis reported 0 server error(s)", out)
+
+    def test_a_5xx_that_schemathesis_saw_but_did_not_count_as_a_server_error_fails(self):
+        # The response reached Schemathesis, but only another check failed on it (say
+        # not_a_server_error was switched off): the log still counts it.
+        events = [scenario(1, served("a", 500), check="status_code_conformance")]
+        code, out = verdict(events, status="1", base="http://127.0.0.1:9")
+        self.assertEqual(code, 1, out)
+        self.assertIn("a function answered 500 that Schemathesis did not report as a server error", out)
+
+    def test_a_reported_server_error_agrees_with_the_log(self):
+        events = [scenario(1, served("a", 500))]
+        code, out = verdict(events, status="1", base="http://127.0.0.1:9")
+        self.assertEqual(code, 1, out)  # a service failure all the same
+        self.assertIn("service failure", out)
+        self.assertNotIn("did not report", out)
+        self.assertIn("1 answered 5xx; Schemathesis reported 1 server error(s)", out)
+
+    def test_a_response_missing_from_the_log_fails(self):
+        events = [scenario(1, served("a"), failed=False), scenario(2, served("b"), failed=False)]
+        for lines in ([request_line("a")], [request_line("a"), request_line("b", 404)]):
+            code, out = verdict(events, log_lines=lines, base="http://127.0.0.1:9")
+            self.assertEqual(code, 1, out)
+            self.assertIn("Schemathesis got 200 (x-request-id b)", out)
+            self.assertIn("not this stack's log", out)
+
+    def test_a_panic_fails(self):
+        events = [scenario(1, served("a"), failed=False)]
+        lines = logged(events) + ["thread 'main' panicked at shared/src/http.rs:1:1:", "boom"]
+        code, out = verdict(events, log_lines=lines, base="http://127.0.0.1:9")
+        self.assertEqual(code, 1, out)
+        self.assertIn("a function crashed: thread 'main' panicked", out)
+
+    def test_an_unreadable_line_fails(self):
+        events = [scenario(1, served("a"), failed=False)]
+        broken = request_line("x", 500)[:60]
+        no_status = json.dumps({"level": "INFO", "message": "request", "method": "GET", "route": "/", "request_id": "y"})
+        for line in (broken, no_status):
+            code, out = verdict(events, log_lines=logged(events) + [line], base="http://127.0.0.1:9")
+            self.assertEqual(code, 1, out)
+            self.assertIn("a function log line the guard cannot read", out)
 
 
 class Rules(unittest.TestCase):
@@ -180,3 +298,7 @@ class Rules(unittest.TestCase):
         rule = self.rule("updateConversation")
         self.assertTrue(rule.matches(422, self.problem(("labels", "too_many")), "fuzzing"))
         self.assertFalse(rule.matches(422, self.problem(("labelsx", "too_many")), "fuzzing"))
+
+
+if __name__ == "__main__":
+    unittest.main()
