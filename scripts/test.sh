@@ -4,6 +4,9 @@
 # in-process handler, concurrency and end-to-end tests, and Schemathesis against the same stack.
 source "$(dirname "$0")/lib.sh"
 cd "$ROOT"
+# The black-box tests prefer a deployed stage when STAGING_API_URL is set (make staging-test):
+# make test runs them against the stack it starts, whatever the shell holds.
+unset "${!STAGING_@}"
 
 ensure_cargo_lambda
 ensure_dynamodb_local
