@@ -86,7 +86,8 @@ for route in "POST /v1/conversations" "GET /v1/conversations" "GET /v1/conversat
   "POST /v1/conversations/$probe_id/undelete" "POST /v1/conversations/$probe_id/complete" \
   "POST /v1/conversations/$probe_id/messages" "GET /v1/conversations/$probe_id/messages" \
   "GET /v1/conversations/$probe_id/messages/1" "PATCH /v1/conversations/$probe_id/messages/1" \
-  "POST /v1/conversations/$probe_id/messages/batch"; do
+  "DELETE /v1/conversations/$probe_id/messages/1" "POST /v1/conversations/$probe_id/messages/batch" \
+  "POST /v1/conversations/$probe_id/messages/clear" "POST /v1/conversations/$probe_id/purge"; do
   read -r method path <<<"$route"
   body=()
   if [ "$method" = POST ] || [ "$method" = PATCH ]; then body=(-H 'Content-Type: application/json' --data '{}'); fi

@@ -96,14 +96,26 @@ MESSAGE_VALUES = _fields(
 # An idempotency key an earlier case used with other messages (the coverage phase repeats
 # its example values).
 KEY_REUSED = _fields(("requestId", "reused"))
-# A message's own rule as a batch names it.
-BATCH_VALUES = frozenset((f"messages.{f}", c) for f, c in MESSAGE_VALUES) | KEY_REUSED
+# A message's own rule as a batch names it; and the conversation's metadata after a batch's
+# `conversationMetadata`, or one value of it alone, past 16 KiB (its keys' rule and count are the
+# schema's).
+BATCH_VALUES = (
+    frozenset((f"messages.{f}", c) for f, c in MESSAGE_VALUES)
+    | KEY_REUSED
+    | _fields(("conversationMetadata", "too_large"))
+)
 MESSAGE_STATES = [
     MISSING,
     *PRECONDITIONS,
     TWO_KEYS,
     KEY_PLACEHOLDER,
     Rule(400, "FAILED_PRECONDITION", "append to a COMPLETED conversation", detail=r"is COMPLETED"),
+    # The coverage phase repeats its example keys, and the stateful links delete and clear what
+    # they appended.
+    Rule(
+        409, "ALREADY_EXISTS", "a repeated idempotency key whose messages were deleted or cleared since",
+        detail=r"^a message this idempotency key appended to .* was deleted or cleared since",
+    ),
 ]
 EXPIRY = _fields(("expireTime", "invalid"), ("ttl", "conflict"), ("ttl", "invalid"))
 
@@ -165,8 +177,18 @@ RULES = {
             ),
         ),
     ],
-    "listMessages": [MISSING],
+    "listMessages": [
+        MISSING,
+        Rule(
+            400, "INVALID_ARGUMENT", "a page token issued before a purge, on the conversation created again under its id",
+            detail=r"^pageToken was issued for an earlier conversation of ",
+        ),
+    ],
+    # An order that is not a positive integer names no message: 404, as a missing one.
     "getMessage": [MISSING],
+    "deleteMessage": [MISSING, *PRECONDITIONS],
+    "clearMessages": [MISSING, *PRECONDITIONS],
+    "purgeConversation": [MISSING, *PRECONDITIONS],
 }
 
 # Output-only fields of request bodies: the schema marks them readOnly, so Schemathesis calls a
@@ -200,7 +222,10 @@ NEGATIVE = [
     Rule(413, "PAYLOAD_TOO_LARGE", "a body over 256 KiB"),
     Rule(415, "UNSUPPORTED_MEDIA_TYPE", "a body that is not application/json"),
     Rule(405, "METHOD_NOT_ALLOWED", "a method the path does not serve"),
-    Rule(404, "NOT_FOUND", "the invalid part never reached the wire (an empty query parameter name)"),
+    Rule(
+        404, "NOT_FOUND",
+        "an order that is not a positive integer names no message; or the invalid part never reached the wire (an empty query parameter name)",
+    ),
 ]
 
 

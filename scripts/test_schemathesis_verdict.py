@@ -299,6 +299,41 @@ class Rules(unittest.TestCase):
         self.assertTrue(rule.matches(422, self.problem(("labels", "too_many")), "fuzzing"))
         self.assertFalse(rule.matches(422, self.problem(("labelsx", "too_many")), "fuzzing"))
 
+    def test_a_batch_s_conversation_metadata_is_explained_only_past_16_kib(self):
+        rule = self.rule("batchAppendMessages")
+        self.assertTrue(rule.matches(422, self.problem(("conversationMetadata", "too_large")), "fuzzing"))
+        # A key breaking the rule and a 65th key are the schema's to refuse.
+        for code in ("invalid_key", "too_many", "invalid_type"):
+            self.assertFalse(rule.matches(422, self.problem(("conversationMetadata", code)), "fuzzing"), code)
+
+    def test_a_repeated_key_whose_messages_went_is_explained_by_its_detail_only(self):
+        gone = {
+            "code": "ALREADY_EXISTS",
+            "detail": "a message this idempotency key appended to conversations/c-1 was deleted or "
+            "cleared since: its first call cannot be answered again; a new call needs a new key",
+        }
+        taken = {"code": "ALREADY_EXISTS", "detail": "conversations/c-1 already exists"}
+        for operation in ("appendMessage", "batchAppendMessages"):
+            rules = [r for r in self.hooks.RULES[operation] if r.status == 409]
+            self.assertTrue(any(r.matches(409, gone, "stateful") for r in rules), operation)
+            self.assertFalse(any(r.matches(409, taken, "stateful") for r in rules), operation)
+
+    def test_the_erasure_operations_are_refused_only_as_missing_or_by_a_precondition(self):
+        for operation in ("deleteMessage", "clearMessages", "purgeConversation"):
+            statuses = {(r.status, r.code) for r in self.hooks.RULES[operation] if r.phases is None}
+            self.assertEqual(
+                statuses, {(404, "NOT_FOUND"), (409, "ABORTED"), (412, "FAILED_PRECONDITION")}, operation
+            )
+
+    def test_a_purged_conversation_s_page_token_is_explained_on_list_messages_only(self):
+        problem = {
+            "code": "INVALID_ARGUMENT",
+            "detail": "pageToken was issued for an earlier conversation of conversations/c-1",
+        }
+        self.assertTrue(self.rule("listMessages", 400).matches(400, problem, "fuzzing"))
+        other = {"code": "INVALID_ARGUMENT", "detail": "pageToken is not a token this service issued"}
+        self.assertFalse(self.rule("listMessages", 400).matches(400, other, "fuzzing"))
+
 
 if __name__ == "__main__":
     unittest.main()

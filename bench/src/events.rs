@@ -63,8 +63,12 @@ impl HttpRequest {
         if segments.len() >= 3 {
             path_parameters.insert("id".into(), segments[2].into());
         }
-        // /v1/conversations/{id}/messages/{order}
-        if segments.len() == 5 && segments[3] == "messages" {
+        // /v1/conversations/{id}/messages/{order}, not the routes .../messages/batch and
+        // .../messages/clear (API Gateway gives those no {order}).
+        if segments.len() == 5
+            && segments[3] == "messages"
+            && !matches!(segments[4], "batch" | "clear")
+        {
             path_parameters.insert("order".into(), segments[4].into());
         }
         let mut headers = Map::new();
@@ -164,6 +168,11 @@ mod tests {
         );
         assert_eq!(event["body"], r#"{"displayName":"x"}"#);
         assert!(event["headers"].get("x-on-behalf-of").is_none());
+        let message = HttpRequest::new("DELETE", "/v1/conversations/abc/messages/7").event("u");
+        assert_eq!(message["pathParameters"]["order"], "7");
+        let clear = HttpRequest::new("POST", "/v1/conversations/abc/messages/clear").event("u");
+        assert_eq!(clear["pathParameters"]["id"], "abc");
+        assert!(clear["pathParameters"].get("order").is_none());
         let delegated = HttpRequest::new("GET", "/v1/conversations").event_for("svc", Some("u1"));
         assert_eq!(delegated["headers"]["x-on-behalf-of"], "u1");
         assert_eq!(

@@ -5,18 +5,21 @@
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::types::{
-    AttributeValue, KeysAndAttributes, Put, PutRequest, ReturnValue, TransactWriteItem, Update,
-    WriteRequest,
+    AttributeValue, Delete, KeysAndAttributes, Put, PutRequest, ReturnValue,
+    ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update, WriteRequest,
 };
 use conversations::domain::conversation::{Conversation, NewConversation, Writable};
-use conversations::domain::etag::Preconditions;
+use conversations::domain::etag::{Preconditions, Version};
 use conversations::domain::ids::{ConversationId, Owner, RequestId};
-use conversations::domain::message::{Message, MessageType};
+use conversations::domain::message::{MAX_ORDER, Message, MessageType, MetadataKeys};
 use conversations::domain::page_token::TokenKey;
 use conversations::domain::time::Timestamp;
 use conversations::store::Store;
+use conversations::store::expr::Expr;
 use conversations::store::item::{self, Item, attr};
+use conversations::store::seed_items;
 use serde_json::json;
 use tokio::task::JoinSet;
 
@@ -38,16 +41,21 @@ pub enum Method {
     AppendKeyed,
     AppendRepeat,
     BatchAppend,
+    BatchAppendState,
     ListMessages,
     ListMessagesLast,
     GetMessage,
     UpdateMessage,
+    DeleteMessage,
+    ClearMessages,
+    ClearAll,
+    Purge,
     Fallback,
 }
 
 impl Method {
     /// Every method, in the contract's order (several requests of one function each).
-    pub const ALL: [Method; 18] = [
+    pub const ALL: [Method; 23] = [
         Method::Create,
         Method::Get,
         Method::GetFull,
@@ -61,10 +69,15 @@ impl Method {
         Method::AppendKeyed,
         Method::AppendRepeat,
         Method::BatchAppend,
+        Method::BatchAppendState,
         Method::ListMessages,
         Method::ListMessagesLast,
         Method::GetMessage,
         Method::UpdateMessage,
+        Method::DeleteMessage,
+        Method::ClearMessages,
+        Method::ClearAll,
+        Method::Purge,
         Method::Fallback,
     ];
 
@@ -79,10 +92,13 @@ impl Method {
             Method::Undelete => "undelete-conversation",
             Method::Complete => "complete-conversation",
             Method::Append | Method::AppendKeyed | Method::AppendRepeat => "append-message",
-            Method::BatchAppend => "batch-append-messages",
+            Method::BatchAppend | Method::BatchAppendState => "batch-append-messages",
             Method::ListMessages | Method::ListMessagesLast => "list-messages",
             Method::GetMessage => "get-message",
             Method::UpdateMessage => "update-message",
+            Method::DeleteMessage => "delete-message",
+            Method::ClearMessages | Method::ClearAll => "clear-messages",
+            Method::Purge => "purge-conversation",
             Method::Fallback => "fallback",
         }
     }
@@ -109,12 +125,23 @@ impl Method {
             Method::BatchAppend => {
                 "POST /v1/conversations/{id}/messages/batch (4 messages: an agent turn)"
             }
+            Method::BatchAppendState => {
+                "POST /v1/conversations/{id}/messages/batch (the same turn + conversationMetadata: one key set, one removed)"
+            }
             Method::ListMessages => "GET /v1/conversations/{id}/messages (10 messages)",
             Method::ListMessagesLast => {
                 "GET /v1/conversations/{id}/messages?orderBy=order desc&pageSize=5 (of 10)"
             }
             Method::GetMessage => "GET /v1/conversations/{id}/messages/5",
             Method::UpdateMessage => "PATCH /v1/conversations/{id}/messages/5?updateMask=content",
+            Method::DeleteMessage => {
+                "DELETE /v1/conversations/{id}/messages/{order} (the last message: a pop)"
+            }
+            Method::ClearMessages => {
+                "POST /v1/conversations/{id}/messages/clear {throughOrder: 5} (of 10: the last 5 kept)"
+            }
+            Method::ClearAll => "POST /v1/conversations/{id}/messages/clear {} (all 10)",
+            Method::Purge => "POST /v1/conversations/{id}/purge",
             Method::Fallback => "PUT /v1/conversations (405)",
         }
     }
@@ -126,7 +153,8 @@ impl Method {
             | Method::Append
             | Method::AppendKeyed
             | Method::AppendRepeat
-            | Method::BatchAppend => 201,
+            | Method::BatchAppend
+            | Method::BatchAppendState => 201,
             Method::Fallback => 405,
             _ => 200,
         }
@@ -236,12 +264,30 @@ impl Db {
         owner: &Owner,
         messages: u64,
     ) -> Result<Conversation, String> {
-        let mut c = conversation(owner, fresh_id(), now_micros() - 1_000_000)?;
-        c.message_count = messages;
-        let mut items = vec![item::conversation_item(&c)];
-        items.extend((1..=messages).map(|order| message(owner, &c, order)));
+        let mut seeded = self.seed_each_with_messages(owner, 1, messages).await?;
+        seeded.pop().ok_or_else(|| "nothing seeded".into())
+    }
+
+    /// Seeds `count` conversations each holding `messages` messages (orders 1 to `messages`:
+    /// as many held as ever assigned, none cleared), in one batch of writes.
+    pub async fn seed_each_with_messages(
+        &self,
+        owner: &Owner,
+        count: usize,
+        messages: u64,
+    ) -> Result<Vec<Conversation>, String> {
+        let mut all = Vec::with_capacity(count);
+        let mut items = Vec::new();
+        for _ in 0..count {
+            let mut c = conversation(owner, fresh_id(), now_micros() - 1_000_000)?;
+            c.message_count = messages;
+            c.last_order = messages;
+            items.push(item::conversation_item(&c));
+            items.extend((1..=messages).map(|order| message(owner, &c, order)));
+            all.push(c);
+        }
         self.put_all(items).await?;
-        Ok(c)
+        Ok(all)
     }
 
     /// Soft-deletes seeded conversations through the store, as the service does.
@@ -288,16 +334,26 @@ async fn put_chunk(client: &Client, table: &str, chunk: Vec<Item>) -> Result<(),
                 .build()
         })
         .collect();
+    let mut timeouts = 0;
     for _ in 0..100 {
         if requests.is_empty() {
             return Ok(());
         }
-        let out = client
+        let out = match client
             .batch_write_item()
-            .request_items(table, requests)
+            .request_items(table, requests.clone())
             .send()
             .await
-            .map_err(|e| format!("{e:?}"))?;
+        {
+            Ok(out) => out,
+            // DynamoDB Local on a loaded machine can stall past the client's 5 s operation
+            // timeout: the puts are idempotent and nothing here is timed, so send them again.
+            Err(SdkError::TimeoutError(_)) if timeouts < 5 => {
+                timeouts += 1;
+                continue;
+            }
+            Err(e) => return Err(format!("seeding (BatchWriteItem): {e:?}")),
+        };
         requests = out
             .unprocessed_items
             .and_then(|mut u| u.remove(table))
@@ -328,6 +384,32 @@ impl Pool {
     }
 }
 
+/// A conversation whose messages are deleted one by one, the last first (each invocation deletes
+/// a message that is there: a fresh fixture, seeded beforehand).
+#[derive(Debug)]
+pub struct Stack {
+    id: ConversationId,
+    top: AtomicU64,
+}
+
+impl Stack {
+    fn new(c: &Conversation) -> Self {
+        Self {
+            id: c.id.clone(),
+            top: AtomicU64::new(c.last_order),
+        }
+    }
+
+    /// The order of the last message left, taken.
+    fn pop(&self) -> Result<u64, String> {
+        self.top
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |t| t.checked_sub(1))
+            .ok()
+            .filter(|&t| t > 0)
+            .ok_or_else(|| "a benchmark stack of messages ran dry: raise its size".into())
+    }
+}
+
 /// The state one method's measurements need, for the function and for the raw calls.
 #[derive(Debug)]
 pub struct Fixture {
@@ -351,6 +433,14 @@ pub struct Fixture {
     raw_batch: ConversationId,
     edit: ConversationId,
     raw_edit: ConversationId,
+    batch_state: ConversationId,
+    raw_batch_state: ConversationId,
+    /// Conversations of 10 messages each, one per clear (function, raw calls).
+    clear: [Pool; 2],
+    clear_all: [Pool; 2],
+    purge: [Pool; 2],
+    /// Conversations of `uses` messages, one deleted per use.
+    pop: [Stack; 2],
     /// The key every repeat sends (its first use appends; the others repeat it).
     repeat_key: RequestId,
     raw_repeat_key: RequestId,
@@ -369,13 +459,20 @@ impl Fixture {
         let raw_edit = db.seed_with_messages(&owner, 10).await?;
         let more = db.seed(&owner, 4).await?;
         let key = |text: &str| RequestId::parse(text).map_err(|e| e.to_string());
+        // One conversation per use, for the function and for the raw calls: delete, undelete,
+        // complete and purge (no messages); clear through 5 and clear all (10 messages each).
         let mut pools = Vec::new();
-        for _ in 0..6 {
+        for _ in 0..8 {
             pools.push(db.seed(&owner, uses).await?);
+        }
+        for _ in 0..4 {
+            pools.push(db.seed_each_with_messages(&owner, uses, 10).await?);
         }
         let ids = |i: usize| pools[i].iter().map(|c| c.id.clone()).collect::<Vec<_>>();
         db.soft_delete(&owner, &ids(2)).await?;
         db.soft_delete(&owner, &ids(3)).await?;
+        let stacked = db.seed_each_with_messages(&owner, 2, uses as u64).await?;
+        let state = db.seed(&owner, 2).await?;
         Ok(Self {
             list_index_key: listed[0].owner.key(),
             get: singles[0].id.clone(),
@@ -395,6 +492,12 @@ impl Fixture {
             delete: [Pool::new(ids(0)), Pool::new(ids(1))],
             undelete: [Pool::new(ids(2)), Pool::new(ids(3))],
             complete: [Pool::new(ids(4)), Pool::new(ids(5))],
+            purge: [Pool::new(ids(6)), Pool::new(ids(7))],
+            clear: [Pool::new(ids(8)), Pool::new(ids(9))],
+            clear_all: [Pool::new(ids(10)), Pool::new(ids(11))],
+            pop: [Stack::new(&stacked[0]), Stack::new(&stacked[1])],
+            batch_state: state[0].id.clone(),
+            raw_batch_state: state[1].id.clone(),
             db,
             owner,
             list_owner,
@@ -443,6 +546,29 @@ impl Fixture {
             Method::BatchAppend => {
                 HttpRequest::new("POST", format!("{}/messages/batch", path(&self.batch)))
                     .body(json!({ "messages": agent_turn() }))
+            }
+            Method::BatchAppendState => {
+                HttpRequest::new("POST", format!("{}/messages/batch", path(&self.batch_state)))
+                    .body(json!({
+                        "messages": agent_turn(),
+                        "conversationMetadata": self.state_keys().to_json(),
+                    }))
+            }
+            Method::DeleteMessage => {
+                let stack = &self.pop[0];
+                HttpRequest::new("DELETE", format!("{}/messages/{}", path(&stack.id), stack.pop()?))
+            }
+            Method::ClearMessages => {
+                HttpRequest::new("POST", format!("{}/messages/clear", path(self.clear[0].take()?)))
+                    .body(json!({"throughOrder": 5}))
+            }
+            Method::ClearAll => HttpRequest::new(
+                "POST",
+                format!("{}/messages/clear", path(self.clear_all[0].take()?)),
+            )
+            .body(json!({})),
+            Method::Purge => {
+                HttpRequest::new("POST", format!("{}/purge", path(self.purge[0].take()?)))
             }
             Method::UpdateMessage => {
                 HttpRequest::new("PATCH", format!("{}/messages/5", path(&self.edit)))
@@ -512,28 +638,39 @@ impl Fixture {
                     .await
                     .map_err(|e| err(format!("{e:?}")))?;
             }
-            // The conversation's GetItem and a Query of message keys, sent together, as the
-            // message reads and the FULL view make them.
+            // The conversation's consistent GetItem, then — only for a range it holds (above
+            // its clear boundary, up to its highest order) — one Query of those message keys:
+            // two round trips, as the message reads and the FULL view make them.
             Method::ListMessages
             | Method::ListMessagesLast
             | Method::GetMessage
             | Method::GetFull => {
+                // (first, last, newest first, Limit) as the functions ask: a page of 50 and one
+                // more, a page of 5 and one more, the order's newest two incarnations, the
+                // FULL view's 50 newest.
                 let (from, to, descending, limit) = match method {
-                    Method::ListMessages => (1, 9_999_999_999, false, 51),
-                    Method::ListMessagesLast => (1, 9_999_999_999, true, 6),
-                    Method::GetMessage => (5, 5, false, 4),
-                    _ => (1, 9_999_999_999, true, 50),
+                    Method::ListMessages => (1, MAX_ORDER, false, 51),
+                    Method::ListMessagesLast => (1, MAX_ORDER, true, 6),
+                    Method::GetMessage => (5, 5, true, 2),
+                    _ => (1, MAX_ORDER, true, 50),
                 };
-                let get = c
+                let read = c
                     .get_item()
                     .table_name(&db.table)
                     .set_key(Some(Store::key(&self.owner, &self.messages)))
                     .consistent_read(true)
-                    .send();
-                let query = self.query_messages(&self.messages, from, to, descending, limit);
-                let (got, queried) = futures_util::future::join(get, query).await;
-                got.map_err(|e| err(format!("{e:?}")))?;
-                queried.map_err(err)?;
+                    .send()
+                    .await
+                    .map_err(|e| err(format!("{e:?}")))?;
+                let current = item::conversation_from(&read.item.ok_or("no conversation")?)
+                    .map_err(|e| err(e.to_string()))?;
+                let from = from.max(current.cleared_through + 1);
+                let to = to.min(current.last_order);
+                if from <= to {
+                    self.query_messages(&self.messages, (from, to), descending, Some(limit))
+                        .await
+                        .map_err(err)?;
+                }
             }
             Method::Update => self
                 .raw_update(
@@ -582,24 +719,54 @@ impl Fixture {
                 .map_err(err)?;
             }
             Method::Append => self
-                .raw_append(&self.raw_append, 1, None)
+                .raw_append(&self.raw_append, 1, None, None)
                 .await
                 .map_err(err)?,
             Method::AppendKeyed => {
                 let fresh = RequestId::parse(&uuid::Uuid::new_v4().to_string())
                     .map_err(|e| err(e.to_string()))?;
-                self.raw_append(&self.raw_keyed, 1, Some(&fresh))
+                self.raw_append(&self.raw_keyed, 1, Some(&fresh), None)
                     .await
                     .map_err(err)?;
             }
             Method::AppendRepeat => self.raw_repeat().await.map_err(err)?,
             Method::BatchAppend => self
-                .raw_append(&self.raw_batch, 4, None)
+                .raw_append(&self.raw_batch, 4, None, None)
+                .await
+                .map_err(err)?,
+            Method::BatchAppendState => self
+                .raw_append(&self.raw_batch_state, 4, None, Some(&self.state_keys()))
                 .await
                 .map_err(err)?,
             Method::UpdateMessage => self.raw_edit().await.map_err(err)?,
+            Method::DeleteMessage => self.raw_delete_message().await.map_err(err)?,
+            Method::ClearMessages => {
+                let id = self.clear[1].take()?;
+                self.raw_clear(id, Some(5)).await.map_err(err)?;
+            }
+            Method::ClearAll => {
+                let id = self.clear_all[1].take()?;
+                self.raw_clear(id, None).await.map_err(err)?;
+            }
+            Method::Purge => {
+                let id = self.purge[1].take()?;
+                self.raw_purge(id).await.map_err(err)?;
+            }
         }
         Ok(true)
+    }
+
+    /// The `conversationMetadata` of a batch that stores an agent's state with its turn: one key
+    /// set (a new value each time), one removed.
+    fn state_keys(&self) -> MetadataKeys {
+        let turn = self.seq.fetch_add(1, Ordering::Relaxed);
+        MetadataKeys(vec![
+            ("draft".into(), None),
+            (
+                "state".into(),
+                Some(json!({"turn": turn, "step": "answered"})),
+            ),
+        ])
     }
 
     async fn raw_update(
@@ -634,13 +801,50 @@ impl Fixture {
         Ok(())
     }
 
+    /// One conditional `UpdateItem` of a conversation, as the store sends it: signed with a
+    /// random token of the call, answering the item (`ALL_NEW`, `ALL_OLD` on a refusal).
+    async fn update_signed(&self, id: &ConversationId, mut e: Expr) -> Result<(), String> {
+        sign(&mut e);
+        self.db
+            .client
+            .update_item()
+            .table_name(&self.db.table)
+            .set_key(Some(Store::key(&self.owner, id)))
+            .set_update_expression(e.update_expression())
+            .set_condition_expression(e.condition_expression())
+            .set_expression_attribute_names(e.names())
+            .set_expression_attribute_values(e.values())
+            .return_values(ReturnValue::AllNew)
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .send()
+            .await
+            .map_err(|e| format!("{e:?}"))?;
+        Ok(())
+    }
+
+    /// Runs a transaction with a random `ClientRequestToken`, as the store does.
+    async fn transact(&self, items: Vec<TransactWriteItem>) -> Result<(), String> {
+        self.db
+            .client
+            .transact_write_items()
+            .client_request_token(uuid::Uuid::new_v4().to_string())
+            .set_transact_items(Some(items))
+            .send()
+            .await
+            .map_err(|e| format!("{e:?}"))?;
+        Ok(())
+    }
+
     /// Append's calls: the consistent read (with the key's marker: one `BatchGetItem`), then one
-    /// transaction of the conversation's update, `count` message puts and the marker's put.
+    /// transaction of the conversation's update (count, highest order, `lastUsedTime` and its
+    /// `by-activity` key, version, and the `conversationMetadata` keys when given), `count`
+    /// message puts and the marker's put.
     async fn raw_append(
         &self,
         id: &ConversationId,
         count: u64,
         key: Option<&RequestId>,
+        metadata: Option<&MetadataKeys>,
     ) -> Result<(), String> {
         let db = &self.db;
         let conversation_key = Store::key(&self.owner, id);
@@ -682,24 +886,40 @@ impl Fixture {
             }
         };
         let current = item::conversation_from(&current).map_err(|e| e.to_string())?;
-        let last = current.message_count + count;
+        let now = Timestamp::now();
+        let new = Version::next(now, Some(current.version));
+        let last = current.last_order + count;
+        let mut e = Expr::new();
+        let ver = e.name(attr::VERSION);
+        let read = e.value(item::n(current.version.0));
+        e.condition(format!("{ver} = {read}"));
+        let visible = visible_at(&mut e, now);
+        e.condition(visible);
+        e.set(attr::COUNT, item::n(current.message_count + count));
+        e.set(attr::LAST_ORDER, item::n(last));
+        e.set(attr::LAST_USED, item::n(now.micros()));
+        if let Some(keys) = metadata {
+            seed_items::write_metadata_keys(&mut e, &keys.0);
+            let merged = keys.applied(current.metadata.as_ref());
+            e.set(
+                attr::METADATA_BYTES,
+                item::n(seed_items::metadata_size(merged.as_ref())),
+            );
+        }
+        e.set(attr::GSI2_SK, item::s(item::index_sort_key(now, id)));
+        e.set(attr::VERSION, item::n(new.0));
         let update = Update::builder()
             .table_name(&db.table)
             .set_key(Some(conversation_key))
-            .update_expression("SET #c = :c, #v = :new")
-            .condition_expression("#v = :old")
-            .expression_attribute_names("#c", attr::COUNT)
-            .expression_attribute_names("#v", attr::VERSION)
-            .expression_attribute_values(":c", item::n(last))
-            .expression_attribute_values(":new", item::n(now_micros().max(current.version.0 + 1)))
-            .expression_attribute_values(":old", item::n(current.version.0))
+            .set_update_expression(e.update_expression())
+            .set_condition_expression(e.condition_expression())
+            .set_expression_attribute_names(e.names())
+            .set_expression_attribute_values(e.values())
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .build()
             .map_err(|e| e.to_string())?;
-        let mut tx = db
-            .client
-            .transact_write_items()
-            .transact_items(TransactWriteItem::builder().update(update).build());
-        for order in current.message_count + 1..=last {
+        let mut items = vec![TransactWriteItem::builder().update(update).build()];
+        for order in current.last_order + 1..=last {
             let put = Put::builder()
                 .table_name(&db.table)
                 .set_item(Some(message(&self.owner, &current, order)))
@@ -707,7 +927,7 @@ impl Fixture {
                 .expression_attribute_names("#pk", attr::PK)
                 .build()
                 .map_err(|e| e.to_string())?;
-            tx = tx.transact_items(TransactWriteItem::builder().put(put).build());
+            items.push(TransactWriteItem::builder().put(put).build());
         }
         if let Some(request) = key {
             let marker = item::marker_item(
@@ -715,24 +935,28 @@ impl Fixture {
                 id,
                 current.create_time,
                 request,
-                (current.message_count + 1, count, "0"),
-                Timestamp::now(),
+                (current.last_order + 1, count, "0"),
+                (now, new),
             );
             let put = Put::builder()
                 .table_name(&db.table)
                 .set_item(Some(marker))
-                .condition_expression("attribute_not_exists(#pk)")
+                .condition_expression("attribute_not_exists(#pk) OR #i <> :i")
                 .expression_attribute_names("#pk", attr::PK)
+                .expression_attribute_names("#i", attr::INCARNATION)
+                .expression_attribute_values(":i", item::n(current.create_time.micros()))
+                .return_values_on_condition_check_failure(
+                    ReturnValuesOnConditionCheckFailure::AllOld,
+                )
                 .build()
                 .map_err(|e| e.to_string())?;
-            tx = tx.transact_items(TransactWriteItem::builder().put(put).build());
+            items.push(TransactWriteItem::builder().put(put).build());
         }
-        tx.send().await.map_err(|e| format!("{e:?}"))?;
-        Ok(())
+        self.transact(items).await
     }
 
     /// A repeated key's calls: the read of the conversation and the marker, then the `Query` of
-    /// the message it names. The first use appends.
+    /// the messages it names. The first use appends.
     async fn raw_repeat(&self) -> Result<(), String> {
         let db = &self.db;
         let id = &self.raw_keyed;
@@ -759,12 +983,30 @@ impl Fixture {
                     .find(|i| i.get(attr::SK) == marker_key.get(attr::SK))
             });
         let Some(marker) = found else {
-            return self.raw_append(id, 1, Some(&self.raw_repeat_key)).await;
+            return self
+                .raw_append(id, 1, Some(&self.raw_repeat_key), None)
+                .await;
         };
         let (first, count, _) = item::marker_contents(&marker).map_err(|e| e.to_string())?;
-        self.query_messages(id, first, first + count - 1, false, count as i32 + 4)
+        self.query_messages(id, (first, first + count - 1), false, None)
             .await
             .map(|_| ())
+    }
+
+    /// The stored message of `order` (the newest incarnation's) and its incarnation, as update
+    /// and delete message read it: one consistent `Query` of the order's keys, newest first.
+    async fn raw_message_of_order(
+        &self,
+        id: &ConversationId,
+        order: u64,
+    ) -> Result<(Item, i64), String> {
+        let found = self
+            .query_messages(id, (order, order), true, Some(8))
+            .await?;
+        let stored = found.into_iter().next().ok_or("no message")?;
+        let sort_key = item::sort_key(&stored).map_err(|e| e.to_string())?;
+        let (_, incarnation) = item::message_key_parts(sort_key).ok_or("not a message key")?;
+        Ok((stored, incarnation))
     }
 
     /// Update message's calls: the `Query` of the order's keys, then one transaction of the
@@ -772,10 +1014,10 @@ impl Fixture {
     async fn raw_edit(&self) -> Result<(), String> {
         let db = &self.db;
         let id = &self.raw_edit;
-        let found = self.query_messages(id, 5, 5, false, 8).await?;
-        let stored = found.into_iter().next().ok_or("no message")?;
+        let (stored, incarnation) = self.raw_message_of_order(id, 5).await?;
         let version = item::get_n(&stored, attr::VERSION).map_err(|e| e.to_string())?;
-        let now = now_micros().max(version + 1);
+        let now = Timestamp::now();
+        let new = Version::next(now, Some(Version(version)));
         let message = Update::builder()
             .table_name(&db.table)
             .key(attr::PK, stored[attr::PK].clone())
@@ -785,40 +1027,212 @@ impl Fixture {
             .expression_attribute_names("#t", attr::CONTENT)
             .expression_attribute_names("#v", attr::VERSION)
             .expression_attribute_values(":t", item::s("[redacted]"))
-            .expression_attribute_values(":new", item::n(now))
+            .expression_attribute_values(":new", item::n(new.0))
             .expression_attribute_values(":old", item::n(version))
             .build()
             .map_err(|e| e.to_string())?;
-        let conversation = Update::builder()
+        let conversation = self.touch(id, (incarnation, 5), now, new, false)?;
+        self.transact(vec![
+            TransactWriteItem::builder().update(message).build(),
+            conversation,
+        ])
+        .await
+    }
+
+    /// Delete message's calls: the `Query` of the order's keys, then one transaction of the
+    /// message's conditional delete and the conversation's update (one message less).
+    async fn raw_delete_message(&self) -> Result<(), String> {
+        let db = &self.db;
+        let stack = &self.pop[1];
+        let (id, order) = (&stack.id, stack.pop()?);
+        let (stored, incarnation) = self.raw_message_of_order(id, order).await?;
+        let version = item::get_n(&stored, attr::VERSION).map_err(|e| e.to_string())?;
+        let now = Timestamp::now();
+        let delete = Delete::builder()
             .table_name(&db.table)
-            .set_key(Some(Store::key(&self.owner, id)))
-            .update_expression("SET #v = :new")
-            .condition_expression(
-                "attribute_exists(#pk) AND attribute_not_exists(#d) AND #v < :new",
-            )
+            .key(attr::PK, stored[attr::PK].clone())
+            .key(attr::SK, stored[attr::SK].clone())
+            .condition_expression("attribute_exists(#pk) AND #v = :old")
             .expression_attribute_names("#pk", attr::PK)
-            .expression_attribute_names("#d", attr::DELETE)
             .expression_attribute_names("#v", attr::VERSION)
-            .expression_attribute_values(":new", item::n(now_micros()))
+            .expression_attribute_values(":old", item::n(version))
             .build()
             .map_err(|e| e.to_string())?;
-        db.client
-            .transact_write_items()
-            .transact_items(TransactWriteItem::builder().update(message).build())
-            .transact_items(TransactWriteItem::builder().update(conversation).build())
+        let conversation = self.touch(
+            id,
+            (incarnation, order),
+            now,
+            Version::next(now, None),
+            true,
+        )?;
+        self.transact(vec![
+            TransactWriteItem::builder().delete(delete).build(),
+            conversation,
+        ])
+        .await
+    }
+
+    /// The conversation's half of a message's edit or deletion, with the store's conditions
+    /// (live, visible, this incarnation, the order not cleared, versions only go up).
+    fn touch(
+        &self,
+        id: &ConversationId,
+        (incarnation, order): (i64, u64),
+        now: Timestamp,
+        new: Version,
+        deletes: bool,
+    ) -> Result<TransactWriteItem, String> {
+        let mut e = Expr::new();
+        let (pk, del, create) = (e.name(attr::PK), e.name(attr::DELETE), e.name(attr::CREATE));
+        let visible = visible_at(&mut e, now);
+        let this = e.value(item::n(incarnation));
+        e.condition(format!(
+            "attribute_exists({pk}) AND {visible} AND attribute_not_exists({del}) AND {create} = {this}"
+        ));
+        let (cleared, order_v) = (e.name(attr::CLEARED_THROUGH), e.value(item::n(order)));
+        e.condition(format!(
+            "attribute_not_exists({cleared}) OR {cleared} < {order_v}"
+        ));
+        let (ver, new_v) = (e.name(attr::VERSION), e.value(item::n(new.0)));
+        e.condition(format!("{ver} < {new_v}"));
+        e.set(attr::VERSION, item::n(new.0));
+        if deletes {
+            let (count, one) = (e.name(attr::COUNT), e.value(item::n(1)));
+            e.set_clause(format!("{count} = {count} - {one}"));
+        }
+        let update = Update::builder()
+            .table_name(&self.db.table)
+            .set_key(Some(Store::key(&self.owner, id)))
+            .set_update_expression(e.update_expression())
+            .set_condition_expression(e.condition_expression())
+            .set_expression_attribute_names(e.names())
+            .set_expression_attribute_values(e.values())
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .build()
+            .map_err(|e| e.to_string())?;
+        Ok(TransactWriteItem::builder().update(update).build())
+    }
+
+    /// Clear's calls: the conversation's consistent `GetItem`, keys-only consistent `Query`s of
+    /// the shorter of the range kept and the range newly cleared (one per MB; none when that
+    /// range is empty), then one conditional `UpdateItem` of the boundary and the count.
+    async fn raw_clear(&self, id: &ConversationId, through: Option<u64>) -> Result<(), String> {
+        let db = &self.db;
+        let read = db
+            .client
+            .get_item()
+            .table_name(&db.table)
+            .set_key(Some(Store::key(&self.owner, id)))
+            .consistent_read(true)
             .send()
             .await
             .map_err(|e| format!("{e:?}"))?;
-        Ok(())
+        let current = item::conversation_from(&read.item.ok_or("no conversation")?)
+            .map_err(|e| e.to_string())?;
+        let (last, boundary) = (current.last_order, current.cleared_through);
+        let through = through.map_or(last, |t| t.min(last));
+        let (boundary, count) = if through <= boundary {
+            (boundary, current.message_count)
+        } else if last - through <= through - boundary {
+            (
+                through,
+                self.count_keys(&current, (through + 1, last)).await?,
+            )
+        } else {
+            let going = self.count_keys(&current, (boundary + 1, through)).await?;
+            (through, current.message_count.saturating_sub(going))
+        };
+        let now = Timestamp::now();
+        let new = Version::next(now, Some(current.version));
+        let mut e = Expr::new();
+        let (pk, ver, del) = (
+            e.name(attr::PK),
+            e.name(attr::VERSION),
+            e.name(attr::DELETE),
+        );
+        let visible = visible_at(&mut e, now);
+        e.condition(format!("attribute_exists({pk}) AND {visible}"));
+        let old = e.value(item::n(current.version.0));
+        e.condition(format!("{ver} = {old}"));
+        e.set(attr::VERSION, item::n(new.0));
+        e.condition(format!("attribute_not_exists({del})"));
+        e.set(attr::CLEARED_THROUGH, item::n(boundary));
+        e.set(attr::COUNT, item::n(count));
+        self.update_signed(id, e).await
     }
 
+    /// How many of `conversation`'s own messages hold orders `from..=to`: keys-only consistent
+    /// `Query`s of that key range, every page.
+    async fn count_keys(
+        &self,
+        conversation: &Conversation,
+        (from, to): (u64, u64),
+    ) -> Result<u64, String> {
+        if from > to {
+            return Ok(0);
+        }
+        let (lo, hi) = item::message_range(from, to);
+        let partition = item::partition_key(&self.owner, &conversation.id);
+        let (mut counted, mut start) = (0, None);
+        loop {
+            let out = self
+                .db
+                .client
+                .query()
+                .table_name(&self.db.table)
+                .key_condition_expression("#pk = :pk AND #sk BETWEEN :lo AND :hi")
+                .projection_expression("#pk, #sk")
+                .expression_attribute_names("#pk", attr::PK)
+                .expression_attribute_names("#sk", attr::SK)
+                .expression_attribute_values(":pk", item::s(partition.as_str()))
+                .expression_attribute_values(":lo", item::s(lo.as_str()))
+                .expression_attribute_values(":hi", item::s(hi.as_str()))
+                .consistent_read(true)
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(|e| format!("{e:?}"))?;
+            counted += out
+                .items()
+                .iter()
+                .filter(|k| item::of_incarnation(k, conversation.create_time))
+                .count() as u64;
+            match out.last_evaluated_key {
+                Some(key) => start = Some(key),
+                None => return Ok(counted),
+            }
+        }
+    }
+
+    /// Purge's call: one conditional `UpdateItem` that makes the conversation missing (purge
+    /// time, TTL and `purged_at` now) and takes it out of both indexes.
+    async fn raw_purge(&self, id: &ConversationId) -> Result<(), String> {
+        let now = Timestamp::now();
+        let new = Version::next(now, None);
+        let mut e = Expr::new();
+        let (pk, ver) = (e.name(attr::PK), e.name(attr::VERSION));
+        let visible = visible_at(&mut e, now);
+        e.condition(format!("attribute_exists({pk}) AND {visible}"));
+        let new_v = e.value(item::n(new.0));
+        e.condition(format!("{ver} < {new_v}"));
+        e.set(attr::VERSION, item::n(new.0));
+        e.set(attr::PURGE, item::n(now.micros()));
+        e.set(attr::PURGED, item::n(now.micros()));
+        e.set(attr::TTL, item::n(now.epoch_seconds_ceil()));
+        for key in [attr::GSI_PK, attr::GSI_SK, attr::GSI2_PK, attr::GSI2_SK] {
+            e.remove(key);
+        }
+        self.update_signed(id, e).await
+    }
+
+    /// One consistent `Query` of a conversation's messages of orders `from..=to`, at most
+    /// `limit` items (`None`: as many as one answer holds).
     async fn query_messages(
         &self,
         id: &ConversationId,
-        from: u64,
-        to: u64,
+        (from, to): (u64, u64),
         descending: bool,
-        limit: i32,
+        limit: Option<i32>,
     ) -> Result<Vec<Item>, String> {
         let (lo, hi) = item::message_range(from, to);
         let out = self
@@ -834,12 +1248,38 @@ impl Fixture {
             .expression_attribute_values(":hi", item::s(hi))
             .consistent_read(true)
             .scan_index_forward(!descending)
-            .limit(limit)
+            .set_limit(limit)
             .send()
             .await
             .map_err(|e| format!("{e:?}"))?;
         Ok(out.items.unwrap_or_default())
     }
+}
+
+/// The condition that a conversation item is visible at `now` (the store's `visible_at`).
+fn visible_at(e: &mut Expr, now: Timestamp) -> String {
+    let (expire, purge) = (e.name(attr::EXPIRE), e.name(attr::PURGE));
+    let now_v = e.value(item::n(now.micros()));
+    format!(
+        "(attribute_not_exists({expire}) OR {expire} > {now_v}) AND (attribute_not_exists({purge}) OR {purge} > {now_v})"
+    )
+}
+
+/// Signs an `UpdateItem` of a conversation as the store does (`Store::sign`): a random token
+/// of the call becomes the newest of the item's four writer slots, and the write holds only
+/// while the token is not among them.
+fn sign(e: &mut Expr) {
+    let token = format!("{:016x}", uuid::Uuid::new_v4().as_u64_pair().0);
+    let t = e.value(item::s(token));
+    let slots: Vec<String> = item::WRITER_SLOTS.iter().map(|s| e.name(s)).collect();
+    for slot in &slots {
+        e.condition(format!("attribute_not_exists({slot}) OR {slot} <> {t}"));
+    }
+    let none = e.value(item::s("-"));
+    for pair in slots.windows(2).rev() {
+        e.set_clause(format!("{} = if_not_exists({}, {none})", pair[1], pair[0]));
+    }
+    e.set_clause(format!("{} = {t}", slots[0]));
 }
 
 /// An agent's turn: two tool calls, their results, and the answer.

@@ -5,6 +5,7 @@
 //! case for scale.
 
 mod baselines;
+mod clear_cost;
 mod events;
 mod fixtures;
 mod load;
@@ -179,6 +180,8 @@ async fn run() -> Result<()> {
         step("DynamoDB cost");
         let fixture = Fixture::seed(bench.db.clone(), bench.settings.cost + 5).await?;
         results["cost"] = bench.cost(&fixture).await?;
+        step("clear's cost against how many messages it clears");
+        results["clear_cost"] = bench.clear_cost().await?;
     }
     if run("write_cost") {
         step("write cost against conversation size");
@@ -422,37 +425,27 @@ impl Bench {
             let outcome = self.invoke(&api, &fixture.event(m)?).await?;
             check(m.function(), m.expected(), &outcome.json())?;
             proxy.take();
-            let (mut requests, mut units, mut operations) = (Vec::new(), Vec::new(), Vec::new());
-            let mut by_part = std::collections::BTreeMap::<String, f64>::new();
+            let mut tally = proxy::Tally::default();
             for _ in 0..self.settings.cost {
                 let outcome = self.invoke(&api, &fixture.event(m)?).await?;
                 check(m.function(), m.expected(), &outcome.json())?;
-                let calls = proxy.take();
-                requests.push(calls.len());
-                units.push(calls.iter().map(|c| c.capacity_units).sum::<f64>());
-                for call in &calls {
-                    for (part, u) in &call.units_by_part {
-                        *by_part.entry(part.clone()).or_default() += u / self.settings.cost as f64;
-                    }
-                }
-                operations = calls.into_iter().map(|c| c.operation).collect();
+                tally.add(proxy.take());
             }
             process::stop(child).await;
-            // (+ 0.0: an empty sum is -0.0.)
-            let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len().max(1) as f64 + 0.0;
-            rows.push(json!({
-                "method": m.label(),
-                "function": m.function(),
-                "requests_min": requests.iter().min(),
-                "requests_max": requests.iter().max(),
-                "operations": operations,
-                "capacity_units": round(mean(&units)),
-                "capacity_units_by_part": by_part
-                    .into_iter()
-                    .map(|(part, u)| (part, json!(round(u))))
-                    .collect::<serde_json::Map<_, _>>(),
-                "init_operations": init_calls.iter().map(|c| c.operation.clone()).collect::<Vec<_>>(),
-            }));
+            let mut row = serde_json::Map::new();
+            row.insert("method".into(), m.label().into());
+            row.insert("function".into(), m.function().into());
+            row.extend(tally.json());
+            row.insert(
+                "init_operations".into(),
+                json!(
+                    init_calls
+                        .iter()
+                        .map(|c| c.operation.clone())
+                        .collect::<Vec<_>>()
+                ),
+            );
+            rows.push(Value::Object(row));
         }
         Ok(Value::Array(rows))
     }

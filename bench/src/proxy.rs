@@ -30,6 +30,56 @@ pub struct Call {
     pub units_by_part: std::collections::BTreeMap<String, f64>,
 }
 
+/// The requests and capacity units of repeated invocations, one `add` per invocation.
+#[derive(Debug, Default)]
+pub struct Tally {
+    requests: Vec<usize>,
+    units: Vec<f64>,
+    by_part: std::collections::BTreeMap<String, f64>,
+    operations: Vec<String>,
+}
+
+impl Tally {
+    /// Counts one invocation's calls.
+    pub fn add(&mut self, calls: Vec<Call>) {
+        self.requests.push(calls.len());
+        self.units
+            .push(calls.iter().map(|c| c.capacity_units).sum::<f64>());
+        for call in &calls {
+            for (part, u) in &call.units_by_part {
+                *self.by_part.entry(part.clone()).or_default() += u;
+            }
+        }
+        self.operations = calls.into_iter().map(|c| c.operation).collect();
+    }
+
+    /// `requests_min`, `requests_max`, the last invocation's `operations`, and the mean
+    /// `capacity_units` and `capacity_units_by_part` per invocation.
+    pub fn json(&self) -> serde_json::Map<String, serde_json::Value> {
+        let n = self.units.len().max(1) as f64;
+        // (+ 0.0: an empty sum is -0.0.)
+        let units = self.units.iter().sum::<f64>() / n + 0.0;
+        let by_part: serde_json::Map<String, serde_json::Value> = self
+            .by_part
+            .iter()
+            .map(|(part, u)| (part.clone(), serde_json::json!(crate::stats::round(u / n))))
+            .collect();
+        let mut row = serde_json::Map::new();
+        row.insert(
+            "requests_min".into(),
+            self.requests.iter().min().copied().into(),
+        );
+        row.insert(
+            "requests_max".into(),
+            self.requests.iter().max().copied().into(),
+        );
+        row.insert("operations".into(), self.operations.clone().into());
+        row.insert("capacity_units".into(), crate::stats::round(units).into());
+        row.insert("capacity_units_by_part".into(), by_part.into());
+        row
+    }
+}
+
 /// A running proxy; dropping it stops it.
 pub struct Proxy {
     endpoint: String,

@@ -1,8 +1,11 @@
 //! Write cost against conversation size: the capacity units of every write (create, update,
-//! append, batch append, update message, complete, delete) on a conversation under 1 KB and on
-//! the largest the contract allows (every field at its limit), measured through the functions
-//! behind the counting proxy (DynamoDB bills an `UpdateItem` by the larger of the item before
-//! and after, a transaction's items twice, and every index item rewritten per KB).
+//! append, batch append with and without `conversationMetadata`, update message, delete message,
+//! clear messages, complete, delete, undelete, purge) on a conversation under 1 KB and on the largest the
+//! contract allows (every field at its limit), measured through the functions behind the
+//! counting proxy (DynamoDB bills an `UpdateItem` by the larger of the item before and after, a
+//! transaction's items twice, and every index item rewritten per KB). What a write removes (a
+//! message, messages up to an order, a conversation) is there for each invocation: created
+//! before that write's function starts.
 
 use std::collections::BTreeMap;
 
@@ -58,6 +61,19 @@ pub(crate) fn largest() -> Value {
         "sources": sources,
         "phoneNumber": {"countryCode": 1, "phoneNumber": "+15555550100"},
     })
+}
+
+/// The `conversationMetadata` of batch `i`: on the small conversation one key set and one
+/// removed; on the largest, whose metadata is at its 16 KiB limit, its one key replaced by a value
+/// of the same size (any key added would pass the limit: a 422).
+fn state_change(size: &str, i: usize) -> Value {
+    match size {
+        "small" => json!({"state": {"turn": i, "step": "answered"}, "draft": null}),
+        _ => {
+            let c = char::from(b'a' + (i % 26) as u8);
+            json!({"blob": c.to_string().repeat(16 * 1024 - 11)})
+        }
+    }
 }
 
 /// One write measured `n` times (after one unmeasured request): its mean units, per part.
@@ -124,8 +140,8 @@ impl Bench {
             let ev = |r: HttpRequest| r.event(&owner);
             let path = |id: &str| format!("/v1/conversations/{id}");
             // Creates: the measured ones, then one conversation for the other writes and one
-            // for each complete and delete.
-            let creates: Vec<Value> = (0..(3 * (n + 1) + 1))
+            // for each complete, delete and purge.
+            let creates: Vec<Value> = (0..(4 * (n + 1) + 1))
                 .map(|_| ev(HttpRequest::new("POST", "/v1/conversations").body(body.clone())))
                 .collect();
             let created = self
@@ -175,6 +191,19 @@ impl Bench {
                 )
                 .await?;
             record("batch append (4 messages)", &batch);
+            let states = (0..=n)
+                .map(|i| {
+                    ev(
+                        HttpRequest::new("POST", format!("{}/messages/batch", path(target)))
+                            .body(json!({"messages": fixtures::agent_turn(),
+                                   "conversationMetadata": state_change(size, i)})),
+                    )
+                })
+                .collect();
+            let stated = self
+                .measured(&proxy, &env, "batch-append-messages", 201, states)
+                .await?;
+            record("batch append (4 messages) + conversationMetadata", &stated);
             let updates = (0..=n)
                 .map(|i| {
                     ev(HttpRequest::new("PATCH", path(target))
@@ -199,6 +228,34 @@ impl Bench {
                 .measured(&proxy, &env, "update-message", 200, edits)
                 .await?;
             record("update message", &edited);
+            // The target holds 9 (n + 1) messages now (appends, batches): delete orders 2 to
+            // n + 2, one each (message 1 is the one edited).
+            let deletes = (0..=n)
+                .map(|i| {
+                    ev(HttpRequest::new(
+                        "DELETE",
+                        format!("{}/messages/{}", path(target), i + 2),
+                    ))
+                })
+                .collect();
+            let popped = self
+                .measured(&proxy, &env, "delete-message", 200, deletes)
+                .await?;
+            record("delete message", &popped);
+            // Then clear through one order more each time: the first clears orders 1 to n + 3,
+            // each measured one the next message (the newly cleared range, the shorter, is read).
+            let clears = (0..=n)
+                .map(|i| {
+                    ev(
+                        HttpRequest::new("POST", format!("{}/messages/clear", path(target)))
+                            .body(json!({"throughOrder": n + 3 + i})),
+                    )
+                })
+                .collect();
+            let cleared = self
+                .measured(&proxy, &env, "clear-messages", 200, clears)
+                .await?;
+            record("clear messages (one more)", &cleared);
             let on_pool = |slice: &[String], suffix: &str, method: &'static str| {
                 slice
                     .iter()
@@ -225,15 +282,41 @@ impl Bench {
                 )
                 .await?;
             record("delete", &deleted);
+            // The conversations just deleted, undeleted.
+            let undeleted = self
+                .measured(
+                    &proxy,
+                    &env,
+                    "undelete-conversation",
+                    200,
+                    on_pool(&pools[n + 1..2 * (n + 1)], "/undelete", "POST"),
+                )
+                .await?;
+            record("undelete", &undeleted);
+            let purged = self
+                .measured(
+                    &proxy,
+                    &env,
+                    "purge-conversation",
+                    200,
+                    on_pool(&pools[2 * (n + 1)..3 * (n + 1)], "/purge", "POST"),
+                )
+                .await?;
+            record("purge", &purged);
         }
         let order = [
             "create",
             "update (displayName)",
             "append",
             "batch append (4 messages)",
+            "batch append (4 messages) + conversationMetadata",
             "update message",
+            "delete message",
+            "clear messages (one more)",
             "complete",
             "delete",
+            "undelete",
+            "purge",
         ];
         let mut out = Vec::new();
         for write in order {

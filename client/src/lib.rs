@@ -1,4 +1,4 @@
-//! A typed async client of the Conversations API (`../shared/API.md`, revision 2).
+//! A typed async client of the Conversations API (`../shared/API.md`, revision 3).
 //!
 //! ```no_run
 //! use conversations_client::{Client, ConversationInput, MessageInput, MessageType};
@@ -20,9 +20,10 @@
 //!   broken field, the request id, `Retry-After`), or [`Error::Transport`].
 //! - List methods are [`Stream`]s that follow `nextPageToken`.
 //! - Retries ([`Retry`]) only where sending twice cannot write twice: creates, appends and
-//!   batches carry an idempotency key made once per call and reused by each retry; reads are
-//!   retried; writes with an etag are sent again as they are, and a retry refused because its
-//!   own first attempt had applied is recognised by reading the resource back
+//!   batches carry an idempotency key made once per call and reused by each retry; reads, a
+//!   purge with `allowMissing` and a clear through a given order are retried; writes with an
+//!   etag, a delete message and a purge are sent again as they are, and a retry refused because
+//!   its own first attempt had applied is recognised by reading the resource back
 //!   ([`Safety::Recognised`] says what that can and cannot tell); other writes are sent once.
 
 pub mod error;
@@ -33,6 +34,7 @@ pub mod retry;
 use std::future::Future;
 use std::time::Duration;
 
+use futures_util::future;
 use futures_util::stream::{self, Stream, StreamExt, TryStreamExt};
 use reqwest::{Method, Url};
 use serde::Serialize;
@@ -194,6 +196,50 @@ pub struct DeleteOptions {
     pub allow_missing: bool,
 }
 
+/// Options of batch append.
+#[derive(Debug, Clone, Default)]
+pub struct BatchOptions {
+    /// The conversation's etag (precondition: 409 `ABORTED` if stale).
+    pub etag: Option<String>,
+    /// The idempotency key; made for the call when `None` (and reused by its retries).
+    pub request_id: Option<Uuid>,
+    /// `conversationMetadata`: top-level keys of the conversation's `metadata` set in the batch's
+    /// own transaction (a JSON `null` removes the key; other keys stay): the state an agent's
+    /// turn changed, stored with it or not at all.
+    pub conversation_metadata: Option<JsonObject>,
+}
+
+/// Options of delete message. The message's etag (not the conversation's) is the precondition.
+#[derive(Debug, Clone, Default)]
+pub struct DeleteMessageOptions {
+    /// The message's etag as the `etag` query parameter (409 `ABORTED` if stale).
+    pub etag: Option<String>,
+    /// The message's etag as `If-Match` (412 if stale).
+    pub if_match: Option<String>,
+}
+
+/// Options of clear messages.
+#[derive(Debug, Clone, Default)]
+pub struct ClearOptions {
+    /// `throughOrder`: clear every message up to this order; `None` clears them all.
+    pub through_order: Option<u64>,
+    /// The conversation's etag in the body (409 `ABORTED` if stale).
+    pub etag: Option<String>,
+    /// The conversation's etag as `If-Match` (412 if stale).
+    pub if_match: Option<String>,
+}
+
+/// Options of purge.
+#[derive(Debug, Clone, Default)]
+pub struct PurgeOptions {
+    /// The conversation's etag in the body (409 `ABORTED` if stale, or if it does not exist).
+    pub etag: Option<String>,
+    /// The conversation's etag as `If-Match` (412 if stale, or if it does not exist).
+    pub if_match: Option<String>,
+    /// A conversation that is not there answers 200 too, whatever etag was given.
+    pub allow_missing: bool,
+}
+
 /// `orderBy` of list conversations.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum ConversationOrder {
@@ -310,6 +356,8 @@ struct Sent {
     /// An attempt before the last may have applied: its answer was lost (a "try later" answer,
     /// a timeout, a connection that broke after the request went out).
     unsure: bool,
+    /// The success answer's `X-Conversation-ETag` (append message).
+    conversation_etag: Option<String>,
 }
 
 fn decode<T: DeserializeOwned>(body: &[u8]) -> Result<T> {
@@ -326,6 +374,12 @@ fn stale(problem: &Problem) -> bool {
 
 fn as_json(value: &impl Serialize) -> serde_json::Value {
     serde_json::to_value(value).unwrap_or_default()
+}
+
+/// What a read back that is the resource itself shows: the resource, when it was read and
+/// `done` finds the call's write in it.
+fn shows<T>(done: impl Fn(&T) -> bool) -> impl FnOnce(Result<T>) -> Option<T> {
+    move |read| read.ok().filter(|now| done(now))
 }
 
 impl Client {
@@ -366,6 +420,7 @@ impl Client {
         let url = self.url(call);
         let mut attempt = 0;
         let mut unsure = false;
+        let mut conversation_etag = None;
         let retries = call.safety != Safety::Once;
         let result = loop {
             let mut request = self.http.request(call.method.clone(), url.clone());
@@ -414,6 +469,7 @@ impl Client {
             };
             let retry_after = header("retry-after").and_then(|v| retry::parse_retry_after(&v));
             let request_id = header("x-request-id");
+            conversation_etag = header("x-conversation-etag");
             let body = match answer.bytes().await {
                 Ok(body) => body,
                 Err(_) if more && retries => {
@@ -440,26 +496,31 @@ impl Client {
                 retry_after,
             ))));
         };
-        Sent { result, unsure }
+        Sent {
+            result,
+            unsure,
+            conversation_etag,
+        }
     }
 
     async fn call<T: DeserializeOwned>(&self, call: Call) -> Result<T> {
         decode(&self.send(&call).await.result?)
     }
 
-    /// Sends an etag write ([`Safety::Recognised`]). When it is refused as `refused` says after
-    /// an attempt whose outcome is unknown, reads the resource back with `read` and answers it
-    /// when `applied` finds this call's write in it; otherwise the refusal.
-    async fn recognised<T, Fut>(
+    /// Sends a write ([`Safety::Recognised`]). When it is refused as `refused` says after an
+    /// attempt whose outcome is unknown, reads the resource back with `read` and answers what
+    /// `applied` makes of the read when it finds this call's write in it; otherwise the
+    /// refusal.
+    async fn recognised<T, R, Fut>(
         &self,
         call: Call,
         refused: impl Fn(&Problem) -> bool,
         read: impl FnOnce() -> Fut,
-        applied: impl Fn(&T) -> bool,
+        applied: impl FnOnce(R) -> Option<T>,
     ) -> Result<T>
     where
         T: DeserializeOwned,
-        Fut: Future<Output = Result<T>>,
+        Fut: Future<Output = R>,
     {
         let sent = self.send(&call).await;
         let error = match sent.result {
@@ -472,10 +533,7 @@ impl Client {
         {
             return Err(error);
         }
-        match read().await {
-            Ok(now) if applied(&now) => Ok(now),
-            _ => Err(error),
-        }
+        applied(read().await).ok_or(error)
     }
 
     /// Creates a conversation (201). Retried safely: the call's `requestId` is made once.
@@ -561,7 +619,7 @@ impl Client {
             call,
             stale,
             || self.get_conversation(id, View::Basic),
-            |now: &Conversation| {
+            shows(|now: &Conversation| {
                 now.deleted != Some(true)
                     && recognise::moved(now.etag.as_deref(), &sent)
                     && paths.as_deref().is_some_and(|paths| {
@@ -572,7 +630,7 @@ impl Client {
                             &[("conversationStage", "VIRTUAL_AGENT_STAGE")],
                         )
                     })
-            },
+            }),
         )
         .await
     }
@@ -601,9 +659,9 @@ impl Client {
             // The conversation that this call deleted answers a repeat 404.
             |p| stale(p) || p.code == Code::NotFound,
             || self.get_conversation(id, View::Basic),
-            |now: &Conversation| {
+            shows(|now: &Conversation| {
                 now.deleted == Some(true) && recognise::moved(now.etag.as_deref(), &sent)
-            },
+            }),
         )
         .await
     }
@@ -629,9 +687,9 @@ impl Client {
             // The conversation that this call undeleted answers a repeat "not deleted".
             |p| stale(p) || p.code == Code::AlreadyExists,
             || self.get_conversation(id, View::Basic),
-            |now: &Conversation| {
+            shows(|now: &Conversation| {
                 now.deleted != Some(true) && recognise::moved(now.etag.as_deref(), &sent)
-            },
+            }),
         )
         .await
     }
@@ -657,23 +715,26 @@ impl Client {
             call,
             stale,
             || self.get_conversation(id, View::Basic),
-            |now: &Conversation| {
+            shows(|now: &Conversation| {
                 now.is_completed()
                     && now.deleted != Some(true)
                     && recognise::moved(now.etag.as_deref(), &sent)
-            },
+            }),
         )
         .await
     }
 
-    /// Appends a message (201). Retried safely: `request_id` (made for the call when `None`) is
-    /// the idempotency key of every attempt.
+    /// Appends a message (201), and answers it with the conversation's etag after the append
+    /// (`X-Conversation-ETag`). Retried safely: `request_id` (made for the call when `None`) is
+    /// the idempotency key of every attempt. A retry whose first attempt applied and whose
+    /// message was deleted or cleared before the retry arrived answers 409 `ALREADY_EXISTS`:
+    /// appended once, and gone since.
     pub async fn append_message(
         &self,
         id: &str,
         message: &MessageInput,
         request_id: Option<Uuid>,
-    ) -> Result<Message> {
+    ) -> Result<Appended> {
         let key = request_id.unwrap_or_else(Uuid::new_v4);
         let call = Call::new(
             Method::POST,
@@ -682,28 +743,36 @@ impl Client {
         )
         .query("requestId", key)
         .json(message)?;
-        self.call(call).await
+        let sent = self.send(&call).await;
+        Ok(Appended {
+            message: decode(&sent.result?)?,
+            conversation_etag: sent.conversation_etag,
+        })
     }
 
-    /// Appends 1–50 messages at once, all or none (201), with the conversation's `etag` as the
-    /// batch's precondition. Retried safely, as append.
+    /// Appends 1–50 messages at once, all or none (201), with the `conversationMetadata` keys
+    /// they change in the same transaction, and answers them with the conversation's etag after
+    /// the batch. Retried safely, as append (a repeat applies neither the messages nor the
+    /// metadata again).
     pub async fn batch_append_messages(
         &self,
         id: &str,
         messages: &[MessageInput],
-        etag: Option<&str>,
-        request_id: Option<Uuid>,
-    ) -> Result<Vec<Message>> {
-        let key = request_id.unwrap_or_else(Uuid::new_v4);
+        options: BatchOptions,
+    ) -> Result<Messages> {
+        let key = options.request_id.unwrap_or_else(Uuid::new_v4);
         let call = Call::new(
             Method::POST,
             &["conversations", id, "messages", "batch"],
             Safety::Retryable,
         )
         .query("requestId", key)
-        .json(&model::BatchBody { messages, etag })?;
-        let answer: Messages = self.call(call).await?;
-        Ok(answer.messages)
+        .json(&model::BatchBody {
+            messages,
+            etag: options.etag.as_deref(),
+            conversation_metadata: options.conversation_metadata.as_ref(),
+        })?;
+        self.call(call).await
     }
 
     /// Reads one message.
@@ -751,14 +820,155 @@ impl Client {
             call,
             stale,
             || self.get_message(id, order),
-            |now: &Message| {
+            shows(|now: &Message| {
                 recognise::moved(now.etag.as_deref(), &sent)
                     && paths
                         .as_deref()
                         .is_some_and(|paths| recognise::holds(&as_json(now), &body, paths, &[]))
+            }),
+        )
+        .await
+    }
+
+    /// Deletes a message for good and answers it as it was; its order is never given again.
+    /// Retried with or without the message's etag, since a repeat can meet only the message
+    /// this call deleted (orders are never reused): a repeat of a delete that applied is 404,
+    /// and after an attempt whose outcome is unknown the client reads the conversation and the
+    /// message back and answers the call as done when the conversation is live and the message
+    /// is gone — with the message's name and order only, since what it held cannot be read any
+    /// more ([`Safety::Recognised`]).
+    pub async fn delete_message(
+        &self,
+        id: &str,
+        order: u64,
+        options: DeleteMessageOptions,
+    ) -> Result<Message> {
+        let path_order = order.to_string();
+        let mut call = Call::new(
+            Method::DELETE,
+            &["conversations", id, "messages", &path_order],
+            Safety::Recognised,
+        )
+        .query_opt("etag", options.etag);
+        call.if_match = options.if_match;
+        self.recognised(
+            call,
+            // The message that this call deleted answers a repeat 404.
+            |p| p.code == Code::NotFound,
+            || {
+                future::join(
+                    self.get_conversation(id, View::Basic),
+                    self.get_message(id, order),
+                )
+            },
+            |(conversation, message)| {
+                // A soft-deleted conversation still holds its messages (undelete brings them
+                // back): its 404 says nothing of this call.
+                let live = conversation.is_ok_and(|c| c.deleted != Some(true));
+                let gone = message.is_err_and(|e| e.is_not_found());
+                (live && gone).then(|| Message {
+                    name: Some(format!("conversations/{id}/messages/{order}")),
+                    order: Some(order),
+                    ..Message::default()
+                })
             },
         )
         .await
+    }
+
+    /// Clears a conversation's messages up to `through_order` (every one without it) and
+    /// answers the conversation, its `messageCount` the messages kept. With an etag it is
+    /// retried, and a retry refused because its first attempt had applied answers the
+    /// conversation read back when it is live at another etag and holds no message up to
+    /// `through_order` (none at all without it) ([`Safety::Recognised`]). Without an etag, a
+    /// clear through a given order is retried (clearing again through the same order changes
+    /// nothing but `updateTime` and the etag); a clear of every message is sent once (a repeat
+    /// would also clear what was appended between the attempts).
+    pub async fn clear_messages(&self, id: &str, options: ClearOptions) -> Result<Conversation> {
+        let sent = recognise::etags(options.if_match.as_deref(), options.etag.as_deref());
+        let through = options.through_order;
+        let safety = match (&sent, through) {
+            (Some(_), _) => Safety::Recognised,
+            (None, Some(_)) => Safety::Retryable,
+            (None, None) => Safety::Once,
+        };
+        let mut call = Call::new(
+            Method::POST,
+            &["conversations", id, "messages", "clear"],
+            safety,
+        )
+        .json(&model::ClearBody {
+            through_order: through,
+            etag: options.etag.as_deref(),
+        })?;
+        call.if_match = options.if_match;
+        let sent = sent.unwrap_or_default();
+        self.recognised(
+            call,
+            stale,
+            || async move {
+                let now = self.get_conversation(id, View::Basic).await;
+                let below = match through {
+                    Some(n) => {
+                        let first = ListMessages {
+                            filter: Some(format!("order <= {n}")),
+                            order_by: MessageOrder::Ascending,
+                            page_size: Some(1),
+                        };
+                        Some(self.list_messages_page(id, &first, None).await)
+                    }
+                    None => None,
+                };
+                (now, below)
+            },
+            |(now, below)| {
+                let now = now.ok()?;
+                let cleared = match below {
+                    Some(page) => page.is_ok_and(|p| p.messages.is_empty()),
+                    None => now.message_count == Some(0),
+                };
+                (now.deleted != Some(true)
+                    && recognise::moved(now.etag.as_deref(), &sent)
+                    && cleared)
+                    .then_some(now)
+            },
+        )
+        .await
+    }
+
+    /// Purges a conversation — live or soft-deleted — and every message of it now: from the
+    /// answer on it is missing for every method and its id is free for a create. With
+    /// `allow_missing` it is retried (a repeat answers 200). Without it, it is retried too: a
+    /// repeat of a purge that applied is refused (404, or 409/412 with an etag, the conversation
+    /// being gone), and after an attempt whose outcome is unknown the client reads the
+    /// conversation back and answers the call as done when it is missing
+    /// ([`Safety::Recognised`]). Without an etag, a repeat that arrives after another caller
+    /// created the id again purges the new conversation: give the etag to have it refused.
+    pub async fn purge_conversation(&self, id: &str, options: PurgeOptions) -> Result<()> {
+        let safety = if options.allow_missing {
+            Safety::Retryable
+        } else {
+            Safety::Recognised
+        };
+        let mut call = Call::new(Method::POST, &["conversations", id, "purge"], safety)
+            .query_opt("allowMissing", options.allow_missing.then_some("true"))
+            .json(&model::EtagBody {
+                etag: options.etag.as_deref(),
+            })?;
+        call.if_match = options.if_match;
+        let _: model::Empty = self
+            .recognised(
+                call,
+                // The conversation that this call purged answers a repeat as a missing one.
+                |p| p.code == Code::NotFound || stale(p),
+                || self.get_conversation(id, View::Basic),
+                |now| match now {
+                    Err(e) if e.is_not_found() => Some(model::Empty {}),
+                    _ => None,
+                },
+            )
+            .await?;
+        Ok(())
     }
 
     /// One page of list messages.

@@ -1,4 +1,4 @@
-//! The resources of `../shared/API.md` (revision 2) as Rust types: what the service answers
+//! The resources of `../shared/API.md` (revision 3) as Rust types: what the service answers
 //! (`Conversation`, `Message`, pages) and what a request body carries (`ConversationInput`,
 //! `MessageInput`). Field names are the API's lowerCamelCase; a response may leave any field out
 //! (the request's `fields`, or the field is unset), so every response field is optional.
@@ -438,17 +438,62 @@ pub struct MessagePage {
     pub next_page_token: Option<String>,
 }
 
-/// The body and answer of batch append.
+/// The answer of batch append: the messages appended, and the conversation's etag after the
+/// batch (to chain the next precondition without another read).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Messages {
     /// Absent only when `fields` left it out (the spec requires no field of an answer).
     #[serde(default)]
     pub messages: Vec<Message>,
+    /// The conversation's etag after the batch (revision 3). A repeat answered from its key
+    /// carries the etag the first call left, which a write since has made stale.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub conversation_etag: Option<String>,
+}
+
+/// The answer of append message: the message, and the conversation's etag after the append (its
+/// `X-Conversation-ETag` header), to chain the next precondition without another read. It
+/// dereferences to the message (`appended.order`).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Appended {
+    pub message: Message,
+    /// `X-Conversation-ETag` (revision 3); `None` from a service that does not send it. A
+    /// repeat answered from its key carries the etag the first call left, which a write since
+    /// has made stale.
+    pub conversation_etag: Option<String>,
+}
+
+impl std::ops::Deref for Appended {
+    type Target = Message;
+
+    fn deref(&self) -> &Message {
+        &self.message
+    }
+}
+
+impl From<Appended> for Message {
+    fn from(appended: Appended) -> Self {
+        appended.message
+    }
 }
 
 #[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
 pub(crate) struct BatchBody<'a> {
     pub messages: &'a [MessageInput],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub etag: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub conversation_metadata: Option<&'a JsonObject>,
+}
+
+/// The body of clear messages.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct ClearBody<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub through_order: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub etag: Option<&'a str>,
 }
@@ -458,3 +503,7 @@ pub(crate) struct EtagBody<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub etag: Option<&'a str>,
 }
+
+/// The answer of purge: `{}`.
+#[derive(Deserialize)]
+pub(crate) struct Empty {}

@@ -15,31 +15,53 @@ use std::time::Duration;
 pub enum Safety {
     /// Sending it again cannot write twice, and a repeat answers as the first attempt would:
     /// reads; creates, appends and batches carrying their idempotency key (the service answers a
-    /// repeat with the first answer); `complete` without an etag (completing a completed
-    /// conversation answers it unchanged); delete with `allowMissing` (a repeat answers 200).
+    /// repeat with the first answer; a batch's `conversationMetadata` is not applied again);
+    /// `complete` without an etag (completing a completed conversation answers it unchanged);
+    /// delete with `allowMissing` (a repeat answers 200); clear messages through a given order
+    /// without an etag (clearing again through the same order changes nothing but `updateTime`
+    /// and the etag); purge with `allowMissing` (a repeat answers 200 `{}`).
+    ///
+    /// What a repeat of these cannot tell: an append or batch whose message was deleted or
+    /// cleared between its attempts answers 409 `ALREADY_EXISTS` (it was appended once). A
+    /// clear or purge without an etag whose repeat arrives after the conversation was purged
+    /// and created again under its id acts on the new conversation (with an etag it is refused).
     Retryable,
-    /// Writes with an etag: update, delete, undelete, complete and update message. A repeat of an
-    /// attempt that applied cannot apply again: it fails its precondition (409 `ABORTED`, 412;
-    /// for delete 404, the conversation being deleted; for undelete 409 `ALREADY_EXISTS`). When
-    /// a retry is refused so after an attempt whose outcome is unknown (a 429 or 5xx answer, a
-    /// timeout, a connection that broke after the request went out), the client reads the
-    /// resource back once and answers the call as done, with what it read, when the state shows
-    /// the write: the etag is none of those sent, the conversation is not deleted (delete:
-    /// deleted), and every field the call set holds the value sent (update: each path of the
-    /// mask, or each field of the body without one; update message the same; complete:
-    /// `COMPLETED`; undelete: not deleted). Otherwise — or when the read fails — it answers
-    /// the refusal. A refusal of the first attempt is always answered as it is.
+    /// Writes that a repeat cannot apply twice, because the first attempt, once applied, makes
+    /// the repeat fail: the etag writes — update, delete, undelete, complete, update message and
+    /// clear messages with an etag — whose repeat fails its precondition (409 `ABORTED`, 412;
+    /// for delete 404, the conversation being deleted; for undelete 409 `ALREADY_EXISTS`); and,
+    /// with or without an etag, delete message (404: its order is never given again, so a
+    /// repeat can only meet the message it deleted) and purge without `allowMissing` (404, or
+    /// 409/412 with an etag: the conversation is gone). When a retry is refused so after an
+    /// attempt whose outcome is unknown (a 429 or 5xx answer, a timeout, a connection that broke
+    /// after the request went out), the client reads the resource back once and answers the
+    /// call as done when the state shows the write: the etag is none of those sent, the
+    /// conversation is not deleted (delete: deleted), and every field the call set holds the
+    /// value sent (update: each path of the mask, or each field of the body without one; update
+    /// message the same; complete: `COMPLETED`; undelete: not deleted); clear: no message up to
+    /// its order (without one: `messageCount` 0); delete message: the conversation live and the
+    /// message 404, answered with its name and order only (what it held cannot be read any
+    /// more); purge: the conversation 404. Otherwise — or when the read fails — it answers the
+    /// refusal. A refusal of the first attempt is always answered as it is.
     ///
     /// What a read cannot tell apart: another writer who, after the etag was read, left every
     /// field this call sets at the value sent (the same change, or another change while those
     /// fields already held these values) makes a refused write look done; the state then holds
-    /// what the call asked for, but not on top of the version its etag named. And a write that
-    /// applied and was changed again by another writer before the read answers the refusal.
-    /// Values that the service rewrites (a mask of `*`, `ttl`, a timestamp not written in the
-    /// form the service renders) cannot be compared: the refusal.
+    /// what the call asked for, but not on top of the version its etag named. So do another
+    /// writer's delete or clear of the same message (delete message, clear), and another
+    /// writer's purge or the conversation's expiry (purge): the message or the conversation is
+    /// gone, which is what the call asked for. And a write that applied and was changed again
+    /// by another writer before the read answers the refusal: a clear of every message followed
+    /// by an append, a purge followed by a create under the same id. Values that the service
+    /// rewrites (a mask of `*`, `ttl`, a timestamp not written in the form the service renders)
+    /// cannot be compared: the refusal. A delete message or purge without an etag whose repeat
+    /// arrives after the conversation was purged and created again under its id acts on the new
+    /// conversation (its message of that order, or itself): with an etag it is refused.
     Recognised,
-    /// Writes without a key or an etag (update, delete, undelete; `If-Match: *` counts as no
-    /// etag): sent once, and an unknown outcome is reported as the error it was.
+    /// Writes that a repeat could apply again over a later write: update, delete and undelete
+    /// without an etag (`If-Match: *` counts as no etag), and a clear of every message without
+    /// an etag (a repeat would clear what was appended between the attempts). Sent once, and an
+    /// unknown outcome is reported as the error it was.
     Once,
 }
 

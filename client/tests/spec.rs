@@ -269,10 +269,8 @@ fn the_nested_objects_have_the_fields_of_the_spec() {
         keys(&messages),
         properties(schema(&spec, "ListMessagesResponse"), false)
     );
-    assert_eq!(
-        keys(&Messages { messages: vec![] }),
-        properties(schema(&spec, "BatchAppendResponse"), false)
-    );
+    // BatchAppendResponse (with revision 3's conversationEtag): in
+    // revision_3_answers_have_the_fields_of_the_spec_waits_for_openapi_yaml.
 }
 
 fn enum_values(spec: &Value, name: &str) -> Vec<String> {
@@ -529,6 +527,7 @@ fn fully_populated_values_have_the_types_of_the_spec() {
     );
     let batch = Messages {
         messages: vec![message()],
+        conversation_etag: s("\"e\""),
     };
     assert_fits(
         &spec,
@@ -911,9 +910,12 @@ async fn every_call(client: &Client) -> Result<()> {
     append.etag = s("\"e\"");
     client.append_message(id, &append, key).await?;
     let batch = [message().to_input().expect("typed")];
-    client
-        .batch_append_messages(id, &batch, Some("\"e\""), key)
-        .await?;
+    let options = BatchOptions {
+        etag: s("\"e\""),
+        request_id: key,
+        conversation_metadata: None,
+    };
+    client.batch_append_messages(id, &batch, options).await?;
     client.get_message(id, 3).await?;
     let patch = MessagePatch {
         content: s("c"),
@@ -1004,9 +1006,12 @@ fn query_value_fits(spec: &Value, schema: &Value, text: &str) -> Result<(), Stri
     Ok(())
 }
 
-#[tokio::test]
-async fn every_request_is_an_operation_of_the_spec_with_its_parameters_headers_and_body() {
-    let spec = spec();
+/// The requests that `calls` makes of a client against the recorder.
+async fn recorded<F, Fut>(calls: F) -> Vec<Sent>
+where
+    F: FnOnce(Client) -> Fut,
+    Fut: std::future::Future<Output = Result<()>>,
+{
     let (base, seen) = recorder();
     let client = Client::builder(&base)
         .owner("o")
@@ -1014,16 +1019,28 @@ async fn every_request_is_an_operation_of_the_spec_with_its_parameters_headers_a
         .retry(Retry::none())
         .build()
         .expect("a client");
-    every_call(&client).await.expect("every call answered");
-    let sent = seen.lock().expect("lock").clone();
-    assert_eq!(sent.len(), 17, "{sent:#?}");
+    calls(client).await.expect("every call answered");
+    seen.lock().expect("lock").clone()
+}
 
+#[tokio::test]
+async fn every_request_is_an_operation_of_the_spec_with_its_parameters_headers_and_body() {
+    let spec = spec();
+    let sent = recorded(|client| async move { every_call(&client).await }).await;
+    assert_eq!(sent.len(), 17, "{sent:#?}");
+    requests_fit(&spec, &sent);
+}
+
+/// Every request of `sent` is an operation of the spec, with query parameters, path values,
+/// headers and a body that the operation declares, and every query parameter of those
+/// operations but `fields` is sent by one of them.
+fn requests_fit(spec: &Value, sent: &[Sent]) {
     // (operation, query parameter) pairs that the client sends, to find those it never does.
     let mut used = BTreeSet::new();
-    for request in &sent {
+    for request in sent {
         let what = format!("{} {}", request.method, request.path);
-        let (template, item, op) = operation(&spec, &request.method, &request.path);
-        let params = parameters(&spec, item, op);
+        let (template, item, op) = operation(spec, &request.method, &request.path);
+        let params = parameters(spec, item, op);
         let named = |name: &str, place: &str| {
             params.iter().copied().find(|p| {
                 p["in"].as_str() == Some(place)
@@ -1035,14 +1052,14 @@ async fn every_request_is_an_operation_of_the_spec_with_its_parameters_headers_a
         for (name, value) in &request.query {
             let param = named(name, "query")
                 .unwrap_or_else(|| panic!("{what}: the spec has no query parameter {name}"));
-            query_value_fits(&spec, &param["schema"], value)
+            query_value_fits(spec, &param["schema"], value)
                 .unwrap_or_else(|e| panic!("{what}: {name}: {e}"));
             used.insert((template.to_owned(), request.method.clone(), name.clone()));
         }
         for (part, segment) in template.split('/').zip(request.path.split('/')) {
             if let Some(name) = part.strip_prefix('{').and_then(|p| p.strip_suffix('}')) {
                 let param = named(name, "path").expect("a path parameter");
-                query_value_fits(&spec, &param["schema"], segment)
+                query_value_fits(spec, &param["schema"], segment)
                     .unwrap_or_else(|e| panic!("{what}: {{{name}}}: {e}"));
             }
         }
@@ -1059,7 +1076,7 @@ async fn every_request_is_an_operation_of_the_spec_with_its_parameters_headers_a
             Some(body) => {
                 assert!(!body_schema.is_null(), "{what}: the spec takes no body");
                 let mut errors = Vec::new();
-                type_errors(&spec, body_schema, body, &what, &mut errors);
+                type_errors(spec, body_schema, body, &what, &mut errors);
                 assert!(errors.is_empty(), "{errors:#?}");
             }
             None => assert!(
@@ -1077,11 +1094,11 @@ async fn every_request_is_an_operation_of_the_spec_with_its_parameters_headers_a
             let method = method.as_str().expect("a method").to_ascii_uppercase();
             if !sent
                 .iter()
-                .any(|r| r.method == method && operation(&spec, &method, &r.path).0 == template)
+                .any(|r| r.method == method && operation(spec, &method, &r.path).0 == template)
             {
                 continue;
             }
-            for param in parameters(&spec, item, op) {
+            for param in parameters(spec, item, op) {
                 let name = param["name"].as_str().expect("a name");
                 if param["in"].as_str() != Some("query") || name == "fields" {
                     continue;
@@ -1093,4 +1110,119 @@ async fn every_request_is_an_operation_of_the_spec_with_its_parameters_headers_a
             }
         }
     }
+}
+
+// ---- Revision 3: waits for openapi.yaml ---------------------------------------------------------
+//
+// openapi.yaml does not describe revision 3 yet (delete message, clear messages, purge, a
+// batch's `conversationMetadata` and `conversationEtag`, append's `X-Conversation-ETag`): until
+// it does, the two tests below fail, naming what it misses. They check the client's revision-3
+// requests and answers exactly as the tests above check the rest, and need no change when the
+// spec catches up.
+
+/// Calls each method and option that revision 3 added, against the recorder.
+async fn every_revision_3_call(client: &Client) -> Result<()> {
+    let id = "c-1";
+    let options = DeleteMessageOptions {
+        etag: s("\"m1\""),
+        if_match: s("\"m1\""),
+    };
+    client.delete_message(id, 3, options).await?;
+    let options = ClearOptions {
+        through_order: Some(3),
+        etag: s("\"e\""),
+        if_match: s("\"e\""),
+    };
+    client.clear_messages(id, options).await?;
+    let options = PurgeOptions {
+        etag: s("\"e\""),
+        if_match: s("\"e\""),
+        allow_missing: true,
+    };
+    client.purge_conversation(id, options).await?;
+    let batch = [message().to_input().expect("typed")];
+    let options = BatchOptions {
+        etag: s("\"e\""),
+        request_id: Some(uuid::Uuid::new_v4()),
+        conversation_metadata: json!({"step": "closing", "pendingRefund": null})
+            .as_object()
+            .cloned(),
+    };
+    client.batch_append_messages(id, &batch, options).await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn revision_3_requests_are_operations_of_the_spec_waits_for_openapi_yaml() {
+    let spec = spec();
+    let sent = recorded(|client| async move { every_revision_3_call(&client).await }).await;
+    assert_eq!(sent.len(), 4, "{sent:#?}");
+    requests_fit(&spec, &sent);
+}
+
+/// The schema of the success answer (`status`) of `method path`, `$ref`s followed.
+fn answer_schema<'a>(spec: &'a Value, method: &str, path: &str, status: &str) -> &'a Value {
+    let (template, _, op) = operation(spec, method, path);
+    let answer = resolve(spec, &op["responses"][status]);
+    let schema = &answer["content"]["application/json"]["schema"];
+    assert!(
+        !schema.is_null(),
+        "{method} {template}: no {status} answer with a JSON body"
+    );
+    resolve(spec, schema)
+}
+
+#[test]
+fn revision_3_answers_have_the_fields_of_the_spec_waits_for_openapi_yaml() {
+    let spec = spec();
+    let batch = Messages {
+        messages: vec![message()],
+        conversation_etag: s("\"e\""),
+    };
+    assert_eq!(
+        keys(&batch),
+        properties(schema(&spec, "BatchAppendResponse"), false),
+        "BatchAppendResponse"
+    );
+    assert_fits(
+        &spec,
+        schema(&spec, "BatchAppendResponse"),
+        &batch,
+        "BatchAppendResponse",
+    );
+    // The header that append message's answer carries and `Appended::conversation_etag` reads.
+    let (_, _, append) = operation(&spec, "POST", "/v1/conversations/c/messages");
+    let headers = append["responses"]["201"]["headers"]
+        .as_mapping()
+        .expect("append message's 201 declares headers");
+    assert!(
+        headers.keys().any(|h| h
+            .as_str()
+            .is_some_and(|h| h.eq_ignore_ascii_case("x-conversation-etag"))),
+        "append message's 201 does not declare X-Conversation-ETag: {headers:?}"
+    );
+    // Delete message answers the message as it was, clear the conversation, purge `{}`.
+    let deleted = answer_schema(&spec, "DELETE", "/v1/conversations/c/messages/3", "200");
+    assert_eq!(
+        deleted,
+        schema(&spec, "Message"),
+        "delete message answers a Message"
+    );
+    let cleared = answer_schema(&spec, "POST", "/v1/conversations/c/messages/clear", "200");
+    assert_eq!(
+        cleared,
+        schema(&spec, "Conversation"),
+        "clear messages answers a Conversation"
+    );
+    let purged = answer_schema(&spec, "POST", "/v1/conversations/c/purge", "200");
+    assert!(
+        type_errors_of(&spec, purged, &json!({})).is_empty(),
+        "purge answers {{}}: {purged:?}"
+    );
+}
+
+fn type_errors_of(spec: &Value, schema: &Value, value: &Json) -> Vec<String> {
+    let mut errors = Vec::new();
+    type_errors(spec, schema, value, "answer", &mut errors);
+    errors
 }

@@ -15,12 +15,13 @@ use crate::app::{App, AuthMode, Config};
 use crate::domain::body;
 use crate::domain::conversation::Conversation;
 use crate::domain::delegation::{self, rendered_scope_words, scope_words};
-use crate::domain::etag::IfMatch;
+use crate::domain::etag::{IfMatch, Version};
 use crate::domain::field_mask::Fields;
 use crate::domain::ids::{ConversationId, Owner, RequestId};
 use crate::domain::message::Message;
 use crate::error::ApiError;
 use crate::routes;
+use crate::store::Appended;
 
 /// The largest request body accepted, in bytes.
 pub const MAX_BODY_BYTES: usize = 256 * 1024;
@@ -130,16 +131,16 @@ impl Call {
         ConversationId::parse(&percent_decode(raw))
     }
 
-    /// The `{order}` path parameter of a message. An order no message can have (0, negative,
-    /// past the last possible one) is a 404 like any missing message; one that is not an
-    /// integer is a 400.
+    /// The `{order}` path parameter of a message. Anything but a positive integer (0, negative,
+    /// past the last possible order, not an integer) names no message: a 404 like any missing
+    /// one (revision 3).
     pub fn order(&self) -> Result<u64, ApiError> {
         let raw = self
             .path_order
             .as_deref()
             .map(percent_decode)
             .ok_or_else(|| ApiError::InvalidArgument("the path has no message order".into()))?;
-        crate::domain::message::parse_order(&raw)?.ok_or_else(|| {
+        crate::domain::message::parse_order(&raw).ok_or_else(|| {
             let conversation = self.path_id.as_deref().unwrap_or_default();
             ApiError::NotFound(format!(
                 "conversations/{}/messages/{}",
@@ -406,6 +407,7 @@ pub struct Reply {
     body: Value,
     etag: Option<String>,
     location: Option<String>,
+    conversation_etag: Option<String>,
 }
 
 impl Reply {
@@ -416,6 +418,7 @@ impl Reply {
             body: Value::Object(fields.apply(conversation.to_json())),
             etag: Some(conversation.version.etag()),
             location: None,
+            conversation_etag: None,
         }
     }
 
@@ -423,6 +426,7 @@ impl Reply {
     pub fn created(conversation: &Conversation, fields: &Fields) -> Self {
         Self {
             location: Some(format!("/v1/{}", conversation.name())),
+            conversation_etag: None,
             ..Self::conversation(201, conversation, fields)
         }
     }
@@ -453,20 +457,34 @@ impl Reply {
         Self {
             status,
             body: Value::Object(fields.apply(message.to_json())),
-            etag: Some(message.version.message_etag()),
+            etag: Some(message.version.message_etag(message.order)),
             location: None,
+            conversation_etag: None,
         }
     }
 
     /// Messages just appended together: `201 {"messages": [...]}`.
-    pub fn appended(messages: &[Message], fields: &Fields) -> Self {
-        let items = messages
+    pub fn appended(appended: &Appended, fields: &Fields) -> Self {
+        let items = appended
+            .messages
             .iter()
             .map(|m| Value::Object(fields.apply(m.to_json())))
             .collect();
         let mut body = Map::new();
         body.insert("messages".into(), Value::Array(items));
+        body.insert(
+            "conversationEtag".into(),
+            appended.conversation_version.etag().into(),
+        );
         Self::json(201, Value::Object(body))
+    }
+
+    /// The same answer with the conversation's etag after the write as an
+    /// `X-Conversation-ETag` header (append message), so that a client can chain its next
+    /// precondition without another read.
+    pub fn with_conversation_etag(mut self, version: Version) -> Self {
+        self.conversation_etag = Some(version.etag());
+        self
     }
 
     /// One page of a list: `{"<key>": [...], "nextPageToken": "..."}` (no token on the last page).
@@ -498,6 +516,7 @@ impl Reply {
             body,
             etag: None,
             location: None,
+            conversation_etag: None,
         }
     }
 
@@ -528,6 +547,9 @@ fn render(
             }
             if let Some(location) = &reply.location {
                 builder = builder.header("location", format!("{base}{location}"));
+            }
+            if let Some(etag) = &reply.conversation_etag {
+                builder = builder.header("x-conversation-etag", etag);
             }
             builder.body(Body::Text(reply.body.to_string()))?
         }

@@ -14,7 +14,7 @@ pub struct Route {
 }
 
 /// Every route of the API.
-pub const ROUTES: [Route; 7] = [
+pub const ROUTES: [Route; 9] = [
     Route {
         path: "/v1/conversations",
         methods: &["GET", "POST"],
@@ -32,6 +32,10 @@ pub const ROUTES: [Route; 7] = [
         methods: &["POST"],
     },
     Route {
+        path: "/v1/conversations/{id}/purge",
+        methods: &["POST"],
+    },
+    Route {
         path: "/v1/conversations/{id}/messages",
         methods: &["GET", "POST"],
     },
@@ -41,8 +45,12 @@ pub const ROUTES: [Route; 7] = [
         methods: &["POST"],
     },
     Route {
+        path: "/v1/conversations/{id}/messages/clear",
+        methods: &["POST"],
+    },
+    Route {
         path: "/v1/conversations/{id}/messages/{order}",
-        methods: &["GET", "PATCH"],
+        methods: &["GET", "PATCH", "DELETE"],
     },
 ];
 
@@ -104,6 +112,14 @@ mod tests {
         assert_eq!(
             path("/v1/conversations/x/messages/batch"),
             Some("/v1/conversations/{id}/messages/batch")
+        );
+        assert_eq!(
+            path("/v1/conversations/x/messages/clear"),
+            Some("/v1/conversations/{id}/messages/clear")
+        );
+        assert_eq!(
+            path("/v1/conversations/x/purge"),
+            Some("/v1/conversations/{id}/purge")
         );
         for unknown in [
             "/",

@@ -135,7 +135,7 @@ pub fn id() -> String {
     format!("c-{}", uuid::Uuid::new_v4().simple())
 }
 
-/// The nine methods, dispatched to their functions' handlers in-process.
+/// Every method, dispatched to its function's handler in-process.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Method {
     Create,
@@ -150,6 +150,9 @@ pub enum Method {
     GetMessage,
     BatchAppend,
     UpdateMessage,
+    DeleteMessage,
+    ClearMessages,
+    Purge,
     /// Any method on any path, as API Gateway's `ANY` and `$default` routes deliver them to the
     /// fallback function.
     Unserved(&'static str, &'static str),
@@ -170,6 +173,9 @@ impl Method {
             Self::GetMessage => ("GET", "/v1/conversations/{id}/messages/{order}"),
             Self::BatchAppend => ("POST", "/v1/conversations/{id}/messages/batch"),
             Self::UpdateMessage => ("PATCH", "/v1/conversations/{id}/messages/{order}"),
+            Self::DeleteMessage => ("DELETE", "/v1/conversations/{id}/messages/{order}"),
+            Self::ClearMessages => ("POST", "/v1/conversations/{id}/messages/clear"),
+            Self::Purge => ("POST", "/v1/conversations/{id}/purge"),
             Self::Unserved(method, path) => (method, path),
         }
     }
@@ -445,6 +451,9 @@ impl TestApp {
             Method::GetMessage => get_message::handle(app, req).await,
             Method::BatchAppend => batch_append_messages::handle(app, req).await,
             Method::UpdateMessage => update_message::handle(app, req).await,
+            Method::DeleteMessage => delete_message::handle(app, req).await,
+            Method::ClearMessages => clear_messages::handle(app, req).await,
+            Method::Purge => purge_conversation::handle(app, req).await,
             Method::Unserved(..) => fallback::handle(app, req).await,
         };
         Res::from_response(response.expect("handlers answer every request"))
@@ -510,7 +519,7 @@ impl TestApp {
             .table_name(&self.table)
             .key("pk", AttributeValue::S(format!("CONV#{owner}#{id}")))
             .key("sk", AttributeValue::S("C".into()))
-            .update_expression("SET message_count = :n")
+            .update_expression("SET message_count = :n, last_order = :n")
             .expression_attribute_values(":n", AttributeValue::N(n.to_string()))
             .send()
             .await

@@ -132,30 +132,76 @@ impl Stream {
     }
 }
 
-/// Whether a Lambda event filter pattern matches an event (the subset the template uses:
-/// nested objects, lists of alternatives, literal strings, `anything-but`, `exists`, `prefix`).
+/// Whether a Lambda event filter pattern matches an event, by the rules of Lambda's filter
+/// syntax (EventBridge's), for the parts the template uses:
+/// - a pattern object matches when each of its fields matches the event's field of that name;
+/// - a field the event lacks (or holds no object where the pattern goes deeper) matches only a
+///   rule holding `{"exists": false}`: a pattern object below it matches when every rule in it
+///   does, since every leaf below is missing too;
+/// - a rule is a list of alternatives, any of which matches a leaf value (a string, number,
+///   boolean or null): a literal (the same JSON value: `"0"` is not `0`), `{"exists": true}`,
+///   `{"anything-but": [values]}` or `{"anything-but": value}` (none of them), `{"prefix": "s"}`;
+///   an object is no leaf, so only `{"exists": false}` matches one;
+/// - an event value that is a list matches when one of its elements does.
+///
+/// Any other operator (`numeric`, `suffix`, `equals-ignore-case`, `wildcard`, `cidr`, a nested
+/// `anything-but` operator) panics: a template using syntax this matcher does not know must not
+/// pass or fail its tests by accident. (`numeric` in particular: DynamoDB's numbers are strings
+/// in a stream record, `{"N": "3"}`, so the template compares them as strings.)
 pub fn pattern_matches(pattern: &Value, event: &Value) -> bool {
     match pattern {
         Value::Object(fields) => fields.iter().all(|(key, sub)| match event.get(key) {
             Some(value) => pattern_matches(sub, value),
-            None => sub
-                .as_array()
-                .is_some_and(|alts| alts.iter().any(|a| a == &json!({"exists": false}))),
+            None => matches_missing(sub),
         }),
-        Value::Array(alternatives) => alternatives.iter().any(|alt| match alt {
-            Value::Object(op) => match op.iter().next() {
-                Some((name, arg)) if name == "anything-but" => {
-                    !arg.as_array().is_some_and(|list| list.contains(event))
-                }
-                Some((name, arg)) if name == "exists" => arg.as_bool() == Some(true),
-                Some((name, Value::String(prefix))) if name == "prefix" => event
-                    .as_str()
-                    .is_some_and(|s| s.starts_with(prefix.as_str())),
-                _ => false,
-            },
-            literal => literal == event,
-        }),
-        _ => false,
+        Value::Array(alternatives) => match event {
+            Value::Array(elements) => elements
+                .iter()
+                .any(|element| alternatives.iter().any(|alt| rule_matches(alt, element))),
+            value => alternatives.iter().any(|alt| rule_matches(alt, value)),
+        },
+        other => panic!("a pattern's rules are lists of alternatives, not {other}"),
+    }
+}
+
+/// Whether a pattern matches a field the event does not have.
+fn matches_missing(pattern: &Value) -> bool {
+    match pattern {
+        Value::Object(fields) => fields.values().all(matches_missing),
+        Value::Array(alternatives) => alternatives
+            .iter()
+            .any(|alt| alt == &json!({"exists": false})),
+        other => panic!("a pattern's rules are lists of alternatives, not {other}"),
+    }
+}
+
+/// Whether one alternative of a rule matches a value the event has.
+fn rule_matches(alternative: &Value, value: &Value) -> bool {
+    let leaf = !value.is_object() && !value.is_array();
+    let Value::Object(operator) = alternative else {
+        return leaf && alternative == value;
+    };
+    let mut ops = operator.iter();
+    let (Some((name, argument)), None) = (ops.next(), ops.next()) else {
+        panic!("an operator object holds one operator: {alternative}");
+    };
+    match (name.as_str(), argument) {
+        ("exists", Value::Bool(wanted)) => leaf == *wanted,
+        ("anything-but", Value::Array(excluded)) => {
+            assert!(
+                excluded.iter().all(|e| !e.is_object() && !e.is_array()),
+                "anything-but with a nested operator is not supported here: {alternative}"
+            );
+            leaf && !excluded.contains(value)
+        }
+        ("anything-but", Value::Object(_)) => {
+            panic!("anything-but with a nested operator is not supported here: {alternative}")
+        }
+        ("anything-but", excluded) => leaf && excluded != value,
+        ("prefix", Value::String(prefix)) => value
+            .as_str()
+            .is_some_and(|s| s.starts_with(prefix.as_str())),
+        _ => panic!("filter syntax this matcher does not know: {alternative}"),
     }
 }
 
@@ -184,4 +230,73 @@ pub fn purger_filters() -> Vec<Value> {
 /// Whether the purger's filters let a record through.
 pub fn passes_purger_filters(record: &Value) -> bool {
     purger_filters().iter().any(|p| pattern_matches(p, record))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn matches(pattern: Value, event: Value) -> bool {
+        pattern_matches(&pattern, &event)
+    }
+
+    #[test]
+    fn literals_match_equal_leaves_only() {
+        assert!(matches(json!({"a": ["x", "y"]}), json!({"a": "y", "b": 1})));
+        assert!(!matches(json!({"a": ["0"]}), json!({"a": 0})));
+        assert!(!matches(json!({"a": ["x"]}), json!({"a": {"x": 1}})));
+        assert!(matches(json!({"a": ["x"]}), json!({"a": ["w", "x"]})));
+        assert!(!matches(json!({"a": ["x"]}), json!({})));
+    }
+
+    #[test]
+    fn exists_looks_at_leaves_at_any_depth() {
+        let has = json!({"d": {"New": {"p": {"N": [{"exists": true}]}}}});
+        assert!(matches(
+            has.clone(),
+            json!({"d": {"New": {"p": {"N": "1"}}}})
+        ));
+        assert!(!matches(
+            has.clone(),
+            json!({"d": {"New": {"q": {"N": "1"}}}})
+        ));
+        assert!(!matches(has, json!({"d": {"New": {"p": {"M": {}}}}})));
+        let lacks = json!({"d": {"Old": {"p": {"N": [{"exists": false}]}}}});
+        assert!(matches(
+            lacks.clone(),
+            json!({"d": {"Old": {"q": {"N": "1"}}}})
+        ));
+        // No old image at all (an INSERT): the leaf is missing too.
+        assert!(matches(lacks.clone(), json!({"d": {"New": {}}})));
+        assert!(matches(lacks.clone(), json!({})));
+        assert!(!matches(lacks, json!({"d": {"Old": {"p": {"N": "1"}}}})));
+        // An exists rule only matters where the field is missing: another rule still must hold.
+        assert!(!matches(
+            json!({"x": ["a"], "y": [{"exists": false}]}),
+            json!({})
+        ));
+    }
+
+    #[test]
+    fn anything_but_needs_the_field() {
+        let rule = json!({"n": {"N": [{"anything-but": ["0"]}]}});
+        assert!(matches(rule.clone(), json!({"n": {"N": "3"}})));
+        assert!(!matches(rule.clone(), json!({"n": {"N": "0"}})));
+        assert!(!matches(rule.clone(), json!({"m": {"N": "3"}})));
+        assert!(!matches(rule, json!({"n": {"S": "3"}})));
+        assert!(matches(
+            json!({"s": [{"anything-but": "x"}]}),
+            json!({"s": "y"})
+        ));
+        assert!(matches(
+            json!({"s": [{"prefix": "M#"}]}),
+            json!({"s": "M#1"})
+        ));
+    }
+
+    #[test]
+    #[should_panic(expected = "does not know")]
+    fn syntax_it_does_not_know_is_refused_not_guessed() {
+        matches(json!({"n": [{"numeric": [">", 0]}]}), json!({"n": 1}));
+    }
 }

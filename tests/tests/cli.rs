@@ -4,7 +4,8 @@
 //! flight, or stopped by lost answers, and run again (with the same or another `--chunk`) adds
 //! nothing twice and leaves no gap; `tail --follow` prints what another process appends, and
 //! stops once the conversation is completed or deleted; errors are one line with a non-zero exit
-//! status.
+//! status. Revision 3's subcommands: pop the last message, clear all but the last N, purge and
+//! create again under the same id (nothing old visible), and import into a purged id.
 
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
@@ -16,8 +17,8 @@ use api_tests::api_proxy::{ApiProxy, Fault, Rule};
 use api_tests::http_client::{Caller, Target};
 use api_tests::id;
 use conversations_client::{
-    Client, ConversationInput, CreateOptions, DeleteOptions, ListMessages, Message, MessageInput,
-    MessageType, ToolCall, View,
+    BatchOptions, Client, Conversation, ConversationInput, CreateOptions, DeleteOptions,
+    ListMessages, Message, MessageInput, MessageType, ToolCall, View,
 };
 use futures_util::TryStreamExt;
 use serde_json::json;
@@ -101,7 +102,7 @@ async fn seeded(client: &Client, messages: &[MessageInput]) -> String {
         .expect("create");
     for batch in messages.chunks(50) {
         client
-            .batch_append_messages(&i, batch, None, None)
+            .batch_append_messages(&i, batch, BatchOptions::default())
             .await
             .expect("batch");
     }
@@ -398,6 +399,77 @@ async fn an_import_stopped_partway_and_run_again_with_a_smaller_or_a_larger_chun
         delete(&client, &[&copy]).await;
     }
     delete(&client, &[&original]).await;
+}
+
+// Two threads: the proxy serves while the test waits for the command line.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_import_resumed_after_messages_of_the_copy_were_deleted_or_cleared_adds_nothing_twice() {
+    let t = target();
+    let (alice, _) = t.two_callers();
+    let client = alice.client(&t.base);
+    let messages = transcript(60);
+    let original = seeded(&client, &messages).await;
+    let file = export(&t, &alice, &original);
+    let proxy = ApiProxy::start(&t.base).await;
+    let copy = id();
+    // As above: the import stops holding orders 1-28.
+    proxy.inject(
+        Rule::new("POST", Fault::LoseAnswer)
+            .path_ending(&format!("/conversations/{copy}/messages/batch"))
+            .after(3)
+            .times(4),
+    );
+    let first = cli_at(proxy.base(), &alice)
+        .args(["import", "--chunk", "7", "--id", &copy])
+        .arg(&file)
+        .output()
+        .expect("run the import");
+    assert_eq!(first.status.code(), Some(1));
+    // Someone pops message 5 and clears 1-3 of the copy: it holds 24 messages, up to order 28.
+    client
+        .delete_message(&copy, 5, Default::default())
+        .await
+        .expect("delete message");
+    client
+        .clear_messages(
+            &copy,
+            conversations_client::ClearOptions {
+                through_order: Some(3),
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("clear");
+    assert_eq!(count(&client, &copy).await, 24);
+
+    let rerun = cli(&t, &alice)
+        .args(["import", "--chunk", "10", "--id", &copy])
+        .arg(&file)
+        .output()
+        .expect("run the import again");
+    assert!(
+        rerun.status.success(),
+        "{}",
+        String::from_utf8_lossy(&rerun.stderr)
+    );
+    // It went on after order 28, the highest held, not after the 24th message.
+    let held = all_messages(&client, &copy).await;
+    let expected: Vec<u64> = (4..=60).filter(|o| *o != 5).collect();
+    assert_eq!(
+        held.iter()
+            .map(|m| m.order.expect("order"))
+            .collect::<Vec<_>>(),
+        expected,
+        "no duplicate, no gap but what was removed"
+    );
+    let source = all_messages(&client, &original).await;
+    let wanted: Vec<_> = source
+        .iter()
+        .filter(|m| m.order.is_some_and(|o| expected.contains(&o)))
+        .cloned()
+        .collect();
+    assert_eq!(writable(&held), writable(&wanted));
+    delete(&client, &[&original, &copy]).await;
 }
 
 #[tokio::test]
@@ -706,9 +778,298 @@ async fn messages_last_and_after_print_the_asked_range_oldest_first() {
     delete(&client, &[&i]).await;
 }
 
+/// Runs the command line with `args` as `caller`.
+fn run(t: &Target, caller: &Caller, args: &[&str]) -> std::process::Output {
+    cli(t, caller)
+        .args(args)
+        .output()
+        .expect("run the command line")
+}
+
+/// The JSON that a successful run printed.
+fn printed(out: &std::process::Output) -> serde_json::Value {
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: not JSON: {}", String::from_utf8_lossy(&out.stdout)))
+}
+
+/// The conversation that a successful run printed as JSON.
+fn printed_conversation(out: &std::process::Output) -> Conversation {
+    serde_json::from_value(printed(out)).expect("a conversation")
+}
+
+/// The message that a successful run printed as JSON.
+fn printed_message(out: &std::process::Output) -> Message {
+    serde_json::from_value(printed(out)).expect("a message")
+}
+
+/// The one line that a failed run printed on standard error (exit status 1), checked to hold
+/// each of `parts`.
+fn failed(out: &std::process::Output, parts: &[&str]) {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    for part in parts {
+        assert!(stderr.contains(part), "{part} not in: {stderr}");
+    }
+}
+
+/// The orders of the messages that `messages ID --json` prints.
+fn listed_orders(t: &Target, caller: &Caller, i: &str) -> Vec<u64> {
+    let out = run(t, caller, &["messages", i, "--json"]);
+    assert!(out.status.success());
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<Message>(l)
+                .expect("a message")
+                .order
+                .expect("order")
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn delete_message_pops_the_last_message_and_its_order_is_never_given_again() {
+    let t = target();
+    let (alice, _) = t.two_callers();
+    let client = alice.client(&t.base);
+    let i = seeded(&client, &transcript(3)).await;
+    let last = client.get_message(&i, 3).await.expect("get message");
+    let conversation = client.get_conversation(&i, View::Basic).await.expect("get");
+
+    // A stale etag (the conversation's, not the message's) is refused.
+    let etag = conversation.etag.as_deref().expect("etag");
+    let stale = run(&t, &alice, &["delete-message", &i, "3", "--etag", etag]);
+    failed(&stale, &["409 ABORTED"]);
+
+    let popped = printed_message(&run(
+        &t,
+        &alice,
+        &[
+            "delete-message",
+            &i,
+            "3",
+            "--etag",
+            last.etag.as_deref().expect("etag"),
+            "--json",
+        ],
+    ));
+    assert_eq!(popped, last, "printed as it was");
+    assert_eq!(listed_orders(&t, &alice, &i), [1, 2]);
+    let again = run(&t, &alice, &["delete-message", &i, "3"]);
+    failed(&again, &["404 NOT_FOUND", "[request "]);
+    let next = printed_message(&run(
+        &t,
+        &alice,
+        &["append", &i, "--content", "next turn", "--json"],
+    ));
+    assert_eq!(next.order, Some(4), "order 3 is not given again");
+    let now = client.get_conversation(&i, View::Basic).await.expect("get");
+    assert_eq!(now.message_count, Some(3));
+    let table = run(&t, &alice, &["delete-message", &i, "4"]);
+    let text = String::from_utf8_lossy(&table.stdout);
+    assert!(
+        table.status.success() && text.contains("next turn"),
+        "{text}"
+    );
+    delete(&client, &[&i]).await;
+}
+
+#[tokio::test]
+async fn clear_keeps_the_last_ten_messages_or_those_after_an_order() {
+    let t = target();
+    let (alice, _) = t.two_callers();
+    let client = alice.client(&t.base);
+    let i = seeded(&client, &transcript(25)).await;
+
+    let kept = printed_conversation(&run(
+        &t,
+        &alice,
+        &["clear", &i, "--keep-last", "10", "--json"],
+    ));
+    assert_eq!(kept.message_count, Some(10));
+    assert_eq!(listed_orders(&t, &alice, &i), (16..=25).collect::<Vec<_>>());
+    // Nothing precedes the last ten any more: nothing is written.
+    let again = printed_conversation(&run(
+        &t,
+        &alice,
+        &["clear", &i, "--keep-last", "10", "--json"],
+    ));
+    assert_eq!(again.etag, kept.etag, "nothing written");
+
+    let etag = kept.etag.as_deref().expect("etag");
+    let through = printed_conversation(&run(
+        &t,
+        &alice,
+        &["clear", &i, "--through", "20", "--etag", etag, "--json"],
+    ));
+    assert_eq!(through.message_count, Some(5));
+    assert_eq!(listed_orders(&t, &alice, &i), [21, 22, 23, 24, 25]);
+    failed(
+        &run(&t, &alice, &["clear", &i, "--etag", etag]),
+        &["409 ABORTED"],
+    );
+    failed(
+        &run(&t, &alice, &["clear", &i, "--through", "0"]),
+        &["422 INVALID_ARGUMENT", "throughOrder"],
+    );
+    let both = run(
+        &t,
+        &alice,
+        &["clear", &i, "--through", "3", "--keep-last", "2"],
+    );
+    assert_eq!(both.status.code(), Some(2), "a usage error");
+
+    let all = printed_conversation(&run(&t, &alice, &["clear", &i, "--json"]));
+    assert_eq!(all.message_count, Some(0));
+    assert_eq!(listed_orders(&t, &alice, &i), Vec::<u64>::new());
+    delete(&client, &[&i]).await;
+}
+
+#[tokio::test]
+async fn purge_then_create_again_under_the_same_id_shows_no_old_message() {
+    let t = target();
+    let (alice, _) = t.two_callers();
+    let client = alice.client(&t.base);
+    let i = seeded(&client, &transcript(5)).await;
+    let stale = client.get_conversation(&i, View::Basic).await.expect("get");
+    client
+        .append_message(
+            &i,
+            &MessageInput::new(MessageType::User, "moves the etag"),
+            None,
+        )
+        .await
+        .expect("append");
+
+    failed(
+        &run(
+            &t,
+            &alice,
+            &["purge", &i, "--etag", stale.etag.as_deref().expect("etag")],
+        ),
+        &["409 ABORTED"],
+    );
+    let purged = run(&t, &alice, &["purge", &i]);
+    assert!(
+        purged.status.success(),
+        "{}",
+        String::from_utf8_lossy(&purged.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&purged.stdout).trim(),
+        format!("conversations/{i} purged")
+    );
+    failed(&run(&t, &alice, &["get", &i]), &["404 NOT_FOUND"]);
+    failed(&run(&t, &alice, &["purge", &i]), &["404 NOT_FOUND"]);
+    let answer: serde_json::Value = printed(&run(
+        &t,
+        &alice,
+        &["purge", &i, "--allow-missing", "--json"],
+    ));
+    assert_eq!(answer, json!({}));
+
+    let created = printed_conversation(&run(
+        &t,
+        &alice,
+        &["create", "--id", &i, "--agent", "bot", "--json"],
+    ));
+    assert_eq!(created.message_count, Some(0));
+    assert!(created.labels.unwrap_or_default().is_empty(), "nothing old");
+    assert_eq!(listed_orders(&t, &alice, &i), Vec::<u64>::new());
+    failed(
+        &run(&t, &alice, &["get-message", &i, "1"]),
+        &["404 NOT_FOUND"],
+    );
+    let full = printed_conversation(&run(&t, &alice, &["get", &i, "--full", "--json"]));
+    assert_eq!(full.messages.unwrap_or_default(), []);
+    let first = printed_message(&run(
+        &t,
+        &alice,
+        &["append", &i, "--content", "new", "--json"],
+    ));
+    assert_eq!(first.order, Some(1), "a new conversation's orders");
+    delete(&client, &[&i]).await;
+}
+
+#[tokio::test]
+async fn a_transcript_imported_again_into_its_purged_id_holds_each_message_once() {
+    let t = target();
+    let (alice, _) = t.two_callers();
+    let client = alice.client(&t.base);
+    let original = seeded(&client, &transcript(60)).await;
+    let file = export(&t, &alice, &original);
+    let copy = id();
+    let import = || {
+        printed_conversation(
+            &cli(&t, &alice)
+                .args(["import", "--chunk", "25", "--id", &copy, "--json"])
+                .arg(&file)
+                .output()
+                .expect("run import"),
+        )
+    };
+    let first = import();
+    assert_eq!(first.message_count, Some(60));
+    let purged = run(&t, &alice, &["purge", &copy]);
+    assert!(
+        purged.status.success(),
+        "{}",
+        String::from_utf8_lossy(&purged.stderr)
+    );
+    assert!(
+        client
+            .get_conversation(&copy, View::Basic)
+            .await
+            .expect_err("purged")
+            .is_not_found()
+    );
+
+    // The same file into the same id: the same create key and batch keys as the first import,
+    // which the purged conversation's keys no longer answer.
+    let again = import();
+    assert_ne!(again.create_time, first.create_time, "a new conversation");
+    assert_eq!(again.message_count, Some(60));
+    exactly_once(&client, &copy, &original, 60, "imported into the purged id").await;
+    delete(&client, &[&original, &copy]).await;
+}
+
 /// A fresh folder under the system's temporary directory.
 fn tempdir() -> PathBuf {
     let dir = std::env::temp_dir().join(format!("conversations-cli-{}", id()));
     std::fs::create_dir_all(&dir).expect("a temporary folder");
     dir
+}
+
+#[tokio::test]
+async fn output_cut_short_by_its_reader_ends_quietly_not_in_a_panic() {
+    let t = target();
+    let (alice, _) = t.two_callers();
+    let client = alice.client(&t.base);
+    // More than a pipe holds (64 KiB): the reader goes away while the output is still coming.
+    let long: Vec<MessageInput> = (0..200)
+        .map(|k| MessageInput::new(MessageType::User, format!("{k}: {}", "x".repeat(1000))))
+        .collect();
+    let i = seeded(&client, &long).await;
+    let mut child = cli(&t, &alice)
+        .args(["--json", "messages", &i])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the command line starts");
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().expect("its output"))
+        .read_line(&mut first)
+        .expect("one line");
+    assert!(first.contains("\"order\":1"), "{first}");
+    // The reader is gone (as `| head -1` leaves it).
+    let out = child.wait_with_output().expect("it ends");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(out.status.success(), "{:?}: {stderr}", out.status);
 }

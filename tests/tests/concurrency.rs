@@ -478,3 +478,110 @@ async fn racing_message_edits_with_one_etag_let_exactly_one_win() {
     let end = t.call(Req::new(Method::Get).owner(&o).id(&i)).await;
     assert_eq!(end.body["messageCount"], 1);
 }
+
+/// The orders of a conversation's listed messages, every page.
+async fn listed_orders(t: &TestApp, o: &str, i: &str) -> Vec<u64> {
+    let res = t
+        .call(
+            Req::new(Method::ListMessages)
+                .owner(o)
+                .id(i)
+                .query("pageSize", "1000"),
+        )
+        .await;
+    assert_eq!(res.status, 200, "{}", res.body);
+    res.body["messages"]
+        .as_array()
+        .expect("messages")
+        .iter()
+        .map(|m| m["order"].as_u64().expect("order"))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn deletes_racing_appends_never_give_an_order_twice_and_keep_the_count_exact() {
+    let t = TestApp::new().await;
+    let (o, i) = (owner(), id());
+    t.create(&o, &i, json!({"agents": ["a"]})).await;
+    for n in 1..=10 {
+        assert_eq!(t.append(&o, &i, format!("m{n}")).await.status, 201);
+    }
+    // Pop the ten while twenty more are appended.
+    let deletes = join_all((1..=10).map(|order| {
+        t.call(
+            Req::new(Method::DeleteMessage)
+                .owner(&o)
+                .id(&i)
+                .order(order),
+        )
+    }));
+    let appends = join_all((0..20).map(|n| t.append(&o, &i, format!("a{n}"))));
+    let (deletes, appends) = tokio::join!(deletes, appends);
+    for res in &deletes {
+        assert_eq!(res.status, 200, "{}", res.body);
+    }
+    let mut given: Vec<u64> = appends
+        .iter()
+        .map(|r| {
+            assert_eq!(r.status, 201, "{}", r.body);
+            r.body["order"].as_u64().expect("order")
+        })
+        .collect();
+    given.sort_unstable();
+    assert_eq!(
+        given,
+        (11..=30).collect::<Vec<u64>>(),
+        "never an order twice"
+    );
+    assert_eq!(listed_orders(&t, &o, &i).await, given);
+    let stored = t.stored(&o, &i).await.expect("stored");
+    assert_eq!(attr_n(&stored, "message_count"), Some(20));
+    assert_eq!(attr_n(&stored, "last_order"), Some(30));
+    assert_eq!(t.counted_messages(&o, &i).await, (Some(20), 20));
+    assert_eq!(t.append(&o, &i, "next").await.body["order"], 31);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn clears_racing_appends_keep_the_count_equal_to_what_is_held() {
+    let t = TestApp::new().await;
+    let (o, i) = (owner(), id());
+    t.create(&o, &i, json!({"agents": ["a"]})).await;
+    for n in 1..=10 {
+        assert_eq!(t.append(&o, &i, format!("m{n}")).await.status, 201);
+    }
+    let clears = join_all((1..=4).map(|k| {
+        t.call(
+            Req::new(Method::ClearMessages)
+                .owner(&o)
+                .id(&i)
+                .json(json!({"throughOrder": k * 5})),
+        )
+    }));
+    let appends = join_all((0..16).map(|n| t.append(&o, &i, format!("a{n}"))));
+    let (clears, appends) = tokio::join!(clears, appends);
+    for res in &clears {
+        assert_eq!(res.status, 200, "{}", res.body);
+    }
+    let mut given: Vec<u64> = appends
+        .iter()
+        .map(|r| {
+            assert_eq!(r.status, 201, "{}", r.body);
+            r.body["order"].as_u64().expect("order")
+        })
+        .collect();
+    given.sort_unstable();
+    assert_eq!(
+        given,
+        (11..=26).collect::<Vec<u64>>(),
+        "never an order twice"
+    );
+    // What is held is every order above the boundary the last clear left, and the count says so.
+    let stored = t.stored(&o, &i).await.expect("stored");
+    let boundary = attr_n(&stored, "cleared_through").expect("a boundary");
+    let held = listed_orders(&t, &o, &i).await;
+    let expected: Vec<u64> = (boundary as u64 + 1..=26).collect();
+    assert_eq!(held, expected, "boundary {boundary}");
+    assert_eq!(attr_n(&stored, "message_count"), Some(held.len() as i64));
+    let got = t.call(Req::new(Method::Get).owner(&o).id(&i)).await;
+    assert_eq!(got.body["messageCount"], held.len());
+}

@@ -340,7 +340,13 @@ async fn methods_and_paths_the_api_does_not_serve_are_405_and_404_problems() {
         ("POST", "/v1/conversations/abc", "GET, PATCH, DELETE"),
         ("DELETE", "/v1/conversations/abc/messages", "GET, POST"),
         ("GET", "/v1/conversations/abc/messages/batch", "POST"),
-        ("DELETE", "/v1/conversations/abc/messages/1", "GET, PATCH"),
+        (
+            "POST",
+            "/v1/conversations/abc/messages/1",
+            "GET, PATCH, DELETE",
+        ),
+        ("GET", "/v1/conversations/abc/messages/clear", "POST"),
+        ("GET", "/v1/conversations/abc/purge", "POST"),
     ] {
         let res = send(&http, method, &format!("{base}{path}"), &o, None, &[]).await;
         assert_eq!(res.status, 405, "{method} {path}: {}", res.body);
@@ -763,4 +769,126 @@ async fn on_staging_a_token_without_the_delegation_scope_is_403_with_x_on_behalf
     .await;
     assert_eq!(res.status, 403, "{}", res.body);
     assert_eq!(res.body["code"], "PERMISSION_DENIED");
+}
+
+/// The orders of the messages of a list answer, in order.
+fn orders_of(body: &serde_json::Value) -> Vec<u64> {
+    body["messages"]
+        .as_array()
+        .unwrap_or_else(|| panic!("messages in {body}"))
+        .iter()
+        .map(|m| m["order"].as_u64().expect("an order"))
+        .collect()
+}
+
+#[tokio::test]
+async fn an_agent_session_pops_clears_keeps_state_with_its_turns_and_is_purged_and_created_again() {
+    let t = target();
+    let base = t.base.clone();
+    let http = reqwest::Client::new();
+    let (alice, _) = t.two_callers();
+    let i = id();
+    let one = format!("{base}/v1/conversations/{i}");
+    let created = send(
+        &http,
+        "POST",
+        &format!("{base}/v1/conversations?conversationId={i}"),
+        &alice,
+        Some(json!({"agents": ["bot"]})),
+        &[],
+    )
+    .await;
+    assert_eq!(created.status, 201, "{}", created.body);
+    // Turns with the state each changed, stored together.
+    for turn in 1..=8 {
+        let res = send(
+            &http,
+            "POST",
+            &format!("{one}/messages/batch"),
+            &alice,
+            Some(json!({
+                "messages": [
+                    {"type": "USER", "content": format!("q{turn}")},
+                    {"type": "AGENT", "content": format!("a{turn}")}
+                ],
+                "conversationMetadata": {"turn": turn}
+            })),
+            &[],
+        )
+        .await;
+        assert_eq!(res.status, 201, "{}", res.body);
+        let got = send(&http, "GET", &one, &alice, None, &[]).await;
+        assert_eq!(res.body["conversationEtag"], got.body["etag"]);
+        assert_eq!(got.body["metadata"]["turn"], turn);
+    }
+    // Pop the last message (a failed turn rewound).
+    let popped = send(
+        &http,
+        "DELETE",
+        &format!("{one}/messages/16"),
+        &alice,
+        None,
+        &[],
+    )
+    .await;
+    assert_eq!(popped.status, 200, "{}", popped.body);
+    assert_eq!(popped.body["content"], "a8");
+    // Keep only the last ten.
+    let cleared = send(
+        &http,
+        "POST",
+        &format!("{one}/messages/clear"),
+        &alice,
+        Some(json!({"throughOrder": 5})),
+        &[],
+    )
+    .await;
+    assert_eq!(cleared.status, 200, "{}", cleared.body);
+    assert_eq!(cleared.body["messageCount"], 10);
+    let listed = send(&http, "GET", &format!("{one}/messages"), &alice, None, &[]).await;
+    assert_eq!(orders_of(&listed.body), (6..=15).collect::<Vec<u64>>());
+    let next = send(
+        &http,
+        "POST",
+        &format!("{one}/messages"),
+        &alice,
+        Some(json!({"type": "USER", "content": "again"})),
+        &[],
+    )
+    .await;
+    assert_eq!(next.body["order"], 17, "orders are never given again");
+    assert_eq!(
+        json!(next.header("x-conversation-etag")),
+        send(&http, "GET", &one, &alice, None, &[]).await.body["etag"]
+    );
+    // Purge, then the same id again: nothing old is visible.
+    let purged = send(&http, "POST", &format!("{one}/purge"), &alice, None, &[]).await;
+    assert_eq!((purged.status, &purged.body), (200, &json!({})));
+    let gone = send(&http, "GET", &one, &alice, None, &[]).await;
+    assert_eq!(gone.status, 404);
+    let again = send(
+        &http,
+        "POST",
+        &format!("{base}/v1/conversations?conversationId={i}"),
+        &alice,
+        Some(json!({"agents": ["bot"]})),
+        &[],
+    )
+    .await;
+    assert_eq!(again.status, 201, "{}", again.body);
+    assert!(again.body.get("metadata").is_none(), "{}", again.body);
+    let listed = send(&http, "GET", &format!("{one}/messages"), &alice, None, &[]).await;
+    assert_eq!(orders_of(&listed.body), Vec::<u64>::new());
+    let full = send(&http, "GET", &format!("{one}?view=FULL"), &alice, None, &[]).await;
+    assert_eq!(full.body["messages"], json!([]));
+    let purged = send(
+        &http,
+        "POST",
+        &format!("{one}/purge?allowMissing=true"),
+        &alice,
+        None,
+        &[],
+    )
+    .await;
+    assert_eq!(purged.status, 200, "{}", purged.body);
 }

@@ -206,44 +206,6 @@ async fn a_batch_is_all_or_none_when_dynamodb_fails_or_refuses_one_of_its_items(
 }
 
 #[tokio::test]
-async fn reads_of_a_conversation_and_its_messages_go_out_together_in_one_round_trip() {
-    let (proxy, t) = through_proxy().await;
-    let (o, i) = (owner(), id());
-    t.create(&o, &i, json!({"agents": ["a"]})).await;
-    assert_eq!(t.append(&o, &i, "hello").await.status, 201);
-    // Each of the two reads takes 600 ms: sent together, the answer takes one of those, not two.
-    const HOLD: u64 = 600;
-    let reads = [
-        (
-            "view=FULL",
-            Req::new(Method::Get).owner(&o).id(&i).query("view", "FULL"),
-        ),
-        (
-            "get message",
-            Req::new(Method::GetMessage).owner(&o).id(&i).order(1),
-        ),
-        (
-            "list messages",
-            Req::new(Method::ListMessages).owner(&o).id(&i),
-        ),
-    ];
-    for (what, req) in reads {
-        proxy.take_seen();
-        proxy.inject("GetItem", Fault::Delay(HOLD), 1);
-        proxy.inject("Query", Fault::Delay(HOLD), 1);
-        let (res, elapsed) = timed(&t, req).await;
-        assert_eq!(res.status, 200, "{what}: {}", res.body);
-        let mut seen: Vec<String> = proxy.take_seen().into_iter().map(|(op, _)| op).collect();
-        seen.sort();
-        assert_eq!(seen, ["GetItem", "Query"], "{what}");
-        assert!(
-            elapsed < Duration::from_millis(2 * HOLD - 100),
-            "{what}: {elapsed:?}, the two reads one after the other"
-        );
-    }
-}
-
-#[tokio::test]
 async fn an_append_whose_answer_is_lost_lands_exactly_once() {
     let (proxy, t) = through_proxy().await;
     let (o, i) = (owner(), id());
@@ -651,4 +613,66 @@ async fn a_message_edit_whose_answer_is_lost_applies_once() {
         .call(Req::new(Method::GetMessage).owner(&o).id(&i).order(1))
         .await;
     assert_eq!(stored.body, res.body);
+}
+
+#[tokio::test]
+async fn a_message_delete_a_clear_and_a_purge_whose_answers_are_lost_are_answered_as_done() {
+    let (proxy, t) = through_proxy().await;
+    let (o, i) = (owner(), id());
+    t.create(&o, &i, json!({"agents": ["a"]})).await;
+    for n in 1..=5 {
+        assert_eq!(t.append(&o, &i, format!("m{n}")).await.status, 201);
+    }
+    let last = t
+        .call(Req::new(Method::GetMessage).owner(&o).id(&i).order(5))
+        .await;
+    // Delete message: the transaction applied, its answer lost; the SDK sends it again with the
+    // same ClientRequestToken and DynamoDB answers it as done: 200 with the message, not 404.
+    proxy.inject("TransactWriteItems", LOST, 1);
+    let popped = t
+        .call(
+            Req::new(Method::DeleteMessage)
+                .owner(&o)
+                .id(&i)
+                .order(5)
+                .header("if-match", last.body["etag"].as_str().expect("etag")),
+        )
+        .await;
+    assert_eq!((popped.status, &popped.body), (200, &last.body));
+    assert_eq!(
+        t.counted_messages(&o, &i).await,
+        (Some(4), 4),
+        "deleted once"
+    );
+    // Clear with the conversation's etag: its UpdateItem applied, the retry refused (stale etag)
+    // and recognised by its token: 200 with the conversation as written.
+    let before = t.call(Req::new(Method::Get).owner(&o).id(&i)).await;
+    proxy.inject("UpdateItem", LOST, 1);
+    let cleared = t
+        .call(
+            Req::new(Method::ClearMessages)
+                .owner(&o)
+                .id(&i)
+                .json(json!({"throughOrder": 2, "etag": before.body["etag"]})),
+        )
+        .await;
+    assert_eq!(cleared.status, 200, "{}", cleared.body);
+    assert_eq!(cleared.body["messageCount"], 2);
+    let after = t.call(Req::new(Method::Get).owner(&o).id(&i)).await;
+    assert_eq!(after.body, cleared.body);
+    // Purge: applied, answer lost, the retry refused (already missing) and recognised: 200 {},
+    // not 404.
+    proxy.inject("UpdateItem", LOST, 1);
+    let purged = t
+        .call(
+            Req::new(Method::Purge)
+                .owner(&o)
+                .id(&i)
+                .json(json!({"etag": after.body["etag"]})),
+        )
+        .await;
+    assert_eq!((purged.status, &purged.body), (200, &json!({})));
+    t.call(Req::new(Method::Get).owner(&o).id(&i))
+        .await
+        .assert_problem(404, "NOT_FOUND");
 }

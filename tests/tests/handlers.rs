@@ -336,10 +336,22 @@ async fn a_request_without_identity_is_401() {
         Method::Delete,
         Method::Undelete,
         Method::Complete,
+        Method::Purge,
         Method::Append,
         Method::ListMessages,
+        Method::BatchAppend,
+        Method::ClearMessages,
     ] {
         t.call(Req::new(method).id("abc"))
+            .await
+            .assert_problem(401, "UNAUTHENTICATED");
+    }
+    for method in [
+        Method::GetMessage,
+        Method::UpdateMessage,
+        Method::DeleteMessage,
+    ] {
+        t.call(Req::new(method).id("abc").order(1))
             .await
             .assert_problem(401, "UNAUTHENTICATED");
     }
@@ -352,7 +364,12 @@ async fn a_request_without_identity_is_401() {
 async fn another_owners_conversation_does_not_exist_for_any_method() {
     let t = TestApp::new().await;
     let (alice, bob, i) = (owner(), owner(), id());
-    let created = t.create(&alice, &i, body()).await;
+    t.create(&alice, &i, body()).await;
+    assert_eq!(t.append(&alice, &i, "alice's").await.status, 201);
+    let created = t
+        .call(Req::new(Method::Get).owner(&alice).id(&i))
+        .await
+        .body;
     let etag = created["etag"].as_str().expect("etag").to_owned();
     let cases = [
         Req::new(Method::Get).id(&i),
@@ -362,10 +379,21 @@ async fn another_owners_conversation_does_not_exist_for_any_method() {
         Req::new(Method::Delete).id(&i),
         Req::new(Method::Undelete).id(&i),
         Req::new(Method::Complete).id(&i),
+        Req::new(Method::Purge).id(&i),
         Req::new(Method::Append)
             .id(&i)
             .json(json!({"type": "USER", "content": "hi"})),
+        Req::new(Method::BatchAppend)
+            .id(&i)
+            .json(json!({"messages": [{"type": "USER", "content": "hi"}]})),
         Req::new(Method::ListMessages).id(&i),
+        Req::new(Method::GetMessage).id(&i).order(1),
+        Req::new(Method::UpdateMessage)
+            .id(&i)
+            .order(1)
+            .json(json!({"content": "mine now"})),
+        Req::new(Method::DeleteMessage).id(&i).order(1),
+        Req::new(Method::ClearMessages).id(&i),
     ];
     for req in cases {
         t.call(req.owner(&bob))
@@ -385,6 +413,27 @@ async fn another_owners_conversation_does_not_exist_for_any_method() {
         )
         .await
         .assert_problem(412, "FAILED_PRECONDITION");
+        for method in [Method::ClearMessages, Method::Purge] {
+            t.call(
+                Req::new(method)
+                    .owner(&bob)
+                    .id(target)
+                    .header("if-match", &etag),
+            )
+            .await
+            .assert_problem(412, "FAILED_PRECONDITION");
+        }
+        // Bob's purge with allowMissing finds nothing of his to purge: `{}`, as for any id.
+        let purged = t
+            .call(
+                Req::new(Method::Purge)
+                    .owner(&bob)
+                    .id(target)
+                    .query("allowMissing", "true")
+                    .header("if-match", &etag),
+            )
+            .await;
+        assert_eq!((purged.status, &purged.body), (200, &json!({})));
     }
     let list = t
         .call(
@@ -399,6 +448,10 @@ async fn another_owners_conversation_does_not_exist_for_any_method() {
     assert_eq!(bobs["owner"], bob);
     let alices = t.call(Req::new(Method::Get).owner(&alice).id(&i)).await;
     assert_eq!(alices.body, created, "alice's conversation is untouched");
+    let message = t
+        .call(Req::new(Method::GetMessage).owner(&alice).id(&i).order(1))
+        .await;
+    assert_eq!(message.body["content"], "alice's", "and so is her message");
 }
 
 #[tokio::test]
@@ -1426,7 +1479,7 @@ async fn list_messages_pages_in_ascending_order_with_one_query_per_page_and_a_re
         assert_eq!(res.status, 200, "{}", res.body);
         let mut sent = t.counter.take();
         sent.sort();
-        // Every page: one Query of the messages and the conversation's GetItem, sent together.
+        // Every page: the conversation's GetItem, then one Query of the range it holds.
         assert_eq!(sent, ["GetItem", "Query"], "page {pages}");
         pages += 1;
         for m in res.body["messages"].as_array().expect("messages") {
@@ -1521,7 +1574,7 @@ async fn a_later_page_of_messages_is_404_once_the_conversation_expired() {
     let t = TestApp::new().await;
     let (o, i) = (owner(), id());
     let created = t
-        .create(&o, &i, json!({"agents": ["a"], "ttl": "0.5s"}))
+        .create(&o, &i, json!({"agents": ["a"], "ttl": "2s"}))
         .await;
     let token = second_page_token(&t, &o, &i).await;
     let expire =
@@ -1537,7 +1590,7 @@ async fn a_later_page_of_messages_is_404_once_the_conversation_expired() {
 }
 
 #[tokio::test]
-async fn a_later_page_of_messages_is_404_after_a_purge_and_a_create_under_the_same_id() {
+async fn a_later_page_of_messages_is_400_after_a_purge_and_a_create_under_the_same_id() {
     let t = TestApp::new().await;
     let (o, i) = (owner(), id());
     t.create(&o, &i, body()).await;
@@ -1553,9 +1606,16 @@ async fn a_later_page_of_messages_is_404_after_a_purge_and_a_create_under_the_sa
         .expect("TTL's delete");
     t.create(&o, &i, body()).await;
     assert_eq!(t.append(&o, &i, "new").await.status, 201);
-    t.call(next_page(&o, &i, &token))
-        .await
-        .assert_problem(404, "NOT_FOUND");
+    // The token is the earlier conversation's, not one of this conversation (revision 3: 400).
+    let res = t.call(next_page(&o, &i, &token)).await;
+    res.assert_problem(400, "INVALID_ARGUMENT");
+    assert!(
+        res.body["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("earlier conversation")),
+        "{}",
+        res.body
+    );
 }
 
 #[tokio::test]
@@ -1922,7 +1982,13 @@ async fn a_method_a_path_does_not_serve_is_405_with_allow_and_touches_nothing() 
         ("GET", "/v1/conversations/abc/complete", "POST"),
         ("DELETE", "/v1/conversations/abc/messages", "GET, POST"),
         ("GET", "/v1/conversations/abc/messages/batch", "POST"),
-        ("DELETE", "/v1/conversations/abc/messages/1", "GET, PATCH"),
+        (
+            "POST",
+            "/v1/conversations/abc/messages/1",
+            "GET, PATCH, DELETE",
+        ),
+        ("GET", "/v1/conversations/abc/messages/clear", "POST"),
+        ("DELETE", "/v1/conversations/abc/purge", "POST"),
     ];
     for (method, path, allow) in cases {
         let res = t
@@ -1938,14 +2004,21 @@ async fn a_method_a_path_does_not_serve_is_405_with_allow_and_touches_nothing() 
 #[tokio::test]
 async fn a_function_handed_a_path_it_does_not_serve_answers_405() {
     let t = TestApp::new().await;
-    // API Gateway may route GET …/messages/batch to get message ({order} matches "batch") and
-    // PATCH …/messages/batch to update message: both answer as the fallback would.
-    for method in [Method::GetMessage, Method::UpdateMessage] {
-        let res = t
-            .call(Req::new(method).owner(&owner()).id("abc").order("batch"))
-            .await;
-        res.assert_problem(405, "METHOD_NOT_ALLOWED");
-        assert_eq!(res.header("allow"), Some("POST"));
+    // API Gateway may route GET …/messages/batch to get message ({order} matches "batch"),
+    // PATCH …/messages/batch to update message and DELETE …/messages/clear to delete message:
+    // each answers as the fallback would.
+    for method in [
+        Method::GetMessage,
+        Method::UpdateMessage,
+        Method::DeleteMessage,
+    ] {
+        for literal in ["batch", "clear"] {
+            let res = t
+                .call(Req::new(method).owner(&owner()).id("abc").order(literal))
+                .await;
+            res.assert_problem(405, "METHOD_NOT_ALLOWED");
+            assert_eq!(res.header("allow"), Some("POST"), "{method:?} {literal}");
+        }
     }
     assert!(t.counter.take().is_empty());
 }

@@ -116,7 +116,12 @@ fn the_spec_accepts_every_writable_field_in_request_bodies() {
         );
     }
     let (batch, _) = properties(&spec, "BatchAppendInput");
-    assert_eq!(batch, set(&["messages", "etag"]));
+    assert_eq!(batch, set(&["messages", "etag", "conversationMetadata"]));
+    let (clear, _) = properties(&spec, "ClearMessagesInput");
+    assert_eq!(clear, set(&["throughOrder", "etag"]));
+    // Undelete, complete and purge.
+    let (etag_only, _) = properties(&spec, "EtagBody");
+    assert_eq!(etag_only, set(&["etag"]));
 }
 
 /// The methods the local router sends somewhere for every path: RFC 9110's but CONNECT, PATCH,
@@ -443,5 +448,132 @@ fn the_fields_parameters_name_every_rendered_field() {
     assert_eq!(
         field_names(&spec, "ConversationFields"),
         conversation_fields
+    );
+}
+
+/// The DynamoDB actions each REST function's policy grants on the table, besides the layout
+/// marker's `GetItem` that every function makes at init: what its handler calls, a
+/// `TransactWriteItems` counted as the item actions it holds (IAM authorises it item by item).
+/// `list-conversations` reads only the indexes (checked with its resources below).
+const GRANTS: [(&str, &[&str]); 15] = [
+    ("create-conversation", &["dynamodb:PutItem"]),
+    ("get-conversation", &["dynamodb:GetItem", "dynamodb:Query"]),
+    ("list-conversations", &["dynamodb:Query"]),
+    (
+        "update-conversation",
+        &["dynamodb:PutItem", "dynamodb:UpdateItem"],
+    ),
+    ("delete-conversation", &["dynamodb:UpdateItem"]),
+    ("undelete-conversation", &["dynamodb:UpdateItem"]),
+    ("complete-conversation", &["dynamodb:UpdateItem"]),
+    ("purge-conversation", &["dynamodb:UpdateItem"]),
+    (
+        "append-message",
+        &[
+            "dynamodb:BatchGetItem",
+            "dynamodb:GetItem",
+            "dynamodb:PutItem",
+            "dynamodb:Query",
+            "dynamodb:UpdateItem",
+        ],
+    ),
+    ("list-messages", &["dynamodb:GetItem", "dynamodb:Query"]),
+    ("get-message", &["dynamodb:GetItem", "dynamodb:Query"]),
+    (
+        "batch-append-messages",
+        &[
+            "dynamodb:BatchGetItem",
+            "dynamodb:GetItem",
+            "dynamodb:PutItem",
+            "dynamodb:Query",
+            "dynamodb:UpdateItem",
+        ],
+    ),
+    ("update-message", &["dynamodb:Query", "dynamodb:UpdateItem"]),
+    (
+        "delete-message",
+        &[
+            "dynamodb:DeleteItem",
+            "dynamodb:Query",
+            "dynamodb:UpdateItem",
+        ],
+    ),
+    (
+        "clear-messages",
+        &["dynamodb:GetItem", "dynamodb:Query", "dynamodb:UpdateItem"],
+    ),
+];
+
+/// The actions of a statement's `Action` (one or a list).
+fn actions(statement: &Value) -> Vec<String> {
+    match &statement["Action"] {
+        Value::String(one) => vec![one.clone()],
+        Value::Sequence(many) => many
+            .iter()
+            .map(|a| a.as_str().expect("an action").to_owned())
+            .collect(),
+        other => panic!("unexpected Action {other:?}"),
+    }
+}
+
+#[test]
+fn each_rest_function_is_granted_only_the_dynamodb_actions_its_handler_calls() {
+    let template = template();
+    let mut seen = BTreeSet::new();
+    for (name, resource) in template["Resources"].as_mapping().expect("resources") {
+        if resource["Type"].as_str() != Some("AWS::Serverless::Function") {
+            continue;
+        }
+        let name = name.as_str().expect("a name");
+        let binary = resource["Metadata"]["BuildProperties"]["Binary"]
+            .as_str()
+            .expect("a binary");
+        let Some((_, wanted)) = GRANTS.iter().find(|(b, _)| *b == binary) else {
+            // The fallback touches no data; the purger has its own role (checked above).
+            assert!(
+                ["fallback", "purge-messages"].contains(&binary),
+                "{binary} has no entry in GRANTS"
+            );
+            assert!(resource["Properties"]["Policies"].is_null(), "{name}");
+            continue;
+        };
+        seen.insert(binary);
+        let policies = resource["Properties"]["Policies"]
+            .as_sequence()
+            .unwrap_or_else(|| panic!("{name} has policies"));
+        assert_eq!(policies.len(), 1, "{name}: one inline policy");
+        let mut granted = BTreeSet::new();
+        let mut warm_up = false;
+        for statement in policies[0]["Statement"].as_sequence().expect("statements") {
+            assert_eq!(statement["Effect"], "Allow", "{name}");
+            let resource = serde_yaml_ng::to_string(&statement["Resource"]).expect("render");
+            let on_table = resource.trim() == "!GetAtt Table.Arn";
+            let on_indexes = binary == "list-conversations" && resource.contains("/index/by-");
+            assert!(on_table || on_indexes, "{name}: {resource}");
+            let acts = actions(statement);
+            if !statement["Condition"].is_null() {
+                // Only the layout marker: the one key every function reads at init.
+                assert_eq!(acts, ["dynamodb:GetItem"], "{name}");
+                assert_eq!(
+                    statement["Condition"]["ForAllValues:StringEquals"]["dynamodb:LeadingKeys"][0],
+                    "#layout",
+                    "{name}"
+                );
+                warm_up = true;
+                continue;
+            }
+            granted.extend(acts);
+        }
+        let wanted: BTreeSet<String> = wanted.iter().map(|a| (*a).to_owned()).collect();
+        assert_eq!(granted, wanted, "{name}");
+        assert!(
+            warm_up || granted.contains("dynamodb:GetItem"),
+            "{name} cannot read the layout marker at init"
+        );
+    }
+    assert_eq!(
+        seen.len(),
+        GRANTS.len(),
+        "a function of GRANTS is not in template.yaml"
     );
 }

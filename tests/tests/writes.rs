@@ -934,7 +934,21 @@ async fn the_conversation_s_etag_is_never_a_message_s_precondition() {
             .await
             .assert_problem(412, "FAILED_PRECONDITION");
     }
+    // Nor another message's: a batch writes its messages with one version.
+    let [second, third] = [0, 1].map(|n| batched.body["messages"][n]["etag"].clone());
+    assert_ne!(second, third);
+    t.call(edit(&o, &i, 3, json!({"content": "x", "etag": second})))
+        .await
+        .assert_problem(409, "ABORTED");
+    let second = second.as_str().expect("a tag").to_owned();
+    t.call(edit(&o, &i, 3, json!({"content": "x"})).header("if-match", &second))
+        .await
+        .assert_problem(412, "FAILED_PRECONDITION");
     assert_eq!(get(&t, &o, &i).await["etag"], current, "nothing written");
+    let own = t
+        .call(edit(&o, &i, 3, json!({"content": "x", "etag": third})))
+        .await;
+    assert_eq!(own.status, 200, "{}", own.body);
 }
 
 #[tokio::test]
@@ -1143,7 +1157,7 @@ async fn an_edit_is_allowed_on_completed_conversations_and_404_where_there_is_no
             .json(json!({"content": "x"})),
     )
     .await
-    .assert_problem(400, "INVALID_ARGUMENT");
+    .assert_problem(404, "NOT_FOUND");
     t.call(edit(&owner(), &i, 1, json!({"content": "x"})))
         .await
         .assert_problem(404, "NOT_FOUND");

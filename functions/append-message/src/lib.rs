@@ -1,5 +1,6 @@
 //! `POST /v1/conversations/{id}/messages?requestId=`: appends a message with the next order (201);
-//! a repeated `requestId` (or `Idempotency-Key`) answers what its first call appended.
+//! a repeated `requestId` (or `Idempotency-Key`) answers what its first call appended. The
+//! conversation's etag after the append comes as `X-Conversation-ETag`.
 
 use conversations::App;
 use conversations::domain::etag::Preconditions;
@@ -21,11 +22,11 @@ pub async fn handle(app: &App, req: Request) -> Result<Response<Body>, Error> {
             body: new.etag,
             if_match,
         };
-        let message = app
+        let (message, conversation_version) = app
             .store
             .append(&owner, &id, new, &pre, request_id.as_ref())
             .await?;
-        Ok(Reply::message(201, &message, &fields))
+        Ok(Reply::message(201, &message, &fields).with_conversation_etag(conversation_version))
     })
     .await
 }

@@ -1,5 +1,6 @@
 //! `POST /v1/conversations/{id}/messages/batch?requestId=`: appends 1–50 messages, all or none,
-//! with consecutive orders, in one transaction (201 `{"messages": [...]}`; AIP-233).
+//! with consecutive orders, in one transaction with the `conversationMetadata` keys it sets
+//! (201 `{"messages": [...], "conversationEtag": "…"}`; AIP-233).
 
 use conversations::App;
 use conversations::domain::etag::Preconditions;
@@ -22,12 +23,13 @@ pub async fn handle(app: &App, req: Request) -> Result<Response<Body>, Error> {
             body: batch.etag,
             if_match,
         };
-        let key = request_id.map(|r| Idempotency::of(&r, "batch", &batch.messages));
-        let messages = app
+        let metadata = batch.conversation_metadata.as_ref();
+        let key = request_id.map(|r| Idempotency::of(&r, "batch", &batch.messages, metadata));
+        let appended = app
             .store
-            .append_messages(&owner, &id, &batch.messages, &pre, key.as_ref())
+            .append_messages(&owner, &id, &batch.messages, &pre, key.as_ref(), metadata)
             .await?;
-        Ok(Reply::appended(&messages, &fields))
+        Ok(Reply::appended(&appended, &fields))
     })
     .await
 }

@@ -1,9 +1,13 @@
-//! The DynamoDB stream consumer that deletes the messages no conversation can reach any more:
-//! those of a conversation item DynamoDB's TTL removed (at its `expireTime`, or `purgeTime` after
-//! a soft delete), and those of the earlier incarnation when a create took over an expired
-//! conversation's id (the item's `create_time` changed). The event source mapping's filters
-//! (template.yaml) pass only such records; the messages' keys carry the incarnation, so only that
-//! incarnation's messages go.
+//! The DynamoDB stream consumer that deletes what no conversation can reach any more: the
+//! messages of a conversation item DynamoDB's TTL removed (at its `expireTime`, or `purgeTime`
+//! after a soft delete); those of the earlier incarnation when a create took over an expired
+//! conversation's id (the item's `create_time` changed); those a clear moved its boundary over
+//! (`cleared_through` raised); and everything of a purged incarnation (`purged_at` set): its
+//! messages, its idempotency markers and the conversation item itself. The event source
+//! mapping's filters (template.yaml) pass those records and few others; what each record implies
+//! is decided here ([`changes::Change::work`]), exactly, since a replay reads every record of a
+//! range. Message keys carry the incarnation, and markers name it, so nothing of another
+//! incarnation of the id is touched.
 //!
 //! A failing record is reported as the batch's first failure (`ReportBatchItemFailures`), so
 //! Lambda retries from it; when the retries are exhausted, Lambda sends the batch's stream range
@@ -18,7 +22,7 @@ use lambda_runtime::{Error, LambdaEvent};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use changes::{Change, EventRecord};
+use changes::{Change, EventRecord, What, Work};
 use replay::FailedBatch;
 
 /// What the purger works with: the store, and a DynamoDB Streams client for replays.
@@ -72,25 +76,47 @@ impl Purger {
     async fn purge_changes(&self, changes: &[Change]) -> Result<usize, (usize, String)> {
         let mut purged = 0;
         for (i, change) in changes.iter().enumerate() {
-            let orphans = match change.orphans() {
-                Ok(Some(orphans)) => orphans,
+            let work = match change.work() {
+                Ok(Some(work)) => work,
                 Ok(None) => continue,
                 Err(e) => return Err((i, e)),
             };
-            match self
-                .app
-                .store
-                .purge_messages(&orphans.partition, orphans.incarnation)
-                .await
-            {
+            match self.perform(&work).await {
                 Ok(deleted) => {
                     purged += deleted;
-                    tracing::info!(deleted, sequence = %change.sequence, "purged unreachable messages");
+                    tracing::info!(
+                        deleted,
+                        what = work.what.name(),
+                        sequence = %change.sequence,
+                        "purged unreachable items"
+                    );
                 }
                 Err(e) => return Err((i, format!("{e}: {}", cause(&e)))),
             }
         }
         Ok(purged)
+    }
+
+    /// Deletes what one change left behind; returns how many items went. A purge deletes the
+    /// messages first: if the rest fails, the conversation item stays with its `purged_at`, and
+    /// the retry (or TTL's removal of the item, whose record passes too) finds what is left.
+    async fn perform(&self, work: &Work) -> Result<usize, conversations::ApiError> {
+        let store = &self.app.store;
+        let every = (1, conversations::domain::message::MAX_ORDER);
+        let (partition, incarnation) = (work.partition.as_str(), work.incarnation);
+        match work.what {
+            What::Messages => store.purge_messages(partition, incarnation, every).await,
+            What::Cleared { through } => {
+                store
+                    .purge_messages(partition, incarnation, (1, through))
+                    .await
+            }
+            What::Purged => {
+                let messages = store.purge_messages(partition, incarnation, every).await?;
+                let rest = store.purge_rest(partition, incarnation).await?;
+                Ok(messages + rest)
+            }
+        }
     }
 
     /// A stream batch: the sequence number to retry from (none when everything was purged).

@@ -164,8 +164,14 @@ pub struct Conversation {
     pub delete_time: Option<Timestamp>,
     /// Set while soft-deleted: `deleteTime` + 30 days.
     pub purge_time: Option<Timestamp>,
-    /// How many messages it holds.
+    /// How many messages it holds now (deleted and cleared ones do not count).
     pub message_count: u64,
+    /// The highest order ever assigned: the next append takes the one after it. Equal to
+    /// `message_count` until a message is deleted or cleared.
+    pub last_order: u64,
+    /// Every message up to this order was cleared (0: none): missing for every read and
+    /// never assigned again.
+    pub cleared_through: u64,
     /// The `requestId` of the create that made it, if any.
     pub request_id: Option<RequestId>,
 }
@@ -280,6 +286,12 @@ pub const OUTPUT_ONLY_FIELDS: [&str; 14] = [
 ];
 
 impl Conversation {
+    /// Whether a message of this order can be held now: assigned (at most the highest order)
+    /// and not cleared.
+    pub fn holds(&self, order: u64) -> bool {
+        order > self.cleared_through && order <= self.last_order
+    }
+
     /// Whether it is soft-deleted.
     pub fn is_deleted(&self) -> bool {
         self.delete_time.is_some()
@@ -663,6 +675,8 @@ impl NewConversation {
             delete_time: None,
             purge_time: None,
             message_count: 0,
+            last_order: 0,
+            cleared_through: 0,
             request_id,
         }
     }

@@ -25,11 +25,12 @@ impl Version {
         format!("\"{:x}\"", self.0)
     }
 
-    /// The etag of this version of a message: `m` before the hex digits, so that it never
-    /// equals a conversation's etag (an append writes the message and its conversation with the
-    /// same version), and neither passes as the other's precondition.
-    pub fn message_etag(self) -> String {
-        format!("\"m{:x}\"", self.0)
+    /// The etag of this version of the message of `order`: `m`, the order, a dot, then the hex
+    /// digits — so that it never equals its conversation's etag (an append writes the message
+    /// and its conversation with the same version) nor another message's (a batch writes its
+    /// messages with one version), and none passes as another's precondition.
+    pub fn message_etag(self, order: u64) -> String {
+        format!("\"m{order}.{:x}\"", self.0)
     }
 
     /// The instant this version was written.
@@ -43,49 +44,68 @@ impl Version {
 pub enum Etag {
     /// It names this version of a conversation.
     Version(Version),
-    /// It names this version of a message (`"m<hex>"`): never a conversation's precondition
-    /// (see [`Preconditions::of_message`]).
-    Message(Version),
+    /// It names this version of the message of this order (`"m<order>.<hex>"`): never a
+    /// conversation's precondition, nor another message's (see [`Preconditions::of_message`]).
+    Message(u64, Version),
     /// It cannot name any version: every precondition with it fails.
     Unmatchable,
 }
 
 impl Etag {
-    /// Parses `"<hex>"` (a conversation's) or `"m<hex>"` (a message's); the quotes may be left
-    /// out in a body field. Versions are microseconds of a write between the epoch and the year
-    /// 9999, so anything outside that range is a tag the service never issued.
+    /// Parses `"<hex>"` (a conversation's) or `"m<order>.<hex>"` (a message's); the quotes may
+    /// be left out in a body field. Versions are microseconds of a write between the epoch and
+    /// the year 9999, so anything outside that range is a tag the service never issued.
     pub fn parse(text: &str) -> Self {
         let inner = text
             .strip_prefix('"')
             .and_then(|t| t.strip_suffix('"'))
             .unwrap_or(text);
-        let (message, digits) = match inner.strip_prefix('m') {
-            Some(rest) => (true, rest),
-            None => (false, inner),
-        };
-        let ok = !digits.is_empty()
-            && digits.len() <= 16
-            && digits
-                .bytes()
-                .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase());
-        match i64::from_str_radix(digits, 16) {
-            Ok(v) if ok && (0..=MAX_MICROS).contains(&v) && message => Self::Message(Version(v)),
-            Ok(v) if ok && (0..=MAX_MICROS).contains(&v) => Self::Version(Version(v)),
+        match inner.strip_prefix('m') {
+            Some(rest) => {
+                let order = rest.split_once('.').and_then(|(order, digits)| {
+                    let canonical = !order.starts_with('0')
+                        && !order.is_empty()
+                        && order.len() <= 10
+                        && order.bytes().all(|b| b.is_ascii_digit());
+                    canonical
+                        .then(|| order.parse::<u64>().ok())
+                        .flatten()
+                        .zip(version(digits))
+                });
+                match order {
+                    Some((order, v)) => Self::Message(order, v),
+                    None => Self::Unmatchable,
+                }
+            }
+            None => version(inner).map_or(Self::Unmatchable, Self::Version),
+        }
+    }
+
+    /// The same tag read as the precondition of the message of `order`: that message's tag names
+    /// its version; a conversation's, or another message's, names none.
+    fn of_message(self, order: u64) -> Self {
+        match self {
+            Self::Message(o, v) if o == order => Self::Version(v),
             _ => Self::Unmatchable,
         }
     }
 
-    /// The same tag read as a message's precondition: a message's tag names its version, a
-    /// conversation's names none.
-    fn of_message(self) -> Self {
-        match self {
-            Self::Message(v) => Self::Version(v),
-            Self::Version(_) | Self::Unmatchable => Self::Unmatchable,
-        }
-    }
-
     fn matches(self, version: Version) -> bool {
+        // A message's tag never matches here: conversations compare `Version` tags only.
         self == Self::Version(version)
+    }
+}
+
+/// The version lowercase hex digits name, if the service could have issued it.
+fn version(digits: &str) -> Option<Version> {
+    let ok = !digits.is_empty()
+        && digits.len() <= 16
+        && digits
+            .bytes()
+            .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase());
+    match i64::from_str_radix(digits, 16) {
+        Ok(v) if ok && (0..=MAX_MICROS).contains(&v) => Some(Version(v)),
+        _ => None,
     }
 }
 
@@ -178,7 +198,7 @@ impl Preconditions {
     pub fn required_versions(&self) -> Vec<Vec<Option<Version>>> {
         let as_version = |t: &Etag| match t {
             Etag::Version(v) => Some(*v),
-            Etag::Message(_) | Etag::Unmatchable => None,
+            Etag::Message(..) | Etag::Unmatchable => None,
         };
         let mut lists = Vec::new();
         if let Some(IfMatch::Tags(tags)) = &self.if_match {
@@ -203,15 +223,17 @@ impl Preconditions {
         }
     }
 
-    /// The same preconditions read for a message (update message): its tags (`"m<hex>"`) name
-    /// its versions, and a conversation's tag — even one holding the same version, as an append
-    /// gives both — matches nothing.
-    pub fn of_message(&self) -> Self {
+    /// The same preconditions read for the message of `order` (update and delete message): its
+    /// tags (`"m<order>.<hex>"`) name its versions; a conversation's tag, or another message's —
+    /// even one holding the same version, as an append or a batch gives them — matches nothing.
+    pub fn of_message(&self, order: u64) -> Self {
         Self {
-            body: self.body.map(Etag::of_message),
+            body: self.body.map(|t| t.of_message(order)),
             if_match: self.if_match.as_ref().map(|m| match m {
                 IfMatch::Any => IfMatch::Any,
-                IfMatch::Tags(tags) => IfMatch::Tags(tags.iter().map(|t| t.of_message()).collect()),
+                IfMatch::Tags(tags) => {
+                    IfMatch::Tags(tags.iter().map(|t| t.of_message(order)).collect())
+                }
             }),
         }
     }
@@ -225,7 +247,7 @@ impl Preconditions {
         let single_if_match = match &self.if_match {
             Some(IfMatch::Tags(tags)) if tags.len() == 1 => match tags[0] {
                 Etag::Version(v) => Some(v),
-                Etag::Message(_) | Etag::Unmatchable => None,
+                Etag::Message(..) | Etag::Unmatchable => None,
             },
             _ => None,
         };
@@ -261,42 +283,50 @@ mod tests {
     }
 
     #[test]
-    fn a_message_s_etag_and_its_conversation_s_never_pass_for_each_other() {
+    fn a_message_s_etag_passes_for_no_other_resource() {
         let v = Version(1_763_884_800_123_456);
-        assert_ne!(v.etag(), v.message_etag());
-        assert_eq!(Etag::parse(&v.message_etag()), Etag::Message(v));
-        assert_eq!(Etag::parse(&format!("m{:x}", v.0)), Etag::Message(v));
-        let as_conversation = |tag: &str| Preconditions {
+        assert_ne!(v.etag(), v.message_etag(3));
+        assert_ne!(v.message_etag(3), v.message_etag(4));
+        assert_eq!(Etag::parse(&v.message_etag(3)), Etag::Message(3, v));
+        assert_eq!(Etag::parse(&format!("m3.{:x}", v.0)), Etag::Message(3, v));
+        let sent = |tag: &str| Preconditions {
             body: Some(Etag::parse(tag)),
             if_match: Some(IfMatch::parse(tag).expect("a tag")),
         };
         // A conversation's write: only the conversation's tag holds.
-        assert_eq!(as_conversation(&v.etag()).check(v), Ok(()));
+        assert_eq!(sent(&v.etag()).check(v), Ok(()));
+        assert_eq!(sent(&v.message_etag(3)).check(v), Err(EtagSource::IfMatch));
+        assert_eq!(sent(&v.message_etag(3)).pinned(), None);
         assert_eq!(
-            as_conversation(&v.message_etag()).check(v),
-            Err(EtagSource::IfMatch)
-        );
-        assert_eq!(as_conversation(&v.message_etag()).pinned(), None);
-        assert_eq!(
-            as_conversation(&v.message_etag()).required_versions(),
+            sent(&v.message_etag(3)).required_versions(),
             [vec![None], vec![None]]
         );
-        // A message's write: only the message's tag holds.
+        // A message's write: only that message's tag holds.
+        assert_eq!(sent(&v.message_etag(3)).of_message(3).check(v), Ok(()));
         assert_eq!(
-            as_conversation(&v.message_etag()).of_message().check(v),
-            Ok(())
+            sent(&v.message_etag(4)).of_message(3).check(v),
+            Err(EtagSource::IfMatch)
         );
         assert_eq!(
-            as_conversation(&v.etag()).of_message().check(v),
+            sent(&v.etag()).of_message(3).check(v),
             Err(EtagSource::IfMatch)
         );
         let body_only = Preconditions {
             body: Some(Etag::parse(&v.etag())),
             if_match: Some(IfMatch::Any),
         };
-        assert_eq!(body_only.of_message().check(v), Err(EtagSource::Body));
-        assert_eq!(Etag::parse("\"mm12\""), Etag::Unmatchable);
-        assert_eq!(Etag::parse("\"m\""), Etag::Unmatchable);
+        assert_eq!(body_only.of_message(3).check(v), Err(EtagSource::Body));
+        for bad in [
+            "\"mm12\"",
+            "\"m\"",
+            "\"m3\"",
+            "\"m03.12\"",
+            "\"m.12\"",
+            "\"m3.\"",
+            "\"m3.1G\"",
+        ] {
+            assert_eq!(Etag::parse(bad), Etag::Unmatchable, "{bad}");
+        }
     }
 
     #[test]

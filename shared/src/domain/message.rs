@@ -149,7 +149,7 @@ impl Message {
         }
         out.insert("createTime".into(), self.create_time.to_string().into());
         out.insert("updateTime".into(), self.version.time().to_string().into());
-        out.insert("etag".into(), self.version.message_etag().into());
+        out.insert("etag".into(), self.version.message_etag(self.order).into());
         out
     }
 
@@ -182,24 +182,16 @@ impl Message {
     }
 }
 
-/// A message's order as a path gives it (`/messages/{order}`): `Ok(None)` for an integer that no
-/// message can have (0, negative, past [`MAX_ORDER`]), which is a 404 like any missing message;
-/// anything that is not an integer is a 400.
-pub fn parse_order(text: &str) -> Result<Option<u64>, ApiError> {
-    let digits = text.strip_prefix('-').unwrap_or(text);
-    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(ApiError::InvalidArgument(format!(
-            "a message order must be an integer, not {:?}",
-            crate::domain::ids::shorten(text)
-        )));
+/// A message's order as a path gives it (`/messages/{order}`): a positive integer no larger than
+/// [`MAX_ORDER`], or `None` for anything else (0, negative, too large, not an integer), which
+/// names no message and is a 404 like any missing one (revision 3).
+pub fn parse_order(text: &str) -> Option<u64> {
+    if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
     }
-    if text.starts_with('-') {
-        return Ok(None);
-    }
-    Ok(digits
-        .parse::<u64>()
+    text.parse::<u64>()
         .ok()
-        .filter(|o| (1..=MAX_ORDER).contains(o)))
+        .filter(|o| (1..=MAX_ORDER).contains(o))
 }
 
 /// A validated message to append.
@@ -345,21 +337,118 @@ impl NewMessage {
 /// The most messages one batch appends.
 pub const MAX_BATCH: usize = 50;
 
-/// A validated batch append: its messages, in order, and the conversation's etag.
+/// A validated batch append: its messages, in order, the conversation's etag, and the
+/// conversation's metadata keys it sets or removes.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NewBatch {
     /// 1–50 messages.
     pub messages: Vec<NewMessage>,
     /// The conversation's etag, as a precondition.
     pub etag: Option<Etag>,
+    /// `conversationMetadata`: top-level keys of the conversation's `metadata` to set
+    /// (`Some`) or remove (`None`, a JSON `null`), in the batch's own transaction.
+    pub conversation_metadata: Option<MetadataKeys>,
+}
+
+/// The most keys one `conversationMetadata` sets or removes.
+pub const MAX_METADATA_KEYS: usize = 64;
+
+/// Top-level keys of a conversation's `metadata` to set (`Some`) or remove (`None`), in key
+/// order, each following the `metadata.<key>` rule.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct MetadataKeys(pub Vec<(String, Option<Value>)>);
+
+impl MetadataKeys {
+    /// Reads `conversationMetadata`: an object of at most 64 keys, each following the
+    /// `metadata.<key>` rule, whose values are set (`null` removes the key); anything else is a
+    /// 422 naming `conversationMetadata`. A value that alone passes the 16 KiB of a
+    /// conversation's metadata is refused here, before any read.
+    fn read(value: &Value, errors: &mut Vec<FieldError>) -> Option<Self> {
+        let field = "conversationMetadata";
+        let Value::Object(map) = value else {
+            errors.push(FieldError::new(
+                field,
+                "invalid_type",
+                format!(
+                    "must be an object, not {}",
+                    crate::domain::body::kind(value)
+                ),
+            ));
+            return None;
+        };
+        let before = errors.len();
+        if map.len() > MAX_METADATA_KEYS {
+            errors.push(FieldError::new(
+                field,
+                "too_many",
+                format!("sets at most {MAX_METADATA_KEYS} keys, not {}", map.len()),
+            ));
+        }
+        for (key, value) in map {
+            if !crate::domain::mask_text::is_metadata_key(key) {
+                errors.push(FieldError::new(
+                    field,
+                    "invalid_key",
+                    format!(
+                        "key {:?} must match ^[A-Za-z_][A-Za-z0-9_-]{{0,63}}$",
+                        crate::domain::ids::shorten(key)
+                    ),
+                ));
+            } else if value.to_string().len() > MAX_METADATA_BYTES {
+                errors.push(FieldError::new(
+                    field,
+                    "too_large",
+                    format!("the value of {key:?} alone passes the {MAX_METADATA_BYTES} bytes of a conversation's metadata"),
+                ));
+            }
+        }
+        (errors.len() == before).then(|| {
+            Self(
+                map.iter()
+                    .map(|(k, v)| (k.clone(), (!v.is_null()).then(|| v.clone())))
+                    .collect(),
+            )
+        })
+    }
+
+    /// A conversation's `metadata` after these keys are set or removed (`None`: empty).
+    pub fn applied(&self, old: Option<&Map<String, Value>>) -> Option<Map<String, Value>> {
+        let mut metadata = old.cloned().unwrap_or_default();
+        for (k, v) in &self.0 {
+            match v {
+                Some(v) => metadata.insert(k.clone(), v.clone()),
+                None => metadata.remove(k),
+            };
+        }
+        (!metadata.is_empty()).then_some(metadata)
+    }
+
+    /// The keys as a JSON object (`null` for a removal), for an idempotency key's fingerprint.
+    pub fn to_json(&self) -> Value {
+        Value::Object(
+            self.0
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone().unwrap_or(Value::Null)))
+                .collect(),
+        )
+    }
 }
 
 impl NewBatch {
-    /// Reads `{"messages": [...], "etag"?}`: each message as append reads one, every broken
-    /// field of every message in one 422 (named `messages[3].content`), unknown fields a 400.
+    /// Reads `{"messages": [...], "etag"?, "conversationMetadata"?}`: each message as append
+    /// reads one, every broken field of every message in one 422 (named
+    /// `messages[3].content`), unknown fields a 400.
     pub fn from_json(map: &Map<String, Value>) -> Result<Self, ApiError> {
-        crate::domain::body::reject_unknown(map, &["messages", "etag"], &[])?;
+        crate::domain::body::reject_unknown(
+            map,
+            &["messages", "etag", "conversationMetadata"],
+            &[],
+        )?;
         let mut errors = Vec::new();
+        let conversation_metadata = match map.get("conversationMetadata") {
+            None | Some(Value::Null) => None,
+            Some(value) => MetadataKeys::read(value, &mut errors),
+        };
         let etag = match map.get("etag") {
             None | Some(Value::Null) => None,
             Some(Value::String(s)) => Some(Etag::parse(s)),
@@ -435,7 +524,11 @@ impl NewBatch {
             }
         }
         if errors.is_empty() {
-            Ok(Self { messages, etag })
+            Ok(Self {
+                messages,
+                etag,
+                conversation_metadata,
+            })
         } else {
             Err(ApiError::InvalidFields(errors))
         }
@@ -608,15 +701,25 @@ mod tests {
     }
 
     #[test]
-    fn orders_in_a_path_are_integers_and_impossible_ones_are_missing() {
-        assert_eq!(parse_order("1").expect("valid"), Some(1));
-        assert_eq!(parse_order("0042").expect("valid"), Some(42));
-        assert_eq!(parse_order("9999999999").expect("valid"), Some(MAX_ORDER));
-        for missing in ["0", "-1", "-0", "10000000000", "99999999999999999999999"] {
-            assert_eq!(parse_order(missing).expect(missing), None, "{missing}");
-        }
-        for bad in ["", "-", "one", "1.5", "1e3", " 1", "+1"] {
-            assert_eq!(parse_order(bad).expect_err(bad).status(), 400, "{bad}");
+    fn an_order_in_a_path_is_a_positive_integer_and_anything_else_names_no_message() {
+        assert_eq!(parse_order("1"), Some(1));
+        assert_eq!(parse_order("0042"), Some(42));
+        assert_eq!(parse_order("9999999999"), Some(MAX_ORDER));
+        for missing in [
+            "0",
+            "-1",
+            "-0",
+            "10000000000",
+            "99999999999999999999999",
+            "",
+            "-",
+            "one",
+            "1.5",
+            "1e3",
+            " 1",
+            "+1",
+        ] {
+            assert_eq!(parse_order(missing), None, "{missing}");
         }
     }
 
@@ -640,7 +743,10 @@ mod tests {
             ]
         );
         assert_eq!(json["updateTime"], json["createTime"]);
-        assert_eq!(json["etag"], Version(now.micros()).message_etag());
+        assert_eq!(
+            json["etag"],
+            Version(now.micros()).message_etag(json["order"].as_u64().expect("an order"))
+        );
     }
 
     fn fields(result: Result<NewMessage, ApiError>) -> Vec<(String, &'static str)> {

@@ -1,6 +1,7 @@
 //! The domain: resources, identifiers and the parsing of everything a client sends.
 
 pub mod body;
+pub mod clear;
 pub mod conversation;
 pub mod delegation;
 pub mod etag;

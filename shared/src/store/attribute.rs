@@ -59,6 +59,16 @@ pub mod attr {
     pub const DELETE: &str = "delete_time";
     pub const PURGE: &str = "purge_time";
     pub const COUNT: &str = "message_count";
+    /// The highest message order ever assigned (absent on items written before revision 3,
+    /// where it is `message_count`).
+    pub const LAST_ORDER: &str = "last_order";
+    /// The clear boundary: every message up to this order is cleared (absent: none).
+    pub const CLEARED_THROUGH: &str = "cleared_through";
+    /// When a purge made the conversation missing (microseconds): the purger's signal to delete
+    /// everything of that incarnation (template.yaml's stream filter).
+    pub const PURGED: &str = "purged_at";
+    /// An idempotency marker's conversation version after its call (its `conversationEtag`).
+    pub const CONVERSATION_VERSION: &str = "conversation_version";
     pub const REQUEST_ID: &str = "request_id";
     pub const ORDER: &str = "order";
     pub const TYPE: &str = "type";

@@ -141,26 +141,22 @@ impl Store {
     }
 
     /// Reads a conversation and its latest messages (the `FULL` view), in ascending order: its
-    /// `GetItem` and a `Query` of the newest messages are sent together, so the answer takes
-    /// one round trip. At most `limit` messages, and no more than fit in one page's budget; a
-    /// soft-deleted conversation comes without messages (`None`).
+    /// `GetItem`, then a `Query` of the newest messages it holds (the key range bounded by what
+    /// that read shows: above the clear boundary, up to the highest order). At most `limit`
+    /// messages, and no more than fit in one page's budget; a soft-deleted conversation comes
+    /// without messages (`None`).
     pub async fn get_full(
         &self,
         owner: &Owner,
         id: &ConversationId,
         limit: usize,
     ) -> Result<(Conversation, Option<Vec<Message>>), ApiError> {
-        let (header, latest) = futures_util::future::join(
-            self.read(owner, id),
-            self.latest_messages(owner, id, limit),
-        )
-        .await;
-        let conversation =
-            Self::visible(header?, Timestamp::now())?.ok_or_else(|| not_found(id))?;
+        let header = self.read(owner, id).await?;
+        let conversation = Self::visible(header, Timestamp::now())?.ok_or_else(|| not_found(id))?;
         if conversation.is_deleted() {
             return Ok((conversation, None));
         }
-        let mut messages = self.latest_of(owner, &conversation, latest?, limit).await?;
+        let mut messages = self.latest_messages(owner, &conversation, limit).await?;
         // Newest first as read: keep the newest that fit the budget, then show them oldest first.
         messages.truncate(fitting(messages.iter().map(|m| rendered_len(&m.to_json()))));
         messages.reverse();
@@ -374,13 +370,7 @@ impl Store {
                         ));
                     }
                 }
-                for (k, v) in keys {
-                    let path = [attr::METADATA.to_owned(), seed_items::metadata_key(k)];
-                    match v {
-                        Some(v) => e.set_path(&path, seed_items::metadata_value(v)),
-                        None => e.remove_path(&path),
-                    }
-                }
+                seed_items::write_metadata_keys(e, keys);
             }
         }
         for write in &u.nested {

@@ -259,6 +259,10 @@ pub fn conversation_item(c: &Conversation) -> Item {
         put(attr::TTL, n(ttl));
     }
     put(attr::COUNT, n(c.message_count));
+    put(attr::LAST_ORDER, n(c.last_order));
+    if c.cleared_through > 0 {
+        put(attr::CLEARED_THROUGH, n(c.cleared_through));
+    }
     if let Some(r) = &c.request_id {
         put(attr::REQUEST_ID, s(r.as_str()));
     }
@@ -287,6 +291,8 @@ pub fn conversation_from(item: &Item) -> Result<Conversation, ApiError> {
             .collect::<Result<Labels, _>>()?,
         None => Labels::new(),
     };
+    let message_count =
+        u64::try_from(get_n(item, attr::COUNT)?).map_err(|_| corrupt(attr::COUNT))?;
     Ok(Conversation {
         id: ConversationId::parse(get_s(item, attr::ID)?).map_err(|_| corrupt(attr::ID))?,
         owner: Owner::from_stored(
@@ -316,8 +322,14 @@ pub fn conversation_from(item: &Item) -> Result<Conversation, ApiError> {
         last_used_time: time(item, attr::LAST_USED)?,
         delete_time: opt_time(item, attr::DELETE)?,
         purge_time: opt_time(item, attr::PURGE)?,
-        message_count: u64::try_from(get_n(item, attr::COUNT)?)
-            .map_err(|_| corrupt(attr::COUNT))?,
+        message_count,
+        last_order: match opt_n(item, attr::LAST_ORDER)? {
+            Some(n) => u64::try_from(n).map_err(|_| corrupt(attr::LAST_ORDER))?,
+            // Written before revision 3: nothing was ever deleted or cleared.
+            None => message_count,
+        },
+        cleared_through: u64::try_from(opt_n(item, attr::CLEARED_THROUGH)?.unwrap_or(0))
+            .map_err(|_| corrupt(attr::CLEARED_THROUGH))?,
         request_id: opt_s(item, attr::REQUEST_ID)?.map(RequestId::from_stored),
     })
 }
@@ -429,13 +441,14 @@ pub fn marker_item(
     incarnation: Timestamp,
     request: &RequestId,
     (first, count, fingerprint): (u64, u64, &str),
-    now: Timestamp,
+    (now, conversation_version): (Timestamp, Version),
 ) -> Item {
     let mut item = marker_key(owner, id, request);
     item.insert(attr::INCARNATION.into(), n(incarnation.micros()));
     item.insert(attr::FIRST_ORDER.into(), n(first));
     item.insert(attr::MESSAGES.into(), n(count));
     item.insert(attr::FINGERPRINT.into(), s(fingerprint));
+    item.insert(attr::CONVERSATION_VERSION.into(), n(conversation_version.0));
     let expires = now.plus(MARKER_LIFETIME).unwrap_or(now);
     item.insert(attr::TTL.into(), n(expires.epoch_seconds_ceil()));
     item
@@ -444,6 +457,12 @@ pub fn marker_item(
 /// The incarnation a marker was written for.
 pub fn marker_incarnation(item: &Item) -> Option<i64> {
     get_n(item, attr::INCARNATION).ok()
+}
+
+/// The conversation's version a marker's call left (absent on markers written before
+/// revision 3).
+pub fn marker_version(item: &Item) -> Option<Version> {
+    get_n(item, attr::CONVERSATION_VERSION).ok().map(Version)
 }
 
 /// A marker's first order, number of messages and fingerprint.

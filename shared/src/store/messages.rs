@@ -8,20 +8,22 @@ use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::query::QueryOutput;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
-    DeleteRequest, KeysAndAttributes, Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem,
-    Update as TxUpdate, WriteRequest,
+    KeysAndAttributes, Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem,
+    Update as TxUpdate,
 };
 
 use super::expr::Expr;
 use super::item::{self, Item, attr};
+use super::seed_items;
 use super::{
     MAX_PAGE_BYTES, MAX_RETRIES, Page, Store, THROTTLED, backoff, classify, missing, not_found,
     rendered_len,
 };
+use crate::domain::body::MAX_METADATA_BYTES;
 use crate::domain::conversation::{Conversation, Lifecycle};
 use crate::domain::etag::{Preconditions, Version};
 use crate::domain::ids::{ConversationId, Owner, RequestId};
-use crate::domain::message::{MAX_ORDER, Message, NewMessage};
+use crate::domain::message::{MAX_ORDER, Message, MetadataKeys, NewMessage};
 use crate::domain::message_query::{MessageFilter, MessageOrder};
 use crate::domain::message_update::MessageUpdate;
 use crate::domain::page_token::PageToken;
@@ -52,19 +54,38 @@ pub struct Idempotency {
 }
 
 impl Idempotency {
-    /// The idempotency of a call of `kind` (`append`, `batch`) appending `messages`.
-    pub fn of(request_id: &RequestId, kind: &str, messages: &[NewMessage]) -> Self {
+    /// The idempotency of a call of `kind` (`append`, `batch`) appending `messages` (and, for a
+    /// batch, setting `conversationMetadata`: the same key with other state is another call).
+    pub fn of(
+        request_id: &RequestId,
+        kind: &str,
+        messages: &[NewMessage],
+        metadata: Option<&MetadataKeys>,
+    ) -> Self {
         use sha2::{Digest, Sha256};
-        let body = serde_json::json!({
+        let mut body = serde_json::json!({
             "kind": kind,
             "messages": messages.iter().map(NewMessage::fingerprint).collect::<Vec<_>>(),
         });
+        if let Some(keys) = metadata {
+            body["conversationMetadata"] = keys.to_json();
+        }
         let digest = Sha256::digest(crate::domain::body::canonical(&body).as_bytes());
         Self {
             request_id: request_id.clone(),
             fingerprint: digest.iter().map(|b| format!("{b:02x}")).collect(),
         }
     }
+}
+
+/// What an append answers: its messages, and the conversation's version after it (the
+/// `conversationEtag` of a batch, the `X-Conversation-ETag` of an append).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Appended {
+    /// The messages, in order.
+    pub messages: Vec<Message>,
+    /// The conversation's version once they were appended.
+    pub conversation_version: Version,
 }
 
 /// How an append's transaction ended when it did not commit.
@@ -111,53 +132,9 @@ fn from_position(text: &str, filter: &MessageFilter) -> Result<(i64, String), Ap
 }
 
 /// How many more `Query`s one page of messages (or the `FULL` view) may make to read past an
-/// earlier conversation's leftovers; past them it answers a short page (with a token).
+/// earlier conversation's leftovers (which the purger has not deleted yet) within the range it
+/// reads; past them it answers a short page (with a token).
 const MAX_READS_ON: usize = 8;
-
-/// Where a read of a conversation's messages goes on after it met an earlier conversation's
-/// leftovers: the rest of the order range `from..=to`, clipped to the orders the live
-/// conversation holds (`1..=messageCount` of its incarnation), as the key range and the key to
-/// start after (none: the range's first key). `None` when nothing of the live conversation can
-/// be left in it.
-fn read_on(
-    (from, to): (u64, u64),
-    live: &Conversation,
-    descending: bool,
-    last_read: &str,
-) -> Option<(String, String, Option<String>)> {
-    read_on_within(
-        (from, to.min(live.message_count)),
-        live.create_time,
-        descending,
-        last_read,
-    )
-}
-
-/// [`read_on`] within `from..=top`, the live conversation's orders of the range, of
-/// `incarnation`.
-fn read_on_within(
-    (from, top): (u64, u64),
-    incarnation: Timestamp,
-    descending: bool,
-    last_read: &str,
-) -> Option<(String, String, Option<String>)> {
-    if from > top {
-        return None;
-    }
-    let (lo, hi) = item::message_range(from, top);
-    if descending {
-        // Leftovers above the live conversation's orders were all that was read: start at the
-        // top of what it holds.
-        let after = (last_read < hi.as_str()).then(|| last_read.to_owned());
-        Some((lo, hi, after))
-    } else {
-        let live_last = item::message_sort_key(incarnation, top);
-        (last_read < live_last.as_str()).then(|| {
-            let after = (last_read > lo.as_str()).then(|| last_read.to_owned());
-            (lo, hi, after)
-        })
-    }
-}
 
 /// DynamoDB refuses a transaction of more than 100 items or 4 MB: refused here first, as a 400
 /// before any write (the body and batch limits keep every request below both — 52 items, under
@@ -201,22 +178,27 @@ impl Store {
         new: NewMessage,
         pre: &Preconditions,
         request_id: Option<&RequestId>,
-    ) -> Result<Message, ApiError> {
-        let key = request_id.map(|r| Idempotency::of(r, "append", std::slice::from_ref(&new)));
+    ) -> Result<(Message, Version), ApiError> {
+        let key =
+            request_id.map(|r| Idempotency::of(r, "append", std::slice::from_ref(&new), None));
         let mut appended = self
-            .append_messages(owner, id, &[new], pre, key.as_ref())
+            .append_messages(owner, id, &[new], pre, key.as_ref(), None)
             .await?;
-        appended
+        let message = appended
+            .messages
             .pop()
-            .ok_or_else(|| ApiError::internal("an append answered no message"))
+            .ok_or_else(|| ApiError::internal("an append answered no message"))?;
+        Ok((message, appended.conversation_version))
     }
 
-    /// Appends messages, all or none, with consecutive orders: one consistent read of the
-    /// conversation (with the idempotency marker, in one `BatchGetItem`, when the call has a key),
-    /// then one transaction that moves the conversation's count and version only if that read is
-    /// still current, puts every message (each key written once: an order is never reused), and
-    /// puts the marker (written once per key and incarnation). A repeated key answers what its
-    /// first call appended: from the marker, with one `Query` of those messages.
+    /// Appends messages, all or none, with consecutive orders after the highest ever assigned:
+    /// one consistent read of the conversation (with the idempotency marker, in one
+    /// `BatchGetItem`, when the call has a key), then one transaction that moves the
+    /// conversation's count, highest order and version — and sets or removes the
+    /// `conversationMetadata` keys, merged within 16 KiB as that read shows them — only if that
+    /// read is still current, puts every message (each key written once: an order is never
+    /// reused), and puts the marker (written once per key and incarnation). A repeated key
+    /// answers what its first call appended: from the marker, with one `Query` of those messages.
     pub async fn append_messages(
         &self,
         owner: &Owner,
@@ -224,7 +206,8 @@ impl Store {
         news: &[NewMessage],
         pre: &Preconditions,
         key: Option<&Idempotency>,
-    ) -> Result<Vec<Message>, ApiError> {
+        metadata: Option<&MetadataKeys>,
+    ) -> Result<Appended, ApiError> {
         // Every message's item within DynamoDB's limit, measured before any request: the item
         // of the highest order there can be is the largest this message can make.
         let probe = Timestamp::now();
@@ -262,16 +245,40 @@ impl Store {
                     id.name()
                 )));
             }
+            let state = match metadata {
+                Some(keys) => {
+                    let merged = keys.applied(conversation.metadata.as_ref());
+                    let size = seed_items::metadata_size(merged.as_ref());
+                    if size > MAX_METADATA_BYTES {
+                        return Err(ApiError::field(
+                            "conversationMetadata",
+                            "too_large",
+                            format!(
+                                "the conversation's metadata would be {size} bytes when serialised; \
+                                 at most {MAX_METADATA_BYTES}"
+                            ),
+                        ));
+                    }
+                    Some((keys, size))
+                }
+                None => None,
+            };
             let messages: Vec<Message> = news
                 .iter()
-                .zip(conversation.message_count + 1..)
+                .zip(conversation.last_order + 1..)
                 .map(|(new, order)| Message::appended(id.clone(), order, new, now))
                 .collect();
+            let new = Version::next(now, Some(conversation.version));
             match self
-                .append_transaction(owner, &conversation, &messages, key, now)
+                .append_transaction(owner, &conversation, &messages, key, state, (now, new))
                 .await?
             {
-                Cancelled::No => return Ok(messages),
+                Cancelled::No => {
+                    return Ok(Appended {
+                        messages,
+                        conversation_version: new,
+                    });
+                }
                 Cancelled::Repeat(marker) => {
                     let key = key.ok_or_else(|| ApiError::internal("a marker without a key"))?;
                     return self.repeated(owner, &conversation, key, &marker).await;
@@ -338,22 +345,35 @@ impl Store {
         ))
     }
 
-    /// The answer to a repeated idempotency key: what its first call appended (the marker names
-    /// the orders; one `Query` reads them), or 422 when the key came with other messages.
+    /// The answer to a repeated idempotency key: what its first call appended, each message as
+    /// it is now (the marker names the orders; one `Query` reads them, one more per further MB),
+    /// with the conversation's version the first call left; 422 when the key came with another
+    /// body; 409 `ALREADY_EXISTS` when a message it appended was deleted or cleared since —
+    /// told by the clear boundary, or by the `Query` finding fewer messages than the marker names.
     async fn repeated(
         &self,
         owner: &Owner,
         conversation: &Conversation,
         key: &Idempotency,
         marker: &Item,
-    ) -> Result<Vec<Message>, ApiError> {
+    ) -> Result<Appended, ApiError> {
         let (first, count, fingerprint) = item::marker_contents(marker)?;
         if fingerprint != key.fingerprint {
             return Err(ApiError::field(
                 "requestId",
                 "reused",
-                "this idempotency key was used with other messages; a new call needs a new key",
+                "this idempotency key was used with another body; a new call needs a new key",
             ));
+        }
+        let gone = || {
+            ApiError::AlreadyExists(format!(
+                "a message this idempotency key appended to {} was deleted or cleared since: its \
+                 first call cannot be answered again; a new call needs a new key",
+                conversation.id.name()
+            ))
+        };
+        if first <= conversation.cleared_through {
+            return Err(gone());
         }
         let last = first + count - 1;
         let (lo, hi) = item::message_range(first, last);
@@ -384,27 +404,30 @@ impl Store {
             }
         }
         if messages.len() as u64 != count {
-            return Err(ApiError::internal(
-                "an idempotency marker names messages that are not stored",
-            ));
+            return Err(gone());
         }
-        Ok(messages)
+        Ok(Appended {
+            messages,
+            // Markers written before revision 3 do not hold it: the version now.
+            conversation_version: item::marker_version(marker).unwrap_or(conversation.version),
+        })
     }
 
-    /// Runs the append transaction: the conversation's update, every message's put, and the
-    /// marker's put when the call has a key.
+    /// Runs the append transaction: the conversation's update (with the `conversationMetadata`
+    /// keys and the merged metadata's size, when given), every message's put, and the marker's
+    /// put when the call has a key.
     async fn append_transaction(
         &self,
         owner: &Owner,
         conversation: &Conversation,
         messages: &[Message],
         key: Option<&Idempotency>,
-        now: Timestamp,
+        metadata: Option<(&MetadataKeys, usize)>,
+        (now, new): (Timestamp, Version),
     ) -> Result<Cancelled, ApiError> {
         let last = messages
             .last()
             .ok_or_else(|| ApiError::internal("an append of no message"))?;
-        let new = Version::next(now, Some(conversation.version));
         let mut e = Expr::new();
         let ver = e.name(attr::VERSION);
         let read = e.value(item::n(conversation.version.0));
@@ -413,8 +436,17 @@ impl Store {
         // And the conversation has not expired since it was read.
         let visible = Self::visible_at(&mut e, now);
         e.condition(visible);
-        e.set(attr::COUNT, item::n(last.order));
+        e.set(
+            attr::COUNT,
+            item::n(conversation.message_count + messages.len() as u64),
+        );
+        e.set(attr::LAST_ORDER, item::n(last.order));
         e.set(attr::LAST_USED, item::n(now.micros()));
+        if let Some((keys, size)) = metadata {
+            // The state the turn changed, in the turn's own transaction.
+            seed_items::write_metadata_keys(&mut e, &keys.0);
+            e.set(attr::METADATA_BYTES, item::n(size));
+        }
         // The conversation moves up the by-activity index.
         e.set(
             attr::GSI2_SK,
@@ -447,7 +479,7 @@ impl Store {
                 conversation.create_time,
                 &key.request_id,
                 (first, messages.len() as u64, &key.fingerprint),
-                now,
+                (now, new),
             );
             size += item::stored_size(&marker);
             let mut m = Expr::new();
@@ -559,64 +591,31 @@ impl Store {
         }
     }
 
-    async fn delete_keys(&self, keys: Vec<Item>) -> Result<(), ApiError> {
-        let mut pending: Vec<WriteRequest> = keys
-            .into_iter()
-            .map(|key| {
-                DeleteRequest::builder()
-                    .set_key(Some(key))
-                    .build()
-                    .map(|d| WriteRequest::builder().delete_request(d).build())
-            })
-            .collect::<Result<_, _>>()
-            .map_err(ApiError::internal)?;
-        for attempt in 0..MAX_RETRIES {
-            if pending.is_empty() {
-                return Ok(());
-            }
-            let out = self
-                .client
-                .batch_write_item()
-                .request_items(self.table.clone(), std::mem::take(&mut pending))
-                .send()
-                .await
-                .map_err(classify)?;
-            pending = out
-                .unprocessed_items
-                .and_then(|mut u| u.remove(&self.table))
-                .unwrap_or_default();
-            backoff(attempt).await;
-        }
-        Err(ApiError::Aborted(
-            "DynamoDB left deletes unprocessed; the purge will be retried".into(),
-        ))
-    }
-
-    /// Reads one message by its order: the conversation's `GetItem` and a `Query` of that
-    /// order's key prefix, sent together (one round trip). 404 when the conversation is missing,
-    /// soft-deleted or another owner's, or has no message of that order.
+    /// Reads one message by its order: the conversation's `GetItem`, then — only for an order
+    /// it holds (above its clear boundary, at most its highest order) — a `Query` of that
+    /// order's keys, newest incarnation first. 404 when the conversation is missing,
+    /// soft-deleted or another owner's, or has no message of that order (never assigned,
+    /// deleted or cleared).
     pub async fn get_message(
         &self,
         owner: &Owner,
         id: &ConversationId,
         order: u64,
     ) -> Result<Message, ApiError> {
-        let (lo, hi) = item::message_range(order, order);
-        // The newest incarnations first: the live conversation is the newest, so its message is
-        // the first item, whatever earlier conversations of the id left at this order.
-        let (header, out) = futures_util::future::join(
-            self.read(owner, id),
-            self.messages_query(owner, id, &lo, &hi, true, 2, None),
-        )
-        .await;
-        let conversation = Self::live(header?, id)?;
+        let conversation = Self::live(self.read(owner, id).await?, id)?;
         let message_not_found = || ApiError::NotFound(format!("{}/messages/{order}", id.name()));
-        if order > conversation.message_count {
+        if !conversation.holds(order) {
             return Err(message_not_found());
         }
+        let (lo, hi) = item::message_range(order, order);
+        // The live conversation is the newest incarnation, so its message is the first item,
+        // whatever earlier conversations of the id left at this order.
         let live = conversation.create_time.micros().max(0);
-        let mut out = out?;
+        let mut after: Option<String> = None;
         loop {
+            let out = self
+                .messages_query(owner, id, &lo, &hi, true, 2, after.as_deref())
+                .await?;
             for i in out.items.as_deref().unwrap_or_default() {
                 let incarnation = item::sort_key(i)
                     .ok()
@@ -633,10 +632,70 @@ impl Store {
             let Some(key) = out.last_evaluated_key else {
                 return Err(message_not_found());
             };
-            let after = item::sort_key(&key)?.to_owned();
-            out = self
-                .messages_query(owner, id, &lo, &hi, true, 2, Some(&after))
-                .await?;
+            after = Some(item::sort_key(&key)?.to_owned());
+        }
+    }
+
+    /// The error for a message whose etag the client sent is not its version: the message is
+    /// stale (409/412) only while the conversation holds it — live, not soft-deleted, this
+    /// incarnation, the order not cleared; otherwise it is not there (404), as it is without a
+    /// precondition. One read of the conversation, on this error path only.
+    pub(super) async fn stale_message(
+        &self,
+        owner: &Owner,
+        id: &ConversationId,
+        message: &Message,
+        incarnation: i64,
+        source_kind: crate::error::EtagSource,
+    ) -> ApiError {
+        let conversation = match self.read(owner, id).await {
+            Ok(item) => Self::live(item, id),
+            Err(e) => return e,
+        };
+        match conversation {
+            Ok(c) if c.create_time.micros() == incarnation && c.holds(message.order) => {
+                ApiError::Stale {
+                    resource: message.name(),
+                    source_kind,
+                }
+            }
+            Ok(_) | Err(ApiError::NotFound(_)) => ApiError::NotFound(message.name()),
+            Err(other) => other,
+        }
+    }
+
+    /// The stored message of an order and its sort key: one consistent `Query` of that order's
+    /// keys, newest incarnation first — the live conversation's, unless a refusal named another
+    /// (`incarnation`). `None` when there is none (a conversation that is not there has none).
+    pub(super) async fn message_of_order(
+        &self,
+        owner: &Owner,
+        id: &ConversationId,
+        order: u64,
+        incarnation: Option<i64>,
+    ) -> Result<Option<(String, Message)>, ApiError> {
+        let (lo, hi) = item::message_range(order, order);
+        let out = self
+            .messages_query(owner, id, &lo, &hi, true, 8, None)
+            .await?;
+        let items = out.items.unwrap_or_default();
+        let inc = |i: &Item| {
+            item::sort_key(i)
+                .ok()
+                .and_then(item::message_key_parts)
+                .map(|(_, inc)| inc)
+        };
+        let mut candidates: Vec<&Item> = items.iter().collect();
+        candidates.sort_by_key(|i| std::cmp::Reverse(inc(i)));
+        let found = candidates
+            .into_iter()
+            .find(|i| incarnation.is_none_or(|want| inc(i) == Some(want)));
+        match found {
+            Some(stored) => Ok(Some((
+                item::sort_key(stored)?.to_owned(),
+                item::message_from(id, stored)?,
+            ))),
+            None => Ok(None),
         }
     }
 
@@ -655,51 +714,27 @@ impl Store {
         pre: &Preconditions,
     ) -> Result<Message, ApiError> {
         // The message's etag is the precondition; a conversation's names none of its versions.
-        let pre = &pre.of_message();
-        let (lo, hi) = item::message_range(order, order);
+        let pre = &pre.of_message(order);
         // The incarnation the conversation turned out to have, once a refusal said so.
         let mut incarnation: Option<i64> = None;
         let mut pinned: Option<Version> = None;
         for attempt in 0..MAX_RETRIES {
-            let out = self
-                .messages_query(owner, id, &lo, &hi, true, 8, None)
-                .await?;
-            let items = out.items.unwrap_or_default();
-            // Newest incarnation first (the key's suffix): the live one unless a refusal said.
-            let mut candidates: Vec<&Item> = items.iter().collect();
-            candidates.sort_by_key(|i| {
-                std::cmp::Reverse(
-                    item::sort_key(i)
-                        .ok()
-                        .and_then(item::message_key_parts)
-                        .map(|(_, inc)| inc),
-                )
-            });
-            let found = candidates.into_iter().find(|i| {
-                incarnation.is_none_or(|want| {
-                    item::sort_key(i)
-                        .ok()
-                        .and_then(item::message_key_parts)
-                        .is_some_and(|(_, inc)| inc == want)
-                })
-            });
             // Missing conversation or missing message alike: 404 (update message's own rule).
-            let Some(stored) = found else {
+            let Some((sort_key, old)) =
+                self.message_of_order(owner, id, order, incarnation).await?
+            else {
                 return Err(ApiError::NotFound(format!(
                     "{}/messages/{order}",
                     id.name()
                 )));
             };
-            let sort_key = item::sort_key(stored)?.to_owned();
             let (_, this_incarnation) = item::message_key_parts(&sort_key)
                 .ok_or_else(|| ApiError::internal("a message key without its parts"))?;
-            let old = item::message_from(id, stored)?;
-            let resource = old.name();
-            pre.check(old.version)
-                .map_err(|source_kind| ApiError::Stale {
-                    resource: resource.clone(),
-                    source_kind,
-                })?;
+            if let Err(source_kind) = pre.check(old.version) {
+                return Err(self
+                    .stale_message(owner, id, &old, this_incarnation, source_kind)
+                    .await);
+            }
             let mut edited = update.apply(&old)?;
             let now = Timestamp::now();
             let created = Timestamp::from_micros(this_incarnation)
@@ -712,10 +747,11 @@ impl Store {
                 self.conversation_touch(
                     owner,
                     id,
-                    this_incarnation,
+                    (this_incarnation, order),
                     now,
                     pinned,
                     conversation_version,
+                    false,
                 )?,
             ];
             let Some(reasons) = self.transact(items).await? else {
@@ -726,6 +762,13 @@ impl Store {
                     let live = Self::visible(old_conversation.clone(), now)?
                         .filter(|c| !c.is_deleted())
                         .ok_or_else(|| not_found(id))?;
+                    if !live.holds(order) {
+                        // Cleared since it was read.
+                        return Err(ApiError::NotFound(format!(
+                            "{}/messages/{order}",
+                            id.name()
+                        )));
+                    }
                     if live.create_time.micros() != this_incarnation {
                         // The message read was an earlier conversation's leftover.
                         incarnation = Some(live.create_time.micros());
@@ -776,16 +819,20 @@ impl Store {
         self.tx_update(key, &e, false)
     }
 
-    /// The conversation half of an edit: a new version (so its etag moves), only while it is the
-    /// live, visible conversation of the message's incarnation.
-    fn conversation_touch(
+    /// The conversation half of a message's edit or deletion: a new version (so its etag
+    /// moves) and, for a deletion, one message less in its count — only while it is the live,
+    /// visible conversation of the message's incarnation and still holds the message's order
+    /// (not cleared since).
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn conversation_touch(
         &self,
         owner: &Owner,
         id: &ConversationId,
-        incarnation: i64,
+        (incarnation, order): (i64, u64),
         now: Timestamp,
         pinned: Option<Version>,
         new: Version,
+        deletes: bool,
     ) -> Result<TransactWriteItem, ApiError> {
         let mut e = Expr::new();
         let (pk, del, create) = (e.name(attr::PK), e.name(attr::DELETE), e.name(attr::CREATE));
@@ -793,6 +840,12 @@ impl Store {
         let this = e.value(item::n(incarnation));
         e.condition(format!(
             "attribute_exists({pk}) AND {visible} AND attribute_not_exists({del}) AND {create} = {this}"
+        ));
+        let cleared = e.name(attr::CLEARED_THROUGH);
+        let order_v = e.value(item::n(order));
+        // The message was not cleared since it was read.
+        e.condition(format!(
+            "attribute_not_exists({cleared}) OR {cleared} < {order_v}"
         ));
         let ver = e.name(attr::VERSION);
         match pinned {
@@ -808,14 +861,21 @@ impl Store {
             }
         }
         e.set(attr::VERSION, item::n(new.0));
+        if deletes {
+            // `messageCount` is the messages held now; the highest order stays.
+            let (count, one) = (e.name(attr::COUNT), e.value(item::n(1)));
+            e.set_clause(format!("{count} = {count} - {one}"));
+        }
         self.tx_update(Self::key(owner, id), &e, true)
     }
 
-    /// Lists a conversation's messages in either order, within an order range: one `Query` of
-    /// that key range per page, and the conversation's `GetItem` sent alongside (so every page,
-    /// not just the first, is 404 once the conversation was deleted, expired, or purged and
-    /// created again). Only the range's items are read; a `type` filter and an earlier
-    /// incarnation's leftovers are dropped after the read, so a page may be short.
+    /// Lists a conversation's messages in either order, within an order range: the
+    /// conversation's `GetItem`, then one `Query` per page of the range clipped to what the
+    /// conversation holds — above its clear boundary, up to its highest order — so a cleared
+    /// range is never read, and every page (not just the first) is 404 once the conversation
+    /// was deleted or expired, and its tokens 400 once it was purged and created again. A `type`
+    /// filter and an earlier incarnation's leftovers are dropped after the read (a page may be
+    /// short); where leftovers took room in a page, it reads on (at most [`MAX_READS_ON`]).
     pub async fn list_messages(
         &self,
         owner: &Owner,
@@ -830,47 +890,55 @@ impl Store {
             }
             None => None,
         };
-        let filter = &query.filter;
-        if filter.is_empty() {
-            // Nothing can match; the conversation must still be there.
-            Self::live(self.read(owner, id).await?, id)?;
-            return Ok(Page {
-                items: Vec::new(),
-                next_page_token: None,
-            });
-        }
-        let (lo, hi) = item::message_range(filter.from, filter.to);
-        let descending = query.order == MessageOrder::Descending;
-        let limit = query.page_size + 1;
-        let (header, out) = futures_util::future::join(
-            self.read(owner, id),
-            self.messages_query(
-                owner,
-                id,
-                &lo,
-                &hi,
-                descending,
-                limit,
-                start.as_ref().map(|(_, key)| key.as_str()),
-            ),
-        )
-        .await;
-        let conversation = Self::live(header?, id)?;
+        let conversation = Self::live(self.read(owner, id).await?, id)?;
         let incarnation = conversation.create_time;
         if start
             .as_ref()
             .is_some_and(|(i, _)| *i != incarnation.micros())
         {
-            // The token belongs to an earlier conversation of this id.
-            return Err(not_found(id));
+            // The token belongs to an earlier conversation of this id (purged or expired, then
+            // created again): it is not a token of this one.
+            return Err(ApiError::InvalidArgument(format!(
+                "pageToken was issued for an earlier conversation of {}",
+                id.name()
+            )));
         }
-        let mut out = out?;
+        let filter = &query.filter;
+        let empty = || Page {
+            items: Vec::new(),
+            next_page_token: None,
+        };
+        let from = filter.from.max(conversation.cleared_through + 1);
+        let to = filter.to.min(conversation.last_order);
+        if filter.is_empty() || from > to {
+            return Ok(empty());
+        }
+        let (lo, hi) = item::message_range(from, to);
+        let descending = query.order == MessageOrder::Descending;
+        // Where the token's page ended, within the range as it is now: a clear since then may
+        // have moved its start past it (oldest first: start at the boundary; newest first:
+        // nothing is left below it).
+        let mut after = match start.map(|(_, key)| key) {
+            Some(key) if key.as_str() < lo.as_str() => match descending {
+                true => return Ok(empty()),
+                false => None,
+            },
+            Some(key) if key.as_str() > hi.as_str() => match descending {
+                true => None,
+                false => return Ok(empty()),
+            },
+            other => other,
+        };
+        let limit = query.page_size + 1;
         let mut messages = Vec::new();
         let mut bytes = 0;
         let mut last_kept = None;
         for reads in 0.. {
+            let out = self
+                .messages_query(owner, id, &lo, &hi, descending, limit, after.as_deref())
+                .await?;
             let more_in_table = out.last_evaluated_key.is_some();
-            let items = out.items.take().unwrap_or_default();
+            let items = out.items.unwrap_or_default();
             let Some(last) = items.last() else {
                 break;
             };
@@ -912,20 +980,7 @@ impl Store {
                 let next = Some(last_read);
                 return Ok(self.message_page(owner, &scope, incarnation, messages, next));
             }
-            match read_on(
-                (filter.from, filter.to),
-                &conversation,
-                descending,
-                &last_read,
-            ) {
-                Some((lo, hi, after)) => {
-                    out = self
-                        .messages_query(owner, id, &lo, &hi, descending, limit, after.as_deref())
-                        .await?;
-                }
-                // Nothing of the live conversation is left in the range.
-                None => break,
-            }
+            after = Some(last_read);
         }
         Ok(self.message_page(owner, &scope, incarnation, messages, None))
     }
@@ -949,37 +1004,29 @@ impl Store {
         }
     }
 
-    /// The newest `limit` message items of a conversation, any incarnation, newest first: the
-    /// `FULL` view's `Query`, sent alongside the conversation's read ([`Store::latest_of`] keeps
-    /// the live conversation's).
+    /// The latest `limit` messages a conversation holds, newest first (the `FULL` view's
+    /// half): one `Query` of its orders above the clear boundary, up to its highest order,
+    /// newest first — reading on where an earlier conversation's leftovers took room in it
+    /// (at most [`MAX_READS_ON`] more).
     pub(super) async fn latest_messages(
         &self,
         owner: &Owner,
-        id: &ConversationId,
-        limit: usize,
-    ) -> Result<QueryOutput, ApiError> {
-        let (lo, hi) = item::message_range(1, MAX_ORDER);
-        self.messages_query(owner, id, &lo, &hi, true, limit, None)
-            .await
-    }
-
-    /// The live conversation's latest `limit` messages, newest first, from the `FULL` view's
-    /// first `Query` ([`Store::latest_messages`]). Where an earlier conversation of the id left
-    /// messages the purger has not deleted yet, they took room in that page: the read goes on
-    /// below them, within the orders the live conversation holds, until `limit` are kept or none
-    /// is left (at most [`MAX_READS_ON`] more `Query`s; never without leftovers).
-    pub(super) async fn latest_of(
-        &self,
-        owner: &Owner,
         conversation: &Conversation,
-        first: QueryOutput,
         limit: usize,
     ) -> Result<Vec<Message>, ApiError> {
         let id = &conversation.id;
-        let mut out = first;
         let mut kept = Vec::new();
+        let from = conversation.cleared_through + 1;
+        if from > conversation.last_order {
+            return Ok(kept);
+        }
+        let (lo, hi) = item::message_range(from, conversation.last_order);
+        let mut after: Option<String> = None;
         for _ in 0..=MAX_READS_ON {
-            let items = out.items.take().unwrap_or_default();
+            let out = self
+                .messages_query(owner, id, &lo, &hi, true, limit, after.as_deref())
+                .await?;
+            let items = out.items.unwrap_or_default();
             let mut leftovers = false;
             for i in &items {
                 if !item::of_incarnation(i, conversation.create_time) {
@@ -988,20 +1035,13 @@ impl Store {
                     kept.push(item::message_from(id, i)?);
                 }
             }
-            let last_read = match items.last() {
-                Some(i) => item::sort_key(i)?.to_owned(),
-                None => break,
+            let (Some(key), true) = (out.last_evaluated_key, leftovers) else {
+                break;
             };
-            if kept.len() >= limit || out.last_evaluated_key.is_none() || !leftovers {
+            if kept.len() >= limit {
                 break;
             }
-            let Some((lo, hi, after)) = read_on((1, MAX_ORDER), conversation, true, &last_read)
-            else {
-                break;
-            };
-            out = self
-                .messages_query(owner, id, &lo, &hi, true, limit, after.as_deref())
-                .await?;
+            after = Some(item::sort_key(&key)?.to_owned());
         }
         Ok(kept)
     }
@@ -1053,69 +1093,11 @@ impl Store {
             .filter(|c| !c.is_deleted())
             .ok_or_else(|| not_found(id))
     }
-
-    /// Deletes the messages of one incarnation of a conversation that nothing can reach any more
-    /// (the stream purger): one consistent keys-only `Query` of the conversation's messages per
-    /// page, and `BatchWriteItem`s of 25 of those whose key names that incarnation. A later
-    /// conversation of the same id has other keys, so its messages are never touched. Returns
-    /// how many it deleted; a retried purge deletes what is left.
-    pub async fn purge_messages(
-        &self,
-        partition: &str,
-        incarnation: Timestamp,
-    ) -> Result<usize, ApiError> {
-        let (lo, hi) = item::message_range(1, MAX_ORDER);
-        let mut deleted = 0;
-        let mut start: Option<Item> = None;
-        loop {
-            let mut e = Expr::new();
-            let (pk, sk) = (e.name(attr::PK), e.name(attr::SK));
-            let (pk_v, lo_v, hi_v) = (
-                e.value(item::s(partition)),
-                e.value(item::s(lo.as_str())),
-                e.value(item::s(hi.as_str())),
-            );
-            let out = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression(format!(
-                    "{pk} = {pk_v} AND {sk} BETWEEN {lo_v} AND {hi_v}"
-                ))
-                .projection_expression(format!("{pk}, {sk}"))
-                // Consistent: a message appended just before its conversation expired is seen.
-                .consistent_read(true)
-                .set_expression_attribute_names(e.names())
-                .set_expression_attribute_values(e.values())
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(classify)?;
-            let keys: Vec<Item> = out
-                .items
-                .unwrap_or_default()
-                .into_iter()
-                .filter(|k| item::of_incarnation(k, incarnation))
-                .collect();
-            for chunk in keys.chunks(25) {
-                deleted += chunk.len();
-                self.delete_keys(chunk.to_vec()).await?;
-            }
-            match out.last_evaluated_key {
-                Some(key) => start = Some(key),
-                None => return Ok(deleted),
-            }
-        }
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn key(incarnation: i64, order: u64) -> String {
-        item::message_sort_key(Timestamp::from_micros(incarnation).expect("valid"), order)
-    }
 
     #[test]
     fn a_transaction_past_dynamodb_s_limits_is_a_400() {
@@ -1125,40 +1107,5 @@ mod tests {
             assert_eq!(refused.status(), 400, "{items} items, {bytes} bytes");
             assert!(refused.to_string().contains("DynamoDB allows 100 items"));
         }
-    }
-
-    #[test]
-    fn reading_on_newest_first_starts_at_the_live_conversation_s_top_below_leftovers_above_it() {
-        let live = Timestamp::from_micros(2_000).expect("valid");
-        let (lo, hi) = item::message_range(1, 5);
-        // Only leftovers above order 5 were read: start at the top of 1..=5.
-        assert_eq!(
-            read_on_within((1, 5), live, true, &key(1_000, 60)),
-            Some((lo.clone(), hi.clone(), None))
-        );
-        // Within the range: go on below the last key read.
-        let last = key(1_000, 4);
-        assert_eq!(
-            read_on_within((1, 5), live, true, &last),
-            Some((lo, hi, Some(last)))
-        );
-        // A range above what the live conversation holds has nothing to read.
-        assert_eq!(read_on_within((7, 5), live, true, &key(1_000, 9)), None);
-    }
-
-    #[test]
-    fn reading_on_oldest_first_stops_once_past_the_live_conversation_s_last_key() {
-        let live = Timestamp::from_micros(2_000).expect("valid");
-        let (lo, hi) = item::message_range(1, 5);
-        let last = key(1_000, 3);
-        assert_eq!(
-            read_on_within((1, 5), live, false, &last),
-            Some((lo, hi, Some(last)))
-        );
-        // A leftover at the top order sorts before the live message there: read on.
-        assert!(read_on_within((1, 5), live, false, &key(1_000, 5)).is_some());
-        // The live conversation's last message, or anything after it: done.
-        assert_eq!(read_on_within((1, 5), live, false, &key(2_000, 5)), None);
-        assert_eq!(read_on_within((1, 5), live, false, &key(1_000, 6)), None);
     }
 }

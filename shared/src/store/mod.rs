@@ -8,6 +8,7 @@
 pub mod attribute;
 mod conversations;
 pub mod count;
+mod erasure;
 pub mod expr;
 pub mod item;
 mod messages;
@@ -32,7 +33,7 @@ use crate::error::ApiError;
 use item::{Item, attr};
 
 pub use conversations::ListQuery;
-pub use messages::{Idempotency, MessageQuery};
+pub use messages::{Appended, Idempotency, MessageQuery};
 pub use sdk::classify;
 
 /// How often a write is retried when its condition failed only because another writer got in

@@ -169,6 +169,18 @@ pub fn metadata(m: Option<&Map<String, Value>>) -> AttributeValue {
     )
 }
 
+/// Sets (`Some`) or removes (`None`) top-level keys of a conversation's `metadata` in place:
+/// its stored map always exists, so each key is one path of the write.
+pub fn write_metadata_keys(e: &mut super::expr::Expr, keys: &[(String, Option<Value>)]) {
+    for (k, v) in keys {
+        let path = [attr::METADATA.to_owned(), metadata_key(k)];
+        match v {
+            Some(v) => e.set_path(&path, metadata_value(v)),
+            None => e.remove_path(&path),
+        }
+    }
+}
+
 /// The serialised size of a metadata object, as its 16 KiB limit counts it.
 pub fn metadata_size(m: Option<&Map<String, Value>>) -> usize {
     m.map_or(0, |m| serde_json::to_vec(m).map_or(usize::MAX, |v| v.len()))

@@ -82,6 +82,40 @@ pub enum Command {
     GetMessage { id: String, order: u64 },
     /// Edit (or redact) a message.
     UpdateMessage(UpdateMessage),
+    /// Delete a message for good (its order is never given again); prints it as it was.
+    DeleteMessage {
+        id: String,
+        order: u64,
+        /// The message's etag (precondition).
+        #[arg(long)]
+        etag: Option<String>,
+    },
+    /// Clear a conversation's messages — every one, those up to --through, or all but the last
+    /// --keep-last — and print the conversation.
+    Clear {
+        id: String,
+        /// Clear the messages up to this order.
+        #[arg(long, conflicts_with = "keep_last")]
+        through: Option<u64>,
+        /// Keep the last N messages (0–999) and clear those before them (one read of the last
+        /// N + 1 first; nothing is written when the conversation holds no more than N).
+        #[arg(long, value_parser = clap::value_parser!(u32).range(0..=999))]
+        keep_last: Option<u32>,
+        /// The conversation's etag (precondition).
+        #[arg(long)]
+        etag: Option<String>,
+    },
+    /// Erase a conversation and every message of it now (live or soft-deleted): its id is free
+    /// for a create at once.
+    Purge {
+        id: String,
+        /// A missing conversation is not an error.
+        #[arg(long)]
+        allow_missing: bool,
+        /// The conversation's etag (precondition).
+        #[arg(long)]
+        etag: Option<String>,
+    },
     /// List a conversation's messages, oldest first.
     Messages {
         id: String,

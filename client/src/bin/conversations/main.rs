@@ -15,8 +15,9 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use conversations_client::{
-    Client, ConversationInput, CreateOptions, DeleteOptions, Error, ListConversations,
-    ListMessages, MessageInput, MessagePatch, UpdateOptions, View,
+    ClearOptions, Client, ConversationInput, CreateOptions, DeleteMessageOptions, DeleteOptions,
+    Error, ListConversations, ListMessages, MessageInput, MessagePatch, PurgeOptions,
+    UpdateOptions, View,
 };
 use futures_util::{StreamExt, TryStreamExt};
 
@@ -117,7 +118,8 @@ async fn run(cli: Cli) -> Result<(), Error> {
             message.metadata = args::json_object("--metadata", a.metadata.as_deref())?;
             message.tool_call_id = a.tool_call_id;
             message.etag = a.etag;
-            out.message(&client.append_message(&a.id, &message, a.request_id).await?);
+            let appended = client.append_message(&a.id, &message, a.request_id).await?;
+            out.message(&appended.message);
         }
         Command::GetMessage { id, order } => {
             out.message(&client.get_message(&id, order).await?);
@@ -134,6 +136,51 @@ async fn run(cli: Cli) -> Result<(), Error> {
                 .update_message(&a.id, a.order, &patch, mask.as_deref(), None)
                 .await?;
             out.message(&updated);
+        }
+        Command::DeleteMessage { id, order, etag } => {
+            let options = DeleteMessageOptions {
+                etag,
+                if_match: None,
+            };
+            out.message(&client.delete_message(&id, order, options).await?);
+        }
+        Command::Clear {
+            id,
+            through,
+            keep_last,
+            etag,
+        } => {
+            let through = match keep_last {
+                // --keep-last 0: every message, as without an order.
+                None | Some(0) => through,
+                Some(n) => match before_last(&client, &id, n).await? {
+                    Some(through) => Some(through),
+                    // Nothing before the last N: nothing to clear.
+                    None => {
+                        out.conversation(&client.get_conversation(&id, View::Basic).await?);
+                        return Ok(());
+                    }
+                },
+            };
+            let options = ClearOptions {
+                through_order: through,
+                etag,
+                if_match: None,
+            };
+            out.conversation(&client.clear_messages(&id, options).await?);
+        }
+        Command::Purge {
+            id,
+            allow_missing,
+            etag,
+        } => {
+            let options = PurgeOptions {
+                etag,
+                if_match: None,
+                allow_missing,
+            };
+            client.purge_conversation(&id, options).await?;
+            out.purged(&id);
         }
         Command::Messages {
             id,
@@ -191,6 +238,17 @@ async fn messages(
     };
     found.sort_by_key(|m| m.order);
     Ok(found)
+}
+
+/// The order to clear through to keep the last `keep` (1–999) messages: that of the newest
+/// message before them, or `None` when the conversation holds no more than `keep`. One request:
+/// the last `keep + 1` messages, newest first. A message appended meanwhile has a higher order,
+/// and is kept too.
+async fn before_last(client: &Client, id: &str, keep: u32) -> Result<Option<u64>, Error> {
+    let page = client
+        .list_messages_page(id, &ListMessages::last(keep + 1), None)
+        .await?;
+    Ok(page.messages.get(keep as usize).and_then(|m| m.order))
 }
 
 impl args::Fields {

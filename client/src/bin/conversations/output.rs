@@ -1,8 +1,31 @@
 //! What the command line prints: JSON with `--json` (one resource per line for lists, so `jq`
 //! and line-oriented tools can read them), else a readable table.
 
+use std::io::Write;
+
 use conversations_client::{Conversation, Message};
 use serde::Serialize;
+
+/// Writes one line to standard output. When the reader has gone (`conversations messages … |
+/// head`), the output is no longer wanted: the process ends quietly with success instead of
+/// panicking as `println!` does on a closed pipe.
+fn emit(line: std::fmt::Arguments<'_>) {
+    let mut out = std::io::stdout().lock();
+    if let Err(e) = out.write_fmt(format_args!("{line}\n")) {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+        eprintln!("conversations: cannot write to standard output: {e}");
+        std::process::exit(1);
+    }
+}
+
+/// `println!` through [`emit`].
+macro_rules! say {
+    ($($arg:tt)*) => {
+        emit(format_args!($($arg)*))
+    };
+}
 
 pub struct Out {
     pub json: bool,
@@ -10,7 +33,7 @@ pub struct Out {
 
 fn json_line(value: &impl Serialize) {
     match serde_json::to_string(value) {
-        Ok(line) => println!("{line}"),
+        Ok(line) => say!("{line}"),
         Err(e) => eprintln!("conversations: cannot render JSON: {e}"),
     }
 }
@@ -73,10 +96,10 @@ impl Out {
             ("etag", or_dash(c.etag.as_deref()).to_owned()),
         ];
         for (name, value) in rows {
-            println!("{name:<13} {value}");
+            say!("{name:<13} {value}");
         }
         if let Some(messages) = &c.messages {
-            println!();
+            say!("");
             self.messages(messages);
         }
     }
@@ -85,12 +108,15 @@ impl Out {
         if self.json {
             return list.iter().for_each(json_line);
         }
-        println!(
+        say!(
             "{:<38} {:<11} {:>8}  {:<27}  DISPLAY NAME",
-            "ID", "STATE", "MESSAGES", "LAST USED"
+            "ID",
+            "STATE",
+            "MESSAGES",
+            "LAST USED"
         );
         for c in list {
-            println!(
+            say!(
                 "{:<38} {:<11} {:>8}  {:<27}  {}",
                 or_dash(c.id()),
                 state(c),
@@ -99,6 +125,14 @@ impl Out {
                 one_line(or_dash(c.display_name.as_deref()), 60)
             );
         }
+    }
+
+    /// What purge answers: `{}`, or a line saying it.
+    pub fn purged(&self, id: &str) {
+        if self.json {
+            return say!("{{}}");
+        }
+        say!("conversations/{id} purged");
     }
 
     pub fn message(&self, m: &Message) {
@@ -121,7 +155,7 @@ impl Out {
             if let Some(id) = &m.tool_call_id {
                 text = format!("[answers {id}] {text}");
             }
-            println!(
+            say!(
                 "{:>6}  {:<6}  {}  {}",
                 m.order.unwrap_or(0),
                 kind,

@@ -12,7 +12,8 @@ use std::io::{BufWriter, Write};
 use std::path::Path;
 
 use conversations_client::{
-    Client, Conversation, CreateOptions, Error, ListMessages, Message, MessageInput, View,
+    BatchOptions, Client, Conversation, CreateOptions, Error, ListMessages, Message, MessageInput,
+    View,
 };
 use futures_util::TryStreamExt;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -153,6 +154,23 @@ fn chunks(messages: &[MessageInput], from: usize, size: usize) -> Vec<std::ops::
     ranges
 }
 
+/// How many of the file's messages an earlier run of this import appended to `created`: the
+/// highest order it holds (the conversation is this import's, so order n is the file's n-th
+/// message). Not `messageCount`, which counts what it holds now: a message deleted or cleared
+/// since would make the rerun append the last ones again. One read of the last message, only
+/// when it holds any. What was deleted from the end of the copy is appended again (at new
+/// orders); a copy whose messages all went shows no order, and the rerun starts again from the
+/// file's first message.
+async fn held(client: &Client, created: &Conversation) -> Result<u64, Error> {
+    let (Some(id), Some(1..)) = (created.id(), created.message_count) else {
+        return Ok(0);
+    };
+    let last = client
+        .list_messages_page(id, &ListMessages::last(1), None)
+        .await?;
+    Ok(last.messages.first().and_then(|m| m.order).unwrap_or(0))
+}
+
 /// Creates the conversation of the export at `path` (as `id`, else its own id, else one the
 /// service picks) and appends its messages in batches of `chunk`; completes it if the original
 /// was completed.
@@ -185,14 +203,18 @@ pub async fn import(
     // with the conversation that run made): batches are all or none, so it holds a prefix of
     // the file, and this run sends the rest.
     let total = transcript.messages.len();
-    let held = usize::try_from(created.message_count.unwrap_or(0)).map_or(total, |h| h.min(total));
+    let held = usize::try_from(held(client, &created).await?).map_or(total, |h| h.min(total));
     let bar = progress(total as u64, "import");
     bar.set_position(held as u64);
     for range in chunks(&transcript.messages, held, chunk.into()) {
         let batch = &transcript.messages[range.clone()];
         let key = batch_key(digest, &target, &range);
+        let options = BatchOptions {
+            request_id: Some(key),
+            ..BatchOptions::default()
+        };
         client
-            .batch_append_messages(&target, batch, None, Some(key))
+            .batch_append_messages(&target, batch, options)
             .await?;
         bar.set_position(range.end as u64);
     }

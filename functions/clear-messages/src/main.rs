@@ -1,0 +1,10 @@
+//! Lambda entry point of `POST /v1/conversations/{id}/messages/clear`.
+
+use conversations::App;
+use conversations::lambda_http::{Error, run, service_fn};
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> Result<(), Error> {
+    let app = App::from_env().await;
+    run(service_fn(|req| clear_messages::handle(&app, req))).await
+}
