@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# make lint: rustfmt, clippy (warnings are errors), cfn-lint and sam validate --lint.
+# make lint: rustfmt, clippy (warnings are errors), cfn-lint, sam validate --lint, and ruff and
+# mypy --strict over the Python client (python/, in .venv-python: scripts/python.sh).
 source "$(dirname "$0")/lib.sh"
 cd "$ROOT"
 
@@ -16,3 +17,5 @@ log "cfn-lint template.yaml"
 log "sam validate --lint"
 AWS_ACCESS_KEY_ID="${AWS_ACCESS_KEY_ID:-x}" AWS_SECRET_ACCESS_KEY="${AWS_SECRET_ACCESS_KEY:-x}" \
   "$VENV/bin/sam" validate --lint --template template.yaml --region "${AWS_REGION:-us-east-1}"
+log "the Python client: ruff check, ruff format --check, mypy --strict"
+"$ROOT/scripts/python.sh" lint

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # make test: every test. Installs what it needs, starts a throwaway DynamoDB Local on a free port
 # and cargo lambda watch (the whole API over HTTP, for the end-to-end tests), then runs the unit,
-# in-process handler, concurrency and end-to-end tests, and Schemathesis against the same stack.
+# in-process handler, concurrency and end-to-end tests, Schemathesis and the Python client's tests
+# against the same stack.
 source "$(dirname "$0")/lib.sh"
 cd "$ROOT"
 # The black-box tests prefer a deployed stage when STAGING_API_URL is set (make staging-test):
@@ -50,7 +51,8 @@ for route in "GET /v1/conversations" "POST /v1/conversations" "GET /v1/conversat
   "PATCH /v1/conversations/warm" "DELETE /v1/conversations/warm" "POST /v1/conversations/warm/undelete" \
   "POST /v1/conversations/warm/complete" "POST /v1/conversations/warm/messages" "GET /v1/conversations/warm/messages" \
   "GET /v1/conversations/warm/messages/1" "PATCH /v1/conversations/warm/messages/1" \
-  "POST /v1/conversations/warm/messages/batch" "PUT /v1/conversations"; do
+  "DELETE /v1/conversations/warm/messages/1" "POST /v1/conversations/warm/messages/batch" \
+  "POST /v1/conversations/warm/messages/clear" "POST /v1/conversations/warm/purge" "PUT /v1/conversations"; do
   curl --silent --show-error --max-time 120 -o /dev/null -X "${route%% *}" "http://127.0.0.1:$WATCH_PORT${route#* }"
 done
 
@@ -100,6 +102,13 @@ run_part schemathesis SKIP_SCHEMATHESIS "running schemathesis against the same s
 run_part verdict SKIP_SCHEMATHESIS "testing the Schemathesis verdict" \
   "$VENV/bin/python" -W ignore -m unittest scripts/test_schemathesis_verdict.py
 
+# The Python client (python/) against the same stack: its own venv (.venv-python, reused when
+# python/pyproject.toml and python/requirements-dev.txt are unchanged), then pytest (.ci/run
+# unsets SKIP_PYTHON).
+run_part python SKIP_PYTHON "running the Python client's tests against the same stack" \
+  env -u CONVERSATIONS_TOKEN -u CONVERSATIONS_OWNER CONVERSATIONS_URL="$API_BASE_URL" \
+  "$ROOT/scripts/python.sh" test
+
 # The benchmark harness in smoke mode (every scenario, a few invocations each, seconds): make bench
 # must keep working. Its figures are not looked at; its load test's read-back is.
 run_part bench SKIP_BENCH_SMOKE "running the benchmarks in smoke mode" "$ROOT/scripts/bench.sh" --smoke
@@ -117,11 +126,13 @@ logged="$(grep -Eo '^function log: [0-9]+ request lines, [0-9]+ answered 5xx' "$
 report schemathesis schemathesis SKIP_SCHEMATHESIS \
   "$generated test cases, 0 service failures, $lost response(s) lost by the emulator; functions' log: $logged"
 report verdict "schemathesis verdict tests" SKIP_SCHEMATHESIS "made-up reports judged as they must be"
+pytest_line="$(grep -E '^=*[ ]*[0-9]+ passed' "$WORK/python.log" 2>/dev/null | tail -1 | sed -E 's/^=+ //; s/ =+$//' || true)"
+report python "python client tests" SKIP_PYTHON "${pytest_line:-no pytest summary}"
 report bench "bench smoke" SKIP_BENCH_SMOKE "every scenario ran; .local/bench-smoke/RESULTS.md"
 targets="$(grep -c '^fuzz: .* passed' "$WORK/fuzz.log" 2>/dev/null || true)"
 report fuzz "fuzz smoke" SKIP_FUZZ_SMOKE "$targets targets, 10 s each, 0 crashes"
 [ "$status" = 0 ] || exit "$status"
-for part in schemathesis verdict bench fuzz; do
+for part in schemathesis verdict python bench fuzz; do
   result="$(cat "$WORK/$part.status")"
   case "$result" in skipped | 0) ;; *) exit "$result" ;; esac
 done
