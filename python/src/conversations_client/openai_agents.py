@@ -48,8 +48,10 @@ import contextlib
 import copy
 import json
 import re
+import threading
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from typing import Any, TypeVar, cast
 
 try:
@@ -450,6 +452,26 @@ async def _settle(awaitable: Awaitable[T]) -> T:
     return result
 
 
+@dataclass
+class _LoopState:
+    client: AsyncClient
+    lock: asyncio.Lock
+
+
+def _twin(client: AsyncClient) -> AsyncClient:
+    """A new client configured as ``client`` (its own connection pool, for another loop)."""
+    config = client._core.config
+    return AsyncClient(
+        config.base_url,
+        # An empty string sends none and reads no variable: the twin has the same identity.
+        token=config.token or "",
+        owner=config.owner or "",
+        on_behalf_of=config.on_behalf_of,
+        retry=config.retry,
+        timeout=config.timeout,
+    )
+
+
 class ConversationsSession(SessionABC):
     """A session of the OpenAI Agents SDK stored in the Conversations API.
 
@@ -496,7 +518,15 @@ class ConversationsSession(SessionABC):
         self._user_from_context = user_from_context
         self._owns_client = client is None
         self._client = client if client is not None else AsyncClient()
-        self._lock = asyncio.Lock()
+        # Per event loop: the client and the lock serialising this object's calls. One loop is
+        # the usual case. An httpx connection pool belongs to the loop that opened it, so a
+        # session that made its own client and is driven from a new loop each time (the SDK's
+        # ``run_sync`` on new loops, a script's ``asyncio.run`` per turn, threads) gets a twin of
+        # that client and a lock for each new loop, as ``SQLiteSession`` works from any loop;
+        # those of closed loops are dropped. A client given is used on every loop as it is.
+        self._loops: dict[asyncio.AbstractEventLoop, _LoopState] = {}
+        self._loops_lock = threading.Lock()
+        self._client_bound = False
         self._closed = False
 
     # Who the calls are made as.
@@ -509,8 +539,29 @@ class ConversationsSession(SessionABC):
                 return user
         return self._user
 
+    def _loop_state(self) -> _LoopState:
+        loop = asyncio.get_running_loop()
+        with self._loops_lock:
+            state = self._loops.get(loop)
+            if state is None:
+                for old in [other for other in self._loops if other.is_closed()]:
+                    del self._loops[old]
+                if not self._owns_client or not self._client_bound:
+                    client = self._client  # a client given, or the first loop's own
+                    self._client_bound = True
+                else:
+                    client = _twin(self._client)
+                state = self._loops[loop] = _LoopState(client, asyncio.Lock())
+            return state
+
+    @property
+    def _lock(self) -> asyncio.Lock:
+        """This loop's lock: each call on this object runs alone (as ``RedisSession``'s)."""
+        return self._loop_state().lock
+
     def _client_for(self, user: str | None) -> AsyncClient:
-        return self._client if user is None else self._client.acting_for(user)
+        client = self._loop_state().client
+        return client if user is None else client.acting_for(user)
 
     def _check_not_closed(self) -> None:
         if self._closed:
@@ -774,4 +825,11 @@ class ConversationsSession(SessionABC):
             if not self._owns_client:
                 return
             self._closed = True
-            await self._client.aclose()
+            current = asyncio.get_running_loop()
+            with self._loops_lock:
+                states, self._loops = self._loops, {}
+            for loop, state in states.items():
+                if loop is current:
+                    await state.client.aclose()
+                elif loop.is_running():  # another thread's loop: close it there
+                    asyncio.run_coroutine_threadsafe(state.client.aclose(), loop)
