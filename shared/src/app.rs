@@ -34,6 +34,9 @@ pub struct Config {
     /// `CONVERSATIONS_DELEGATION_SCOPE`: the OAuth scope that lets a caller send
     /// `X-On-Behalf-Of` (default [`DEFAULT_DELEGATION_SCOPE`]).
     pub delegation_scope: String,
+    /// `CONVERSATIONS_WRITE_LAYOUT`: the layout creates write, `4` (default) or `3` while a
+    /// deployed stack moves from layout 3 (docs/deploy.md).
+    pub write_layout: i64,
 }
 
 /// The delegation scope when `CONVERSATIONS_DELEGATION_SCOPE` is unset or empty: a Cognito
@@ -74,11 +77,21 @@ impl Config {
             }
             _ => DEFAULT_DELEGATION_SCOPE.to_owned(),
         };
+        let write_layout = match std::env::var("CONVERSATIONS_WRITE_LAYOUT").as_deref() {
+            Err(_) | Ok("") | Ok("4") => 4,
+            Ok("3") => 3,
+            Ok(other) => {
+                return Err(format!(
+                    "CONVERSATIONS_WRITE_LAYOUT must be 3 or 4, not {other:?}"
+                ));
+            }
+        };
         Ok(Self {
             table,
             auth,
             token_key,
             delegation_scope,
+            write_layout,
         })
     }
 }
@@ -96,7 +109,8 @@ impl App {
     /// An app over a client built elsewhere (tests). DynamoDB requests are counted for the
     /// log lines when the client's configuration comes from [`dynamodb_config`].
     pub fn new(config: Config, client: Client) -> Self {
-        let store = Store::new(client, config.table.clone(), config.token_key.clone());
+        let store = Store::new(client, config.table.clone(), config.token_key.clone())
+            .writing_layout(config.write_layout);
         Self { config, store }
     }
 

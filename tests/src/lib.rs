@@ -423,6 +423,7 @@ impl TestApp {
                 auth,
                 token_key: TokenKey::new("test-key"),
                 delegation_scope: delegation_scope.into(),
+                write_layout: conversations::store::item::LAYOUT,
             },
             Client::from_conf(config.build()),
         );
@@ -590,13 +591,34 @@ impl TestApp {
         }
     }
 
-    /// The stored conversation item, read around the counter.
+    /// The stored conversation, read around the counter: its head item with the large fields
+    /// its body holds (layout 4: `store::split`), or its whole item (layout 3). `None` when the
+    /// head is gone.
     pub async fn stored(&self, owner: &str, id: &str) -> Option<HashMap<String, AttributeValue>> {
+        let mut head = self.stored_item(owner, id, "C").await?;
+        if let Some(body) = self.stored_item(owner, id, "B").await {
+            for name in conversations::store::split::BODY_ATTRIBUTES {
+                if let Some(value) = body.get(name) {
+                    head.insert(name.to_owned(), value.clone());
+                }
+            }
+        }
+        Some(head)
+    }
+
+    /// One stored item of a conversation's collection by its sort key (`C` its head, `B` its
+    /// body), read around the counter.
+    pub async fn stored_item(
+        &self,
+        owner: &str,
+        id: &str,
+        sort_key: &str,
+    ) -> Option<HashMap<String, AttributeValue>> {
         self.raw
             .get_item()
             .table_name(&self.table)
             .key("pk", AttributeValue::S(format!("CONV#{owner}#{id}")))
-            .key("sk", AttributeValue::S("C".into()))
+            .key("sk", AttributeValue::S(sort_key.into()))
             .consistent_read(true)
             .send()
             .await

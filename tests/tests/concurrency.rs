@@ -89,8 +89,8 @@ async fn racing_appends_get_gap_free_orders() {
     assert_eq!(attr_n(&stored, "message_count"), Some(50));
     assert_eq!(
         t.collection(&o, &i).await.len(),
-        51,
-        "the conversation and 50 messages, nothing more"
+        52,
+        "the conversation's head and body and 50 messages, nothing more"
     );
     let listed = t
         .call(
@@ -419,7 +419,11 @@ async fn racing_batches_and_single_appends_stay_gap_free_with_each_batch_consecu
     assert_eq!(all, (1..=40).collect::<Vec<u64>>(), "gap-free, none shared");
     let stored = t.stored(&o, &i).await.expect("stored");
     assert_eq!(attr_n(&stored, "message_count"), Some(40));
-    assert_eq!(t.collection(&o, &i).await.len(), 41);
+    assert_eq!(
+        t.collection(&o, &i).await.len(),
+        42,
+        "head, body, 40 messages"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -240,7 +240,7 @@ async fn every_single_message_answer_carries_its_etag_header_and_append_the_conv
 }
 
 #[tokio::test]
-async fn a_mask_of_many_kinds_of_paths_is_still_one_update_item() {
+async fn a_mask_of_many_kinds_of_paths_is_one_read_and_one_transaction() {
     let t = TestApp::new().await;
     let (o, i) = (owner(), id());
     t.create(
@@ -267,7 +267,8 @@ async fn a_mask_of_many_kinds_of_paths_is_still_one_update_item() {
         )
         .await;
     assert_eq!(res.status, 200, "{}", res.body);
-    assert_eq!(t.counter.take(), ["UpdateItem"]);
+    // Large fields among them: the conversation read, then head and body in one transaction.
+    assert_eq!(t.counter.take(), ["Query", "TransactWriteItems"]);
     let b = &res.body;
     assert_eq!(b["displayName"], "new");
     assert!(

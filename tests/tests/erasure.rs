@@ -332,8 +332,9 @@ async fn a_clear_of_thousands_of_messages_makes_the_requests_of_a_clear_of_ten()
     assert_eq!(
         costs[0],
         (
-            vec!["GetItem".to_owned(), "Query".into(), "UpdateItem".into()],
-            vec![5]
+            vec!["Query".to_owned(), "Query".into(), "UpdateItem".into()],
+            // The conversation's head and body, then the kept range.
+            vec![2, 5]
         )
     );
 }

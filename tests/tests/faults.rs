@@ -43,7 +43,8 @@ async fn throttling_after_the_sdk_retries_is_429_with_retry_after_and_writes_not
             .create(&o, &i, json!({"agents": ["a"], "displayName": "before"}))
             .await;
         proxy.take_seen();
-        proxy.inject("*", throttled, 3);
+        // The head's write (the body's read beside it is not throttled).
+        proxy.inject("UpdateItem", throttled, 3);
         let patch = Req::new(Method::Update)
             .owner(&o)
             .id(&i)
@@ -52,7 +53,12 @@ async fn throttling_after_the_sdk_retries_is_429_with_retry_after_and_writes_not
         res.assert_problem(429, "RESOURCE_EXHAUSTED");
         assert_eq!(res.header("retry-after"), Some("1"));
         assert!(elapsed < BOUND, "bounded: {elapsed:?}");
-        assert_eq!(proxy.take_seen().len(), 3, "three attempts, then the 429");
+        let writes = proxy
+            .take_seen()
+            .into_iter()
+            .filter(|(op, _)| op == "UpdateItem")
+            .count();
+        assert_eq!(writes, 3, "three attempts, then the 429");
         let stored = t.call(Req::new(Method::Get).owner(&o).id(&i)).await;
         assert_eq!(stored.body, created, "the throttled PATCH wrote nothing");
         // Once DynamoDB has capacity again, the same request succeeds.
@@ -244,14 +250,14 @@ async fn a_create_with_a_request_id_whose_answers_are_lost_makes_one_conversatio
             .json(json!({"agents": ["a"], "displayName": "once"}))
     };
     // Every attempt's answer is lost: the first applied, the client sees a 503 and retries.
-    proxy.inject("PutItem", LOST, 3);
+    proxy.inject("TransactWriteItems", LOST, 3);
     let request_id = uuid::Uuid::new_v4().to_string();
     let res = t.call(create(&request_id)).await;
     res.assert_problem(503, "UNAVAILABLE");
     let retried = t.call(create(&request_id)).await;
     assert_eq!(retried.status, 201, "{}", retried.body);
     // One answer is lost: the SDK's own retry finds the conversation this request created.
-    proxy.inject("PutItem", LOST, 1);
+    proxy.inject("TransactWriteItems", LOST, 1);
     let other_request = uuid::Uuid::new_v4().to_string();
     let second = t.call(create(&other_request)).await;
     assert_eq!(second.status, 201, "{}", second.body);
@@ -274,7 +280,7 @@ async fn a_create_whose_answer_is_lost_is_answered_by_the_sdk_retry_without_a_re
     for conversation_id in [Some(id()), None] {
         // The first attempt creates the conversation and its answer is lost; the SDK's retry
         // finds the item that very attempt wrote: 201, not 409 for an id the caller never had.
-        proxy.inject("PutItem", LOST, 1);
+        proxy.inject("TransactWriteItems", LOST, 1);
         let mut create = Req::new(Method::Create)
             .owner(&o)
             .json(json!({"agents": ["a"], "metadata": {"n": 1.5, "s": "x"}}));
@@ -446,6 +452,7 @@ async fn appends_land_even_when_instances_sdk_token_generators_collide() {
             auth: conversations::AuthMode::Header,
             token_key: conversations::domain::page_token::TokenKey::new("test-key"),
             delegation_scope: conversations::app::DEFAULT_DELEGATION_SCOPE.into(),
+            write_layout: conversations::store::item::LAYOUT,
         },
         aws_sdk_dynamodb::Client::from_conf(config),
     );
@@ -473,11 +480,11 @@ async fn the_tests_request_counter_counts_calls_not_the_sdk_s_retries() {
     t.counter.take();
     proxy.take_seen();
     // One attempt fails as a timeout would on a loaded machine; the SDK's retry succeeds.
-    proxy.inject("GetItem", SERVER_ERROR, 1);
+    proxy.inject("Query", SERVER_ERROR, 1);
     let res = t.call(Req::new(Method::Get).owner(&o).id(&i)).await;
     assert_eq!(res.status, 200);
     assert_eq!(proxy.take_seen().len(), 2, "two attempts reached DynamoDB");
-    assert_eq!(t.counter.take(), ["GetItem"], "one call");
+    assert_eq!(t.counter.take(), ["Query"], "one call");
 }
 
 #[tokio::test]

@@ -14,7 +14,7 @@ use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::AttributeValue;
 use conversations::domain::page_token::TokenKey;
 use conversations::domain::time::Timestamp;
-use conversations::store::{item, migrate, schema};
+use conversations::store::{item, migrate, schema, split};
 use conversations::{App, AuthMode, Config};
 use futures_util::future::join_all;
 use serde_json::{Value, json};
@@ -190,7 +190,8 @@ async fn a_layout_1_table_is_migrated_in_place_and_then_read_as_written_by_this_
         ))
         .await;
     assert_eq!(patched.status, 200, "{}", patched.body);
-    assert_eq!(t.counter.take(), ["UpdateItem"]);
+    // Split by the migration: a write of its large fields reads it and writes head and body.
+    assert_eq!(t.counter.take(), ["Query", "TransactWriteItems"]);
     assert_eq!(
         patched.body["metadata"],
         json!({"channel": "phone", "n": [1, 2]})
@@ -266,6 +267,7 @@ impl OwnTable {
             auth,
             token_key: TokenKey::new("test-key"),
             delegation_scope: conversations::app::DEFAULT_DELEGATION_SCOPE.into(),
+            write_layout: conversations::store::item::LAYOUT,
         };
         Self {
             app: App::new(config, raw.clone()),
@@ -314,32 +316,55 @@ impl OwnTable {
         }
     }
 
+    /// A conversation's head with what its body holds (layout 4), or its whole item.
     async fn conversation(&self, pk: &str) -> Option<Item> {
+        let mut head = self.item(pk, "C").await?;
+        if let Some(body) = self.item(pk, "B").await {
+            for name in split::BODY_ATTRIBUTES {
+                if let Some(value) = body.get(name) {
+                    head.insert(name.to_owned(), value.clone());
+                }
+            }
+        }
+        Some(head)
+    }
+
+    async fn item(&self, pk: &str, sk: &str) -> Option<Item> {
         self.raw
             .get_item()
             .table_name(&self.table)
             .key("pk", s(pk))
-            .key("sk", s("C"))
+            .key("sk", s(sk))
             .consistent_read(true)
             .send()
             .await
-            .expect("read a conversation")
+            .expect("read an item")
             .item
     }
-}
 
-/// Whether a conversation item has layout 3's shapes.
-fn is_layout_3(conversation: &Item) -> bool {
-    matches!(conversation.get("metadata"), Some(AttributeValue::M(_)))
-        && [
-            "metadata_bytes",
-            "quality_metadata",
-            "call_metadata",
-            "data_source",
-            "gsi2pk",
-        ]
-        .iter()
-        .all(|k| conversation.contains_key(*k))
+    /// Whether a conversation is stored as layout 4 writes it: a head without the large fields
+    /// and a body of the same version, together of layout 3's shapes.
+    async fn is_layout_4(&self, pk: &str) -> bool {
+        let (Some(head), Some(body)) = (self.item(pk, "C").await, self.item(pk, "B").await) else {
+            return false;
+        };
+        let whole = self.conversation(pk).await.unwrap_or_default();
+        head.contains_key("body_version")
+            && head.get("body_version") == body.get("body_version")
+            && split::BODY_ATTRIBUTES
+                .iter()
+                .all(|k| !head.contains_key(*k))
+            && matches!(whole.get("metadata"), Some(AttributeValue::M(_)))
+            && [
+                "metadata_bytes",
+                "quality_metadata",
+                "call_metadata",
+                "data_source",
+                "gsi2pk",
+            ]
+            .iter()
+            .all(|k| whole.contains_key(*k))
+    }
 }
 
 /// The orders of a collection's message items, and whether every one is keyed as layout 3 writes.
@@ -418,7 +443,7 @@ async fn a_conversation_written_between_the_scan_and_its_rewrite_keeps_what_was_
         "at the append's version"
     );
     assert_eq!(stored.get("last_used_time"), written.get("last_used_time"));
-    assert!(is_layout_3(&stored), "{stored:?}");
+    assert!(t.is_layout_4(&pk).await, "{stored:?}");
     assert!(t.conversation(&gone_pk).await.is_none(), "not resurrected");
     assert_eq!((report.conversations, report.refused), (1, 2), "{report:?}");
     let next = t
@@ -436,16 +461,50 @@ async fn a_conversation_written_between_the_scan_and_its_rewrite_keeps_what_was_
     assert_eq!(got.body["metadata"], json!({"channel": "web", "n": [1, 2]}));
 }
 
+/// A conversation item as layout 3 wrote it: the whole conversation in one item.
+fn layout_3(owner: &str, id: &str, created: i64) -> Item {
+    use conversations::domain::conversation::{NewConversation, Writable};
+    use conversations::domain::ids::{ConversationId, Owner};
+    let at = Timestamp::from_micros(created).expect("valid");
+    let body = json!({"agents": ["bot"], "labels": {"team": "billing"}, "metadata": {"channel": "web"},
+        "callMetadata": {"customerChannel": 1}});
+    let w = Writable::from_json(body.as_object().expect("object"), at, false).expect("valid");
+    let c = NewConversation::try_from(w)
+        .expect("new")
+        .into_conversation(
+            ConversationId::parse(id).expect("id"),
+            Owner::from_claim(owner).expect("owner"),
+            None,
+            at,
+        );
+    item::conversation_item(&c)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn appends_racing_the_migration_are_all_kept_and_every_conversation_ends_in_layout_3() {
-    // Arrange: a table of 40 layout-2 conversations.
+async fn appends_racing_the_migration_from_layout_2_are_all_kept_and_every_conversation_ends_in_layout_4()
+ {
+    appends_racing_the_migration(2).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn appends_racing_the_migration_from_layout_3_are_all_kept_and_every_conversation_ends_in_layout_4()
+ {
+    appends_racing_the_migration(3).await;
+}
+
+async fn appends_racing_the_migration(layout: i64) {
+    // Arrange: a table of 40 conversations of that layout.
     const CONVERSATIONS: usize = 40;
     const WRITERS: usize = 4;
-    let t = OwnTable::new(AuthMode::Header, Some(2)).await;
+    let t = OwnTable::new(AuthMode::Header, Some(layout)).await;
     let o = owner();
     let ids: Vec<String> = (0..CONVERSATIONS).map(|_| id()).collect();
     let created = Timestamp::now().micros() - 10_000_000;
-    t.put(ids.iter().map(|i| layout_2(&o, i, created))).await;
+    let old = |i: &String| match layout {
+        2 => layout_2(&o, i, created),
+        _ => layout_3(&o, i, created),
+    };
+    t.put(ids.iter().map(old)).await;
     let done = AtomicBool::new(false);
 
     // Act: writers append (some with an idempotency key) until the migration has finished.
@@ -502,7 +561,7 @@ async fn appends_racing_the_migration_are_all_kept_and_every_conversation_ends_i
         let pk = format!("CONV#{o}#{conversation}");
         let collection = t.collection(&pk).await;
         let stored = t.conversation(&pk).await.expect("stored");
-        assert!(is_layout_3(&stored), "{conversation}: {stored:?}");
+        assert!(t.is_layout_4(&pk).await, "{conversation}: {stored:?}");
         let (orders, keyed) = message_orders(&collection);
         assert!(keyed, "{conversation}");
         let count = attr_n(&stored, "message_count").expect("a count");
@@ -608,7 +667,7 @@ async fn an_owner_key_moved_while_an_old_writer_appends_keeps_the_append() {
     let moved = t.conversation(&new_pk).await.expect("moved");
     assert_eq!(attr_n(&moved, "message_count"), Some(4));
     assert_eq!(attr_n(&moved, "updated_at"), Some(created + 4));
-    assert!(is_layout_3(&moved), "{moved:?}");
+    assert!(t.is_layout_4(&new_pk).await, "{moved:?}");
     assert_eq!(
         (report.conversations, report.messages),
         (1, 4),

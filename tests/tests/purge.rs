@@ -281,12 +281,16 @@ async fn writes_that_leave_nothing_unreachable_neither_pass_the_filters_nor_purg
     let mut all = stream.records_of(&o, &i).await;
     assert_eq!(
         all.len(),
-        18,
-        "create, 3 × (message, count), batch (2 messages, count), edit (message, conversation), \
-         delete message (message, count), update, complete, delete, undelete"
+        19,
+        "create (head, body), 3 × (message, count), batch (2 messages, count), edit (message, \
+         conversation), delete message (message, count), update, complete, delete, undelete"
     );
     all.extend(stream.records_of(&o, &empty).await);
-    assert_eq!(all.len(), 20, "and the empty one's create and clear");
+    assert_eq!(
+        all.len(),
+        22,
+        "and the empty one's create (head, body) and clear"
+    );
     assert!(all.iter().all(|r| !passes_purger_filters(&r.record)));
     let answer = invoke(&p, stream_event(&all)).await.expect("handled");
     assert_eq!(answer, handled_all());
@@ -449,7 +453,7 @@ async fn a_purge_s_record_deletes_its_messages_markers_and_item_and_nothing_else
     assert!(t.stored(&o, &neighbour).await.is_some());
 
     // The purger's own delete of the item is a REMOVE the filters pass: it finds nothing left,
-    // at the cost of one keys-only Query.
+    // at the cost of one keys-only Query and one conditional delete of a body already gone.
     let records = delivered(&t, &o, &i).await;
     assert_eq!(records.len(), 2);
     assert_eq!(records[1].record["eventName"], "REMOVE");
@@ -458,7 +462,7 @@ async fn a_purge_s_record_deletes_its_messages_markers_and_item_and_nothing_else
         .await
         .expect("handled");
     assert_eq!(answer, handled_all());
-    assert_eq!(t.counter.take(), ["Query"]);
+    assert_eq!(t.counter.take(), ["Query", "DeleteItem"]);
     let answer = invoke(&p, stream_event(&records)).await.expect("handled");
     assert_eq!(answer, handled_all(), "redelivered: harmless");
     assert!(t.collection(&o, &i).await.is_empty());
@@ -504,6 +508,8 @@ async fn a_create_under_a_purged_id_before_the_purger_ran_keeps_its_own_item_mar
     kept.sort();
     assert_eq!(markers(&t, &o, &i).await, kept, "only its markers");
     assert_eq!(incarnation(&t, &o, &i).await, new, "its item stays");
+    let body = t.stored_item(&o, &i, "B").await.expect("and its body");
+    assert_eq!(attr_n(&body, "create_time"), Some(new), "its own body");
     let got = t.call(Req::new(Method::Get).owner(&o).id(&i)).await;
     assert_eq!(got.status, 200);
     assert_eq!(got.body["messageCount"], 2);
@@ -775,8 +781,9 @@ async fn a_batch_that_failed_for_good_is_replayed_from_the_stream_through_the_pu
     let answer = invoke(&p, failure_record(&stream, first, last))
         .await
         .expect("replayed");
-    assert_eq!(answer, json!({"purged": 4}));
+    assert_eq!(answer, json!({"purged": 5}), "four messages and the body");
     assert_eq!(messages(&t, &o, &invoked).await, 0);
+    assert!(t.collection(&o, &invoked).await.is_empty());
 }
 
 #[tokio::test]

@@ -1,8 +1,9 @@
 //! The seed APIs' remaining fields (`qualityMetadata`, `callMetadata`, `dataSource`, `sources`,
 //! `phoneNumber`) and fully qualified update-mask paths (AIP-161): stored as native maps and
-//! lists, rendered everywhere, and written leaf by leaf in one `UpdateItem` whatever the stored
-//! item already holds — absent parent, present parent, the other member of `dataSource`, the
-//! last leaf removed.
+//! lists, rendered everywhere, and written leaf by leaf whatever the stored conversation already
+//! holds — absent parent, present parent, the other member of `dataSource`, the last leaf removed:
+//! applied to the conversation read and written with its body in one transaction (layout 4), and
+//! every answer equal to what a read then shows.
 
 use api_tests::{Method, Req, Res, TestApp, id, owner};
 use aws_sdk_dynamodb::types::AttributeValue;
@@ -16,15 +17,16 @@ fn patch(o: &str, i: &str, mask: &str, body: Value) -> Req {
         .json(body)
 }
 
-/// Patches, asserts a 200 made with one `UpdateItem`, and returns the body.
+/// Patches, asserts a 200 made with one read and one transaction (the large fields' write),
+/// and returns the body.
 async fn patched(t: &TestApp, o: &str, i: &str, mask: &str, body: Value) -> Value {
     t.counter.take();
     let res = t.call(patch(o, i, mask, body)).await;
     assert_eq!(res.status, 200, "{mask}: {}", res.body);
     assert_eq!(
         t.counter.take(),
-        ["UpdateItem"],
-        "{mask}: one request, no read first"
+        ["Query", "TransactWriteItems"],
+        "{mask}: one read of head and body, one transaction"
     );
     let read = t.call(Req::new(Method::Get).owner(o).id(i)).await;
     assert_eq!(

@@ -293,10 +293,14 @@ fn deployed_functions_get_the_table_and_only_the_list_functions_the_token_key() 
     let names: Vec<&str> = globals.keys().filter_map(Value::as_str).collect();
     // Without CONVERSATIONS_AUTH the functions read the caller from the JWT authorizer's `sub`
     // and ignore X-Owner-Id (tests/tests/handlers.rs proves the handler side); the delegation
-    // scope is the stack's parameter.
+    // scope and the layout creates write are the stack's parameters.
     assert_eq!(
         names,
-        ["CONVERSATIONS_TABLE", "CONVERSATIONS_DELEGATION_SCOPE"]
+        [
+            "CONVERSATIONS_TABLE",
+            "CONVERSATIONS_DELEGATION_SCOPE",
+            "CONVERSATIONS_WRITE_LAYOUT"
+        ]
     );
     assert_eq!(
         serde_yaml_ng::to_string(&globals[&Value::from("CONVERSATIONS_DELEGATION_SCOPE")])
@@ -454,18 +458,36 @@ fn the_fields_parameters_name_every_rendered_field() {
 /// The DynamoDB actions each REST function's policy grants on the table, besides the layout
 /// marker's `GetItem` that every function makes at init: what its handler calls, a
 /// `TransactWriteItems` counted as the item actions it holds (IAM authorises it item by item).
-/// `list-conversations` reads only the indexes (checked with its resources below).
+/// `list-conversations` queries the indexes, and reads bodies from the table (checked with its
+/// resources below).
 const GRANTS: [(&str, &[&str]); 15] = [
     ("create-conversation", &["dynamodb:PutItem"]),
-    ("get-conversation", &["dynamodb:GetItem", "dynamodb:Query"]),
-    ("list-conversations", &["dynamodb:Query"]),
+    ("get-conversation", &["dynamodb:Query"]),
+    (
+        "list-conversations",
+        &["dynamodb:BatchGetItem", "dynamodb:Query"],
+    ),
     (
         "update-conversation",
-        &["dynamodb:PutItem", "dynamodb:UpdateItem"],
+        &[
+            "dynamodb:GetItem",
+            "dynamodb:PutItem",
+            "dynamodb:Query",
+            "dynamodb:UpdateItem",
+        ],
     ),
-    ("delete-conversation", &["dynamodb:UpdateItem"]),
-    ("undelete-conversation", &["dynamodb:UpdateItem"]),
-    ("complete-conversation", &["dynamodb:UpdateItem"]),
+    (
+        "delete-conversation",
+        &["dynamodb:GetItem", "dynamodb:UpdateItem"],
+    ),
+    (
+        "undelete-conversation",
+        &["dynamodb:GetItem", "dynamodb:UpdateItem"],
+    ),
+    (
+        "complete-conversation",
+        &["dynamodb:GetItem", "dynamodb:UpdateItem"],
+    ),
     ("purge-conversation", &["dynamodb:UpdateItem"]),
     (
         "append-message",

@@ -59,8 +59,8 @@ pub struct Work {
 /// Which items of an incarnation go.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum What {
-    /// Every message: TTL removed the conversation item (at its expiry or purge time), or a
-    /// create took its id over after it expired.
+    /// Every message, and the body: TTL removed the conversation item (at its expiry or purge
+    /// time), or a create took its id over after it expired (and replaced the body).
     Messages,
     /// The messages of orders `1..=through`: a clear moved the boundary to `through`. From the
     /// first order, not from the old boundary: what an earlier clear's purge left (its record

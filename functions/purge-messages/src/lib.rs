@@ -105,7 +105,13 @@ impl Purger {
         let every = (1, conversations::domain::message::MAX_ORDER);
         let (partition, incarnation) = (work.partition.as_str(), work.incarnation);
         match work.what {
-            What::Messages => store.purge_messages(partition, incarnation, every).await,
+            What::Messages => {
+                let messages = store.purge_messages(partition, incarnation, every).await?;
+                // Layout 4: the body of a removed incarnation (a create over an expired one
+                // replaced it already; then it stays).
+                let body = store.purge_body(partition, incarnation).await?;
+                Ok(messages + usize::from(body))
+            }
             What::Cleared { through } => {
                 store
                     .purge_messages(partition, incarnation, (1, through))

@@ -3,6 +3,7 @@
 pub mod body;
 pub mod clear;
 pub mod conversation;
+pub mod conversation_update;
 pub mod delegation;
 pub mod etag;
 pub mod field_mask;

@@ -69,6 +69,9 @@ pub mod attr {
     pub const PURGED: &str = "purged_at";
     /// An idempotency marker's conversation version after its call (its `conversationEtag`).
     pub const CONVERSATION_VERSION: &str = "conversation_version";
+    /// Layout 4: the version of a conversation's body, on the body and on its head alike
+    /// (`store::split`); absent on a layout 3 item, which is the whole conversation.
+    pub const BODY_VERSION: &str = "body_version";
     pub const REQUEST_ID: &str = "request_id";
     pub const ORDER: &str = "order";
     pub const TYPE: &str = "type";

@@ -3,82 +3,49 @@
 
 use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
-use aws_sdk_dynamodb::types::ReturnValuesOnConditionCheckFailure;
+use aws_sdk_dynamodb::types::{Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem};
 
 use super::expr::Expr;
 use super::item::{self, Item, attr};
 use super::seed_items;
+use super::split;
 use super::{
-    Attempt, MAX_PAGE_BYTES, MAX_RETRIES, Page, Store, classify, fitting, missing, not_found,
-    rendered_len, schema,
+    Attempt, MAX_RETRIES, Store, backoff, classify, fitting, missing, not_found, rendered_len,
 };
 use crate::domain::body::MAX_METADATA_BYTES;
 use crate::domain::conversation::{Conversation, Lifecycle, MAX_LABELS, NewConversation, Writable};
 use crate::domain::etag::{Preconditions, Version};
 use crate::domain::field_mask::{LabelsChange, MetadataChange, NestedWrite, Update};
-use crate::domain::filter::{Filter, OrderBy, Term};
 use crate::domain::ids::{ConversationId, Owner, RequestId};
 use crate::domain::message::Message;
-use crate::domain::page_token::PageToken;
 use crate::domain::seed_fields::Object;
 use crate::domain::time::{Duration, Timestamp};
 use crate::error::ApiError;
 
-/// The index a list order reads, and its key attributes.
-struct Index {
-    name: &'static str,
-    pk: &'static str,
-    sk: &'static str,
-}
+/// The head's fields an update may write: what an update of the large fields sets on the head
+/// besides its version (the rest of the head is the guard's and the counters').
+const HEAD_FIELDS: [&str; 8] = [
+    attr::DISPLAY_NAME,
+    attr::CATEGORY,
+    attr::LANGUAGE,
+    attr::STAGE,
+    attr::START,
+    attr::EXPIRE,
+    attr::EXPIRE_AT,
+    attr::TTL,
+];
 
-impl Index {
-    fn of(order: OrderBy) -> Self {
-        if order.by_activity() {
-            Self {
-                name: schema::ACTIVITY_INDEX,
-                pk: attr::GSI2_PK,
-                sk: attr::GSI2_SK,
-            }
-        } else {
-            Self {
-                name: schema::OWNER_INDEX,
-                pk: attr::GSI_PK,
-                sk: attr::GSI_SK,
-            }
-        }
-    }
-}
-
-/// What to list.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ListQuery {
-    /// The filter.
-    pub filter: Filter,
-    /// The order.
-    pub order: OrderBy,
-    /// Whether soft-deleted conversations are included.
-    pub show_deleted: bool,
-    /// The page size, 1–1000.
-    pub page_size: usize,
-    /// Where to continue.
-    pub page_token: Option<String>,
-}
-
-impl ListQuery {
-    fn scope(&self) -> String {
-        format!(
-            "conversations|{}|{:?}|{}",
-            self.filter.canonical(),
-            self.order,
-            self.show_deleted
-        )
-    }
+/// A conversation as its stored form reads back (what a write of it answers: the same as a
+/// read would).
+fn stored(c: &Conversation) -> Result<Conversation, ApiError> {
+    item::conversation_from(&item::conversation_item(c))
 }
 
 impl Store {
-    /// Creates a conversation; a taken id is a 409 unless it was taken by this same `requestId`
-    /// or by this very request (an attempt whose answer was lost), in which case the conversation
-    /// it created is returned.
+    /// Creates a conversation — its head and its body, in one transaction — ; a taken id is a
+    /// 409 unless it was taken by this same `requestId`, in which case the conversation it
+    /// created is returned (the SDK's retry of this very transaction, its answer lost, is
+    /// answered by DynamoDB itself: the transaction's `ClientRequestToken`).
     pub async fn create(
         &self,
         owner: &Owner,
@@ -89,12 +56,82 @@ impl Store {
         let now = Timestamp::now();
         let conversation =
             new.into_conversation(id.clone(), owner.clone(), request_id.clone(), now);
+        if !self.split_creates {
+            return self.create_whole(conversation, request_id, now).await;
+        }
+        let (head, body) =
+            split::split(item::conversation_item(&conversation), conversation.version);
+        for attempt in 0..MAX_RETRIES {
+            let mut e = Expr::new();
+            let (pk, expire, purge) = (e.name(attr::PK), e.name(attr::EXPIRE), e.name(attr::PURGE));
+            let now_v = e.value(item::n(now.micros()));
+            // An id is taken while its conversation is visible: a create never overwrites one,
+            // but an expired or purged conversation is missing although its items are still
+            // there. Its messages stay behind the old incarnation's keys, its body is replaced
+            // here; the purger deletes the rest.
+            e.condition(format!(
+                "attribute_not_exists({pk}) OR {expire} <= {now_v} OR {purge} <= {now_v}"
+            ));
+            let put_head = Put::builder()
+                .table_name(&self.table)
+                .set_item(Some(head.clone()))
+                .set_condition_expression(e.condition_expression())
+                .set_expression_attribute_names(e.names())
+                .set_expression_attribute_values(e.values())
+                .return_values_on_condition_check_failure(
+                    ReturnValuesOnConditionCheckFailure::AllOld,
+                )
+                .build()
+                .map_err(ApiError::internal)?;
+            let put_body = Put::builder()
+                .table_name(&self.table)
+                .set_item(Some(body.clone()))
+                .build()
+                .map_err(ApiError::internal)?;
+            let items = vec![
+                TransactWriteItem::builder().put(put_head).build(),
+                TransactWriteItem::builder().put(put_body).build(),
+            ];
+            let Some(reasons) = self.transact(items).await? else {
+                return Ok(conversation);
+            };
+            match reasons.into_iter().next() {
+                Some((code, old)) if code == "ConditionalCheckFailed" => {
+                    let taken = || ApiError::AlreadyExists(format!("{} already exists", id.name()));
+                    let Some(old) = old else {
+                        return Err(taken());
+                    };
+                    // A retry of the create that made it (AIP-155): its result, nothing new.
+                    // Or this very transaction, applied with its answer lost and sent again
+                    // after its token expired: the head it put, to the microsecond.
+                    let same_request =
+                        request_id.is_some() && split::head_from(&old)?.request_id == request_id;
+                    if !same_request && old != head {
+                        return Err(taken());
+                    }
+                    return self.with_body(owner, id, old, None).await;
+                }
+                // A transaction racing on the same items: try again.
+                _ => backoff(attempt).await,
+            }
+        }
+        Err(ApiError::Aborted(format!(
+            "{} is changing too fast; retry",
+            id.name()
+        )))
+    }
+
+    /// A create of layout 3: the whole conversation in one conditional `PutItem` (while
+    /// functions of layout 3, which cannot read a head, may still serve the table).
+    async fn create_whole(
+        &self,
+        conversation: Conversation,
+        request_id: Option<RequestId>,
+        now: Timestamp,
+    ) -> Result<Conversation, ApiError> {
         let mut e = Expr::new();
         let (pk, expire, purge) = (e.name(attr::PK), e.name(attr::EXPIRE), e.name(attr::PURGE));
         let now_v = e.value(item::n(now.micros()));
-        // An id is taken while its conversation is visible: a create never overwrites one, but an
-        // expired or purged conversation is missing although TTL has not removed its item yet.
-        // Its messages stay behind the old incarnation's keys; the purger deletes them.
         e.condition(format!(
             "attribute_not_exists({pk}) OR {expire} <= {now_v} OR {purge} <= {now_v}"
         ));
@@ -109,50 +146,56 @@ impl Store {
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(conversation),
+        let old = match result {
+            Ok(_) => return Ok(conversation),
             Err(SdkError::ServiceError(s))
                 if matches!(s.err(), PutItemError::ConditionalCheckFailedException(_)) =>
             {
                 let PutItemError::ConditionalCheckFailedException(ccf) = s.into_err() else {
                     return Err(ApiError::internal("unreachable: matched above"));
                 };
-                let old = ccf.item.as_ref().map(item::conversation_from).transpose()?;
-                match old {
-                    // A retry of the create that made it (AIP-155): its result, nothing new.
-                    Some(old) if request_id.is_some() && old.request_id == request_id => Ok(old),
-                    // The SDK's retry of this very write after its answer was lost: the item is
-                    // the one this request wrote, every field equal down to the microsecond.
-                    Some(old) if old == conversation => Ok(old),
-                    _ => Err(ApiError::AlreadyExists(format!(
-                        "{} already exists",
-                        id.name()
-                    ))),
-                }
+                ccf.item
             }
-            Err(other) => Err(classify(other)),
+            Err(other) => return Err(classify(other)),
+        };
+        let (owner, id) = (conversation.owner.clone(), conversation.id.clone());
+        let taken = || ApiError::AlreadyExists(format!("{} already exists", id.name()));
+        let Some(old) = old else {
+            return Err(taken());
+        };
+        let before = split::head_from(&old)?;
+        // A retry of the create that made it (AIP-155), or the SDK's retry of this very write
+        // after its answer was lost (every field equal down to the microsecond).
+        if (request_id.is_some() && before.request_id == request_id) || before == conversation {
+            return self.with_body(&owner, &id, old, None).await;
         }
+        Err(taken())
     }
 
-    /// Reads a conversation, soft-deleted ones included.
+    /// Reads a conversation, soft-deleted ones included: one consistent `Query` of its head
+    /// and body (read again when torn).
     pub async fn get(&self, owner: &Owner, id: &ConversationId) -> Result<Conversation, ApiError> {
-        let item = self.read(owner, id).await?;
-        Self::visible(item, Timestamp::now())?.ok_or_else(|| not_found(id))
+        self.visible_conversation(owner, id)
+            .await?
+            .map(|(_, c)| c)
+            .ok_or_else(|| not_found(id))
     }
 
-    /// Reads a conversation and its latest messages (the `FULL` view), in ascending order: its
-    /// `GetItem`, then a `Query` of the newest messages it holds (the key range bounded by what
-    /// that read shows: above the clear boundary, up to the highest order). At most `limit`
-    /// messages, and no more than fit in one page's budget; a soft-deleted conversation comes
-    /// without messages (`None`).
+    /// Reads a conversation and its latest messages (the `FULL` view), in ascending order: the
+    /// conversation's `Query`, then a `Query` of the newest messages it holds (the key range
+    /// bounded by what that read shows: above the clear boundary, up to the highest order). At
+    /// most `limit` messages, and no more than fit in one page's budget; a soft-deleted
+    /// conversation comes without messages (`None`).
     pub async fn get_full(
         &self,
         owner: &Owner,
         id: &ConversationId,
         limit: usize,
     ) -> Result<(Conversation, Option<Vec<Message>>), ApiError> {
-        let header = self.read(owner, id).await?;
-        let conversation = Self::visible(header, Timestamp::now())?.ok_or_else(|| not_found(id))?;
+        let (_, conversation) = self
+            .visible_conversation(owner, id)
+            .await?
+            .ok_or_else(|| not_found(id))?;
         if conversation.is_deleted() {
             return Ok((conversation, None));
         }
@@ -164,7 +207,10 @@ impl Store {
     }
 
     /// Updates the masked fields. With `upsert` (allowMissing) a missing conversation is created
-    /// from the body instead; the flag says whether that happened.
+    /// from the body instead; the flag says whether that happened. An update naming none of
+    /// the large fields is one conditional `UpdateItem` of the head, with the body read
+    /// alongside for the answer; one naming a large field reads the conversation and writes
+    /// head and body in one transaction ([`Store::update_body`]).
     pub async fn update(
         &self,
         owner: &Owner,
@@ -184,6 +230,144 @@ impl Store {
                 format!("a conversation holds at most {MAX_LABELS} labels"),
             ));
         }
+        if update.writes_large_fields()
+            && let Some(done) = self.update_body(owner, id, update, pre, upsert).await?
+        {
+            return Ok(done);
+        }
+        self.update_in_place(owner, id, update, pre, upsert, label_sets)
+            .await
+    }
+
+    /// An update of a layout 4 conversation that writes its large fields: one consistent read
+    /// of head and body, the update applied to what it shows (the 400 of an immutable field and
+    /// the 422 of a limit decided there), then one transaction that updates the head (the
+    /// guard's conditions, pinned to the version read) and puts the body whole (only while its
+    /// version is the one read); refused, it reads again. `None`: the conversation is a whole
+    /// item of layout 3, updated in place.
+    async fn update_body(
+        &self,
+        owner: &Owner,
+        id: &ConversationId,
+        update: &Update,
+        pre: &Preconditions,
+        upsert: Option<&Writable>,
+    ) -> Result<Option<(Conversation, bool)>, ApiError> {
+        for attempt in 0..MAX_RETRIES {
+            let (head, body) = self.read_pair(owner, id).await?;
+            let now = Timestamp::now();
+            let Some(head) = head.filter(|h| item::is_visible(h, now)) else {
+                let Some(body) = upsert.filter(|_| pre.on_missing().is_none()) else {
+                    // allowMissing creates nothing when a precondition names a version.
+                    return Err(missing(id, pre));
+                };
+                let new = NewConversation::try_from(body.clone())?;
+                match self.create(owner, id, None, new).await {
+                    Ok(created) => return Ok(Some((created, true))),
+                    // Created meanwhile by someone else: update it instead.
+                    Err(ApiError::AlreadyExists(_)) => continue,
+                    Err(e) => return Err(e),
+                }
+            };
+            if !split::has_body(&head) {
+                return Ok(None);
+            }
+            let Some(old) = split::join(&head, body.as_ref())? else {
+                // Torn: a write of the large fields between the two reads.
+                backoff(attempt).await;
+                continue;
+            };
+            if old.is_deleted() {
+                return Err(match upsert {
+                    Some(_) => ApiError::AlreadyExists(format!(
+                        "{} is soft-deleted; undelete it first",
+                        id.name()
+                    )),
+                    None => not_found(id),
+                });
+            }
+            pre.check(old.version)
+                .map_err(|source_kind| ApiError::Stale {
+                    resource: id.name(),
+                    source_kind,
+                })?;
+            let mut new = update.applied_to(&old)?;
+            if matches!(update.metadata, MetadataChange::Keys(_)) {
+                let size = seed_items::metadata_size(new.metadata.as_ref());
+                if size > MAX_METADATA_BYTES {
+                    return Err(ApiError::field(
+                        "metadata",
+                        "too_large",
+                        format!(
+                            "the metadata would be {size} bytes when serialised; at most {MAX_METADATA_BYTES}"
+                        ),
+                    ));
+                }
+            }
+            if new.labels.len() > MAX_LABELS {
+                return Err(ApiError::field(
+                    "labels",
+                    "too_many",
+                    format!("a conversation holds at most {MAX_LABELS} labels"),
+                ));
+            }
+            let version = Version::next(now, Some(old.version));
+            new.version = version;
+            let (new_head, new_body) = split::split(item::conversation_item(&new), version);
+            let mut e = Expr::new();
+            Self::guard(&mut e, now, pre, Some(old.version), version);
+            let del = e.name(attr::DELETE);
+            e.condition(format!("attribute_not_exists({del})"));
+            // The head's own fields an update may write, as the update left them.
+            for name in HEAD_FIELDS {
+                match new_head.get(name) {
+                    Some(value) => e.set(name, value.clone()),
+                    None => e.remove(name),
+                }
+            }
+            e.set(attr::BODY_VERSION, item::n(version.0));
+            let mut b = Expr::new();
+            let (body_version, read) = (
+                b.name(attr::BODY_VERSION),
+                b.value(item::n(split::body_version(&head).unwrap_or(-1))),
+            );
+            b.condition(format!("{body_version} = {read}"));
+            let put_body = Put::builder()
+                .table_name(&self.table)
+                .set_item(Some(new_body))
+                .set_condition_expression(b.condition_expression())
+                .set_expression_attribute_names(b.names())
+                .set_expression_attribute_values(b.values())
+                .build()
+                .map_err(ApiError::internal)?;
+            let items = vec![
+                self.tx_update(Self::key(owner, id), &e, false)?,
+                TransactWriteItem::builder().put(put_body).build(),
+            ];
+            if self.transact(items).await?.is_none() {
+                // As stored: what the transaction wrote, read back through the items' mapping.
+                return Ok(Some((stored(&new)?, false)));
+            }
+            // Written since it was read: read again.
+            backoff(attempt).await;
+        }
+        Err(ApiError::Aborted(format!(
+            "{} is changing too fast; retry",
+            id.name()
+        )))
+    }
+
+    /// An update of the head alone (a mask naming none of the large fields), or of a whole
+    /// item of layout 3: one conditional `UpdateItem`, the body read alongside for the answer.
+    async fn update_in_place(
+        &self,
+        owner: &Owner,
+        id: &ConversationId,
+        update: &Update,
+        pre: &Preconditions,
+        upsert: Option<&Writable>,
+        label_sets: usize,
+    ) -> Result<(Conversation, bool), ApiError> {
         let mut pinned = pre.pinned();
         let mut counted_labels = false;
         let mut metadata_bytes: Option<usize> = None;
@@ -196,8 +380,11 @@ impl Store {
             // Soft-deleted conversations are not updated (404, or 409 with allowMissing).
             e.condition(format!("attribute_not_exists({del})"));
             Self::write_update(&mut e, update, label_sets, counted_labels, metadata_bytes);
-            let old = match self.try_update(Self::key(owner, id), e).await? {
-                Attempt::Written(new) => return Ok((item::conversation_from(&new)?, false)),
+            let (attempt, body) = self.write_head(owner, id, e).await;
+            let old = match attempt? {
+                Attempt::Written(new) => {
+                    return Ok((self.with_body(owner, id, new, body).await?, false));
+                }
                 Attempt::Refused(old) => Self::visible(old, now)?,
             };
             let Some(old) = old else {
@@ -469,21 +656,24 @@ impl Store {
                 ));
                 e.set(attr::TTL, item::n(purge.epoch_seconds_ceil()));
             }
-            let old = match self.try_update(Self::key(owner, id), e).await? {
-                Attempt::Written(new) => return item::conversation_from(&new).map(Some),
-                Attempt::Refused(old) => Self::visible(old, now)?,
+            let (attempt, body) = self.write_head(owner, id, e).await;
+            let (old, head) = match attempt? {
+                Attempt::Written(new) => {
+                    return self.with_body(owner, id, new, body).await.map(Some);
+                }
+                Attempt::Refused(old) => (Self::visible(old.clone(), now)?, old),
             };
-            match old {
-                None if allow_missing && pre.on_missing().is_none() => return Ok(None),
-                None => return Err(missing(id, pre)),
-                Some(old) if old.is_deleted() => {
+            match (old, head) {
+                (None, _) if allow_missing && pre.on_missing().is_none() => return Ok(None),
+                (None, _) => return Err(missing(id, pre)),
+                (Some(old), Some(head)) if old.is_deleted() => {
                     return if allow_missing {
-                        Ok(Some(old))
+                        self.with_body(owner, id, head, body).await.map(Some)
                     } else {
                         Err(not_found(id))
                     };
                 }
-                Some(old) => {
+                (Some(old), _) => {
                     pre.check(old.version)
                         .map_err(|source_kind| ApiError::Stale {
                             resource: id.name(),
@@ -522,8 +712,9 @@ impl Store {
             let (ttl, expire_at) = (e.name(attr::TTL), e.name(attr::EXPIRE_AT));
             let never = e.value(item::n(item::NEVER));
             e.set_clause(format!("{ttl} = if_not_exists({expire_at}, {never})"));
-            let old = match self.try_update(Self::key(owner, id), e).await? {
-                Attempt::Written(new) => return item::conversation_from(&new),
+            let (attempt, body) = self.write_head(owner, id, e).await;
+            let old = match attempt? {
+                Attempt::Written(new) => return self.with_body(owner, id, new, body).await,
                 Attempt::Refused(old) => Self::visible(old, now)?,
             };
             let Some(old) = old else {
@@ -569,11 +760,12 @@ impl Store {
             ));
             e.set(attr::LIFECYCLE, item::s(Lifecycle::Completed.as_str()));
             e.set(attr::END, item::n(now.micros()));
-            let old = match self.try_update(Self::key(owner, id), e).await? {
-                Attempt::Written(new) => return item::conversation_from(&new),
-                Attempt::Refused(old) => Self::visible(old, now)?,
+            let (attempt, body) = self.write_head(owner, id, e).await;
+            let (old, head) = match attempt? {
+                Attempt::Written(new) => return self.with_body(owner, id, new, body).await,
+                Attempt::Refused(old) => (Self::visible(old.clone(), now)?, old),
             };
-            let Some(old) = old else {
+            let (Some(old), Some(head)) = (old, head) else {
                 return Err(missing(id, pre));
             };
             if old.is_deleted() {
@@ -585,7 +777,7 @@ impl Store {
                     source_kind,
                 })?;
             if old.lifecycle == Lifecycle::Completed {
-                return Ok(old);
+                return self.with_body(owner, id, head, body).await;
             }
             pinned = Some(old.version);
         }
@@ -595,161 +787,20 @@ impl Store {
         )))
     }
 
-    /// Lists the caller's conversations: one `Query` of the owner index per page.
-    pub async fn list(
+    /// One conditional `UpdateItem` of a conversation's head ([`Store::try_update`]) and, sent
+    /// with it, a read of its body for the answer (a failed read is `None`: the answer reads it
+    /// again).
+    async fn write_head(
         &self,
         owner: &Owner,
-        query: &ListQuery,
-    ) -> Result<Page<Conversation>, ApiError> {
-        let scope = query.scope();
-        let start = match &query.page_token {
-            Some(text) => Some(PageToken::decode(text, &self.token_key, owner, &scope)?),
-            None => None,
-        };
-        let now = Timestamp::now();
-        let index = Index::of(query.order);
-        let mut e = Expr::new();
-        let gpk = e.name(index.pk);
-        let owner_v = e.value(item::s(owner.key()));
-        let mut key_condition = format!("{gpk} = {owner_v}");
-        let from = query
-            .filter
-            .created_from
-            .map(|m| format!("{:018}", m.max(0)));
-        let to = match query.filter.created_to {
-            Some(m) if m < 0 => {
-                return Ok(Page {
-                    items: Vec::new(),
-                    next_page_token: None,
-                });
-            }
-            // `$` sorts after `#`: every key of that microsecond is at or below it.
-            Some(m) => Some(format!("{m:018}$")),
-            None => None,
-        };
-        match (from, to) {
-            (Some(lo), Some(hi)) if lo > hi => {
-                return Ok(Page {
-                    items: Vec::new(),
-                    next_page_token: None,
-                });
-            }
-            // Ordered by activity: the createTime range is a filter on the read items.
-            _ if index.name == schema::ACTIVITY_INDEX => {
-                if let Some(lo) = query.filter.created_from {
-                    let (create, lo) = (e.name(attr::CREATE), e.value(item::n(lo)));
-                    e.condition(format!("{create} >= {lo}"));
-                }
-                if let Some(hi) = query.filter.created_to {
-                    let (create, hi) = (e.name(attr::CREATE), e.value(item::n(hi)));
-                    e.condition(format!("{create} <= {hi}"));
-                }
-            }
-            // Ordered by creation: the createTime range narrows the index key range itself.
-            (Some(lo), Some(hi)) => {
-                let (gsk, lo, hi) = (e.name(index.sk), e.value(item::s(lo)), e.value(item::s(hi)));
-                key_condition.push_str(&format!(" AND {gsk} BETWEEN {lo} AND {hi}"));
-            }
-            (Some(lo), None) => {
-                let (gsk, lo) = (e.name(index.sk), e.value(item::s(lo)));
-                key_condition.push_str(&format!(" AND {gsk} >= {lo}"));
-            }
-            (None, Some(hi)) => {
-                let (gsk, hi) = (e.name(index.sk), e.value(item::s(hi)));
-                key_condition.push_str(&format!(" AND {gsk} <= {hi}"));
-            }
-            (None, None) => {}
-        }
-        let visible = Self::visible_at(&mut e, now);
-        e.condition(visible);
-        if !query.show_deleted {
-            let del = e.name(attr::DELETE);
-            e.condition(format!("attribute_not_exists({del})"));
-        }
-        for term in &query.filter.terms {
-            let clause = match term {
-                Term::Lifecycle(l) => (e.name(attr::LIFECYCLE), "=", e.value(item::s(l.as_str()))),
-                Term::Stage(s) => (e.name(attr::STAGE), "=", e.value(item::s(s.as_str()))),
-                Term::Category(c) => (e.name(attr::CATEGORY), "=", e.value(item::s(c.as_str()))),
-                Term::Label(k, v) => (
-                    format!("{}.{}", e.name(attr::LABELS), e.name(k)),
-                    "=",
-                    e.value(item::s(v.as_str())),
-                ),
-                Term::Agent(a) => {
-                    let (agents, a) = (e.name(attr::AGENTS), e.value(item::s(a.as_str())));
-                    e.condition(format!("contains({agents}, {a})"));
-                    continue;
-                }
-            };
-            e.condition(format!("{} {} {}", clause.0, clause.1, clause.2));
-        }
-        let exclusive_start = match &start {
-            Some(token) => Some(Self::index_start_key(owner, &index, &token.position)?),
-            None => None,
-        };
-        let out = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .index_name(index.name)
-            .key_condition_expression(key_condition)
-            .set_filter_expression(e.condition_expression())
-            .set_expression_attribute_names(e.names())
-            .set_expression_attribute_values(e.values())
-            .scan_index_forward(!query.order.descending())
-            .limit(i32::try_from(query.page_size + 1).unwrap_or(i32::MAX))
-            .set_exclusive_start_key(exclusive_start)
-            .send()
-            .await
-            .map_err(classify)?;
-        let mut items = out.items.unwrap_or_default();
-        let position = |i: &Item| i.get(index.sk).and_then(|v| v.as_s().ok()).cloned();
-        let mut cut = items.len() > query.page_size;
-        items.truncate(query.page_size);
-        let mut conversations = items
-            .iter()
-            .map(item::conversation_from)
-            .collect::<Result<Vec<_>, _>>()?;
-        // Measuring each item by rendering it costs as much as the answer does: only a page
-        // whose stored size could render past the budget is measured.
-        let could_overflow = items.iter().map(item::rendered_bound).sum::<usize>() > MAX_PAGE_BYTES;
-        let keep = if could_overflow {
-            fitting(conversations.iter().map(|c| rendered_len(&c.to_json())))
-        } else {
-            conversations.len()
-        };
-        if keep < conversations.len() {
-            conversations.truncate(keep);
-            items.truncate(keep);
-            cut = true;
-        }
-        let next = if cut {
-            items.last().and_then(position)
-        } else {
-            out.last_evaluated_key.as_ref().and_then(position)
-        };
-        Ok(Page {
-            items: conversations,
-            next_page_token: next
-                .map(|position| PageToken { position }.encode(&self.token_key, owner, &scope)),
-        })
-    }
-
-    /// Where a list page starts in `index`: the item the previous page ended with, rebuilt from
-    /// the token's position (its index sort key) and the caller (so a token only ever points
-    /// into the caller's own key range).
-    fn index_start_key(owner: &Owner, index: &Index, position: &str) -> Result<Item, ApiError> {
-        let invalid = || ApiError::InvalidArgument("pageToken is invalid".into());
-        let (micros, id) = position.split_once('#').ok_or_else(invalid)?;
-        if micros.len() != 18 || !micros.bytes().all(|b| b.is_ascii_digit()) {
-            return Err(invalid());
-        }
-        let id = ConversationId::parse(id).map_err(|_| invalid())?;
-        let mut key = Self::key(owner, &id);
-        key.insert(index.pk.into(), item::s(owner.key()));
-        key.insert(index.sk.into(), item::s(position));
-        Ok(key)
+        id: &ConversationId,
+        e: Expr,
+    ) -> (Result<Attempt, ApiError>, Option<Item>) {
+        let (attempt, body) = tokio::join!(
+            self.try_update(Self::key(owner, id), e),
+            self.read_body(owner, id)
+        );
+        (attempt, body.ok().flatten())
     }
 }
 

@@ -10,6 +10,7 @@ use aws_sdk_dynamodb::types::{
 
 use super::expr::Expr;
 use super::item::{self, Item, attr};
+use super::split;
 use super::{Attempt, MAX_RETRIES, Store, backoff, classify, missing, not_found};
 use crate::domain::conversation::Conversation;
 use crate::domain::etag::{Preconditions, Version};
@@ -129,10 +130,15 @@ impl Store {
         pre: &Preconditions,
     ) -> Result<Conversation, ApiError> {
         let mut seen: Option<Option<Item>> = None;
+        let mut body = None;
         for attempt in 0..MAX_RETRIES {
             let read = match seen.take() {
                 Some(read) => read,
-                None => self.read(owner, id).await?,
+                None => {
+                    let (head, read_body) = self.read_pair(owner, id).await?;
+                    body = read_body;
+                    head
+                }
             };
             let now = Timestamp::now();
             let Some(conversation) = Self::visible(read, now)? else {
@@ -156,7 +162,7 @@ impl Store {
             e.set(attr::CLEARED_THROUGH, item::n(boundary));
             e.set(attr::COUNT, item::n(count));
             match self.try_update(Self::key(owner, id), e).await? {
-                Attempt::Written(new) => return item::conversation_from(&new),
+                Attempt::Written(new) => return self.with_body(owner, id, new, body).await,
                 // Written since it was read (an append, say): count again from what it is now.
                 Attempt::Refused(old) => seen = Some(old),
             }
@@ -336,6 +342,7 @@ impl Store {
                 deleted += usize::from(gone?);
             }
         }
+        deleted += usize::from(self.purge_body(partition, incarnation).await?);
         let mut e = Expr::new();
         let (create, purged) = (e.name(attr::CREATE), e.name(attr::PURGED));
         let this = e.value(item::n(incarnation.micros()));
@@ -347,6 +354,25 @@ impl Store {
         ]);
         deleted += usize::from(self.delete_if(key, e).await?);
         Ok(deleted)
+    }
+
+    /// Deletes the body of one incarnation of a conversation (layout 4), while it is still
+    /// that incarnation's: a create under the id since wrote its own, which stays. One
+    /// conditional `DeleteItem`; whether it deleted one.
+    pub async fn purge_body(
+        &self,
+        partition: &str,
+        incarnation: Timestamp,
+    ) -> Result<bool, ApiError> {
+        let mut e = Expr::new();
+        let create = e.name(attr::CREATE);
+        let this = e.value(item::n(incarnation.micros()));
+        e.condition(format!("{create} = {this}"));
+        let key = Item::from([
+            (attr::PK.to_owned(), item::s(partition)),
+            (attr::SK.to_owned(), item::s(split::BODY_SK)),
+        ]);
+        self.delete_if(key, e).await
     }
 
     /// Deletes one item while `e`'s condition holds: whether it did.

@@ -15,6 +15,7 @@ use aws_sdk_dynamodb::types::{
 use super::expr::Expr;
 use super::item::{self, Item, attr};
 use super::seed_items;
+use super::split;
 use super::{
     MAX_PAGE_BYTES, MAX_RETRIES, Page, Store, THROTTLED, backoff, classify, missing, not_found,
     rendered_len,
@@ -218,14 +219,33 @@ impl Store {
         }
         let mut seen: Option<(Option<Item>, Option<Item>)> = None;
         for attempt in 0..MAX_RETRIES {
-            let (current, marker) = match seen.take() {
-                Some(read) => read,
-                None => self.read_for_append(owner, id, key).await?,
+            let (current, body, marker) = match seen.take() {
+                Some((current, marker)) => (current, None, marker),
+                None => {
+                    self.read_for_append(owner, id, key, metadata.is_some())
+                        .await?
+                }
             };
             let now = Timestamp::now();
-            let Some(conversation) = Self::visible(current, now)? else {
+            let head = current.clone();
+            let Some(mut conversation) = Self::visible(current, now)? else {
                 return Err(missing(id, pre));
             };
+            // The state the turn changes is merged with the metadata the body holds.
+            let body_version = head.as_ref().and_then(split::body_version);
+            if metadata.is_some()
+                && let Some(head) = &head
+                && body_version.is_some()
+            {
+                match split::join(head, body.as_ref())? {
+                    Some(whole) => conversation = whole,
+                    None => {
+                        // Torn, or a refusal's head without its body: read both again.
+                        backoff(attempt).await;
+                        continue;
+                    }
+                }
+            }
             if conversation.is_deleted() {
                 return Err(not_found(id));
             }
@@ -270,7 +290,14 @@ impl Store {
                 .collect();
             let new = Version::next(now, Some(conversation.version));
             match self
-                .append_transaction(owner, &conversation, &messages, key, state, (now, new))
+                .append_transaction(
+                    owner,
+                    (&conversation, body_version),
+                    &messages,
+                    key,
+                    state,
+                    (now, new),
+                )
                 .await?
             {
                 Cancelled::No => {
@@ -283,7 +310,11 @@ impl Store {
                     let key = key.ok_or_else(|| ApiError::internal("a marker without a key"))?;
                     return self.repeated(owner, &conversation, key, &marker).await;
                 }
-                Cancelled::Changed(refreshed) => seen = refreshed.map(|item| (Some(item), None)),
+                // The refusal's head is the next read, unless the body is needed too.
+                Cancelled::Changed(refreshed) if metadata.is_none() => {
+                    seen = refreshed.map(|item| (Some(item), None))
+                }
+                Cancelled::Changed(_) => {}
             }
             backoff(attempt).await;
         }
@@ -293,22 +324,29 @@ impl Store {
         )))
     }
 
-    /// The conversation, and the call's idempotency marker when it has a key: one consistent
-    /// `GetItem`, or one consistent `BatchGetItem` of both.
+    /// The conversation's head, its body when `with_body` (a batch with `conversationMetadata`
+    /// merges it), and the call's idempotency marker when it has a key: one consistent
+    /// `GetItem` of the head alone, or one consistent `BatchGetItem` of them all.
     async fn read_for_append(
         &self,
         owner: &Owner,
         id: &ConversationId,
         key: Option<&Idempotency>,
-    ) -> Result<(Option<Item>, Option<Item>), ApiError> {
-        let Some(key) = key else {
-            return Ok((self.read(owner, id).await?, None));
-        };
+        with_body: bool,
+    ) -> Result<(Option<Item>, Option<Item>, Option<Item>), ApiError> {
+        if key.is_none() && !with_body {
+            return Ok((self.read(owner, id).await?, None, None));
+        }
         let conversation = Self::key(owner, id);
-        let marker = item::marker_key(owner, id, &key.request_id);
+        let body = with_body.then(|| split::body_key(owner, id));
+        let marker = key.map(|key| item::marker_key(owner, id, &key.request_id));
         let mut keys = KeysAndAttributes::builder()
-            .keys(conversation.clone())
-            .keys(marker.clone())
+            .set_keys(Some(
+                [Some(conversation.clone()), body.clone(), marker.clone()]
+                    .into_iter()
+                    .flatten()
+                    .collect(),
+            ))
             .consistent_read(true)
             .build()
             .map_err(ApiError::internal)?;
@@ -329,13 +367,17 @@ impl Store {
             match out.unprocessed_keys.and_then(|mut u| u.remove(&self.table)) {
                 Some(left) if !left.keys().is_empty() => keys = left,
                 _ => {
-                    let is = |wanted: &Item| {
-                        found.iter().find(|i| {
-                            i.get(attr::SK) == wanted.get(attr::SK)
-                                && i.get(attr::PK) == wanted.get(attr::PK)
-                        })
+                    let is = |wanted: &Option<Item>| {
+                        let wanted = wanted.as_ref()?;
+                        found
+                            .iter()
+                            .find(|i| {
+                                i.get(attr::SK) == wanted.get(attr::SK)
+                                    && i.get(attr::PK) == wanted.get(attr::PK)
+                            })
+                            .cloned()
                     };
-                    return Ok((is(&conversation).cloned(), is(&marker).cloned()));
+                    return Ok((is(&Some(conversation)), is(&body), is(&marker)));
                 }
             }
             backoff(attempt).await;
@@ -419,7 +461,7 @@ impl Store {
     async fn append_transaction(
         &self,
         owner: &Owner,
-        conversation: &Conversation,
+        (conversation, body_version): (&Conversation, Option<i64>),
         messages: &[Message],
         key: Option<&Idempotency>,
         metadata: Option<(&MetadataKeys, usize)>,
@@ -442,10 +484,26 @@ impl Store {
         );
         e.set(attr::LAST_ORDER, item::n(last.order));
         e.set(attr::LAST_USED, item::n(now.micros()));
-        if let Some((keys, size)) = metadata {
-            // The state the turn changed, in the turn's own transaction.
-            seed_items::write_metadata_keys(&mut e, &keys.0);
-            e.set(attr::METADATA_BYTES, item::n(size));
+        // The state the turn changed, in the turn's own transaction: on the body, which moves
+        // to this version (so does the head's mark of it), only while it is the body read; or on
+        // a whole item of layout 3.
+        let mut body = None;
+        match (metadata, body_version) {
+            (Some((keys, size)), Some(read)) => {
+                let mut b = Expr::new();
+                let (bv, read) = (b.name(attr::BODY_VERSION), b.value(item::n(read)));
+                b.condition(format!("{bv} = {read}"));
+                seed_items::write_metadata_keys(&mut b, &keys.0);
+                b.set(attr::METADATA_BYTES, item::n(size));
+                b.set(attr::BODY_VERSION, item::n(new.0));
+                e.set(attr::BODY_VERSION, item::n(new.0));
+                body = Some(self.tx_update(split::body_key(owner, &conversation.id), &b, false)?);
+            }
+            (Some((keys, size)), None) => {
+                seed_items::write_metadata_keys(&mut e, &keys.0);
+                e.set(attr::METADATA_BYTES, item::n(size));
+            }
+            (None, _) => {}
         }
         // The conversation moves up the by-activity index.
         e.set(
@@ -455,6 +513,10 @@ impl Store {
         e.set(attr::VERSION, item::n(new.0));
         let mut items = vec![self.tx_update(Self::key(owner, &conversation.id), &e, true)?];
         let mut size = item::MAX_ITEM_BYTES;
+        if let Some(body) = body {
+            items.push(body);
+            size += item::MAX_ITEM_BYTES;
+        }
         for message in messages {
             let stored = item::message_item(owner, conversation.create_time, message);
             size += item::stored_size(&stored);
@@ -524,7 +586,12 @@ impl Store {
 
     /// One conditional update of a transaction; `report` asks DynamoDB for the item when the
     /// condition fails (`ALL_OLD`).
-    fn tx_update(&self, key: Item, e: &Expr, report: bool) -> Result<TransactWriteItem, ApiError> {
+    pub(super) fn tx_update(
+        &self,
+        key: Item,
+        e: &Expr,
+        report: bool,
+    ) -> Result<TransactWriteItem, ApiError> {
         let mut update = TxUpdate::builder()
             .table_name(&self.table)
             .set_key(Some(key))

@@ -1,9 +1,11 @@
-//! Rewrites a table of layout 1 (before revision 2) or 2 into this version's layout
+//! Rewrites a table of layout 1 (before revision 2), 2 or 3 into this version's layout
 //! ([`item::LAYOUT`]). From layout 1: message keys `M#{incarnation}#{order}` become
 //! `M#{order}#{incarnation}` and get a version, conversations get the `by-activity` index keys,
 //! and owner keys are escaped ([`crate::domain::ids::Owner::key`]; only owners holding `%` or `/`
 //! move). From layout 2: a conversation's metadata becomes a map of JSON texts with its size, and
-//! it gets the always-present parents of the seed objects (`store::seed_items`).
+//! it gets the always-present parents of the seed objects (`store::seed_items`). From layout 3:
+//! each conversation item becomes a head and a body (`store::split`), in one transaction that
+//! puts the head over the whole item only while it is as the scan read it.
 //!
 //! It runs while the service serves the table, so every write is conditional on the item being
 //! as the scan read it (its version, `updated_at`, which every write moves; a layout-1 message
@@ -29,7 +31,7 @@ use aws_sdk_dynamodb::types::{
 };
 
 use super::item::{self, Item, attr};
-use super::{MAX_RETRIES, THROTTLED, backoff, schema, seed_items};
+use super::{MAX_RETRIES, THROTTLED, backoff, schema, seed_items, split};
 use crate::domain::ids::Owner;
 use crate::domain::time::Timestamp;
 
@@ -145,10 +147,19 @@ async fn migrate_item(
             return Ok(());
         };
         let conversation = item::sort_key(&new)? == item::CONVERSATION_SK;
-        let outcome = if key_of(&new) == key {
-            rewrite(client, table, &old, new).await?
-        } else {
-            relocate(client, table, &old, new).await?
+        let outcome = match (conversation, key_of(&new) == key) {
+            // Layout 4: a conversation is a head and a body, marked with its version.
+            (true, same_key) => {
+                let version = crate::domain::etag::Version(item::get_n(&new, attr::VERSION)?);
+                let (head, body) = split::split(new, version);
+                if same_key {
+                    split_in_place(client, table, &old, head, body).await?
+                } else {
+                    relocate(client, table, &old, head, Some(body)).await?
+                }
+            }
+            (false, true) => rewrite(client, table, &old, new).await?,
+            (false, false) => relocate(client, table, &old, new, None).await?,
         };
         match outcome {
             Outcome::Written if conversation => report.conversations += 1,
@@ -239,14 +250,96 @@ async fn rewrite(client: &Client, table: &str, old: &Item, new: Item) -> Result<
     }
 }
 
-/// Moves `old` to `new`'s key in one transaction: the new key is put only if it is free, the
-/// old one deleted only if it is still as read, and a message whose partition moves goes only
-/// once its conversation has left the old partition (so that one left there keeps its messages).
+/// Puts a whole conversation's head over it and its body beside it (layout 4), in one
+/// transaction, if nothing was written to it since it was read. A layout 3 item has no body, and
+/// a conversation created since by this version under the id is no longer as read: the body is
+/// put without a condition.
+async fn split_in_place(
+    client: &Client,
+    table: &str,
+    old: &Item,
+    head: Item,
+    body: Item,
+) -> Result<Outcome, BoxError> {
+    let as_read = Condition::as_read(old);
+    let put_head = Put::builder()
+        .table_name(table)
+        .set_item(Some(head))
+        // Nothing the service wrote since the scan is undone, nothing deleted comes back.
+        .condition_expression(as_read.expression)
+        .set_expression_attribute_names(Some(as_read.names))
+        .set_expression_attribute_values(as_read.values)
+        .build()?;
+    let put_body = Put::builder()
+        .table_name(table)
+        .set_item(Some(body))
+        .build()?;
+    transact(
+        client,
+        vec![
+            TransactWriteItem::builder().put(put_head).build(),
+            TransactWriteItem::builder().put(put_body).build(),
+        ],
+    )
+    .await
+    .map(|reasons| match reasons {
+        None => Outcome::Written,
+        Some(_) => Outcome::Refused,
+    })
+}
+
+/// Runs a migration transaction: `None` when it committed, the cancellation reasons when a
+/// condition failed or another transaction was in the way (throttling included: read again and
+/// redo), an error for anything else.
+async fn transact(
+    client: &Client,
+    actions: Vec<TransactWriteItem>,
+) -> Result<Option<Vec<aws_sdk_dynamodb::types::CancellationReason>>, BoxError> {
+    let result = client
+        .transact_write_items()
+        // A token of its own: the SDK's clock-seeded one can repeat across processes.
+        .client_request_token(uuid::Uuid::new_v4().to_string())
+        .set_transact_items(Some(actions))
+        .send()
+        .await;
+    match result {
+        Ok(_) => Ok(None),
+        Err(SdkError::ServiceError(s))
+            if matches!(
+                s.err(),
+                TransactWriteItemsError::TransactionCanceledException(_)
+            ) =>
+        {
+            let TransactWriteItemsError::TransactionCanceledException(cancel) = s.into_err() else {
+                return Err("unreachable: matched above".into());
+            };
+            let retried = ["None", "ConditionalCheckFailed", "TransactionConflict"];
+            let codes = cancel
+                .cancellation_reasons()
+                .iter()
+                .map(|r| r.code().unwrap_or("None"));
+            if !codes
+                .clone()
+                .all(|c| retried.contains(&c) || THROTTLED.contains(&c))
+            {
+                return Err(cancel.into());
+            }
+            Ok(Some(cancel.cancellation_reasons().to_vec()))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Moves `old` to `new`'s key in one transaction (with `body` beside it, for a conversation):
+/// the new key is put only if it is free, the old one deleted only if it is still as read, and a
+/// message whose partition moves goes only once its conversation has left the old partition (so
+/// that one left there keeps its messages).
 async fn relocate(
     client: &Client,
     table: &str,
     old: &Item,
     new: Item,
+    body: Option<Item>,
 ) -> Result<Outcome, BoxError> {
     let message = item::sort_key(old)? != item::CONVERSATION_SK;
     let old_partition = item::get_s(old, attr::PK)?.to_owned();
@@ -273,6 +366,14 @@ async fn relocate(
         TransactWriteItem::builder().put(put).build(),
         TransactWriteItem::builder().delete(delete).build(),
     ];
+    if let Some(body) = body {
+        // A conversation's body (a conversation has no check: a message's stays third).
+        let put = Put::builder()
+            .table_name(table)
+            .set_item(Some(body))
+            .build()?;
+        actions.push(TransactWriteItem::builder().put(put).build());
+    }
     if message && moves_partition {
         let gone = Condition::absent();
         // A message follows its conversation: never away from one left under the old key.
@@ -285,38 +386,8 @@ async fn relocate(
             .build()?;
         actions.push(TransactWriteItem::builder().condition_check(check).build());
     }
-    let result = client
-        .transact_write_items()
-        // A token of its own: the SDK's clock-seeded one can repeat across processes.
-        .client_request_token(uuid::Uuid::new_v4().to_string())
-        .set_transact_items(Some(actions))
-        .send()
-        .await;
-    let reasons = match result {
-        Ok(_) => return Ok(Outcome::Written),
-        Err(SdkError::ServiceError(s))
-            if matches!(
-                s.err(),
-                TransactWriteItemsError::TransactionCanceledException(_)
-            ) =>
-        {
-            let TransactWriteItemsError::TransactionCanceledException(cancel) = s.into_err() else {
-                return Err("unreachable: matched above".into());
-            };
-            let retried = ["None", "ConditionalCheckFailed", "TransactionConflict"];
-            let codes = cancel
-                .cancellation_reasons()
-                .iter()
-                .map(|r| r.code().unwrap_or("None"));
-            if !codes
-                .clone()
-                .all(|c| retried.contains(&c) || THROTTLED.contains(&c))
-            {
-                return Err(cancel.into());
-            }
-            cancel.cancellation_reasons().to_vec()
-        }
-        Err(e) => return Err(e.into()),
+    let Some(reasons) = transact(client, actions).await? else {
+        return Ok(Outcome::Written);
     };
     let failed = |i: usize| {
         reasons
@@ -419,7 +490,8 @@ fn key_of(item: &Item) -> Item {
         .collect()
 }
 
-/// The item in the new layout, or `None` when it already is.
+/// The item in layout 3's shape (a conversation is then split into layout 4's head and body), or
+/// `None` when it needs nothing.
 fn rewritten(old: &Item) -> Result<Option<Item>, BoxError> {
     let pk = item::get_s(old, attr::PK)?;
     let Some(rest) = pk.strip_prefix("CONV#") else {
@@ -430,11 +502,18 @@ fn rewritten(old: &Item) -> Result<Option<Item>, BoxError> {
         .rsplit_once('#')
         .ok_or("a partition key without an id")?;
     let sk = item::sort_key(old)?.to_owned();
+    if sk == split::BODY_SK || split::has_body(old) {
+        return Ok(None); // a conversation of layout 4, head or body
+    }
+    if old.contains_key(attr::PURGED) {
+        return Ok(None); // purged (out of both indexes): the purger deletes it
+    }
     let mut new = old.clone();
     if sk == item::CONVERSATION_SK {
-        let reshaped = layout_3(&mut new)?;
+        layout_3(&mut new)?;
         if old.contains_key(attr::GSI2_PK) {
-            return Ok(reshaped.then_some(new));
+            // A whole conversation of layout 2 or 3: reshaped, then split.
+            return Ok(Some(new));
         }
         // Layouts 1 and 2 predate delegation: every owner is a caller.
         let owner = Owner::from_stored(item::get_s(old, attr::OWNER)?.to_owned(), None);

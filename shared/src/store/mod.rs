@@ -11,11 +11,13 @@ pub mod count;
 mod erasure;
 pub mod expr;
 pub mod item;
+mod list;
 mod messages;
 pub mod migrate;
 pub mod schema;
 mod sdk;
 pub mod seed_items;
+pub mod split;
 
 use std::time::Duration as StdDuration;
 
@@ -32,7 +34,7 @@ use crate::domain::time::Timestamp;
 use crate::error::ApiError;
 use item::{Item, attr};
 
-pub use conversations::ListQuery;
+pub use list::ListQuery;
 pub use messages::{Appended, Idempotency, MessageQuery};
 pub use sdk::classify;
 
@@ -82,6 +84,9 @@ pub struct Store {
     client: Client,
     table: String,
     token_key: TokenKey,
+    /// Whether a create writes a head and a body (layout 4, the default) or one whole item
+    /// (layout 3: the first step of moving a deployed stack, docs/deploy.md).
+    split_creates: bool,
 }
 
 /// A conditional update's result: the new item, or the old one (absent if there was none).
@@ -114,7 +119,16 @@ impl Store {
             client,
             table: table.into(),
             token_key,
+            split_creates: true,
         }
+    }
+
+    /// The layout a create writes: [`item::LAYOUT`] (a head and a body), or 3 (one whole item,
+    /// while functions of layout 3 may still be serving the table: they cannot read a head).
+    /// Every other write keeps the layout it finds; reads take both.
+    pub fn writing_layout(mut self, layout: i64) -> Self {
+        self.split_creates = layout >= 4;
+        self
     }
 
     /// Opens the connection to DynamoDB during a function's init, so that the first request
@@ -176,10 +190,12 @@ impl Store {
         ])
     }
 
-    /// The old item of a refused write as a visible conversation, if it is one.
+    /// A head (the old item of a refused write, or a read) as a visible conversation, if it is
+    /// one: its own fields, the large ones empty when it has a body ([`split::head_from`]) — what
+    /// writes check, never an answer.
     fn visible(old: Option<Item>, now: Timestamp) -> Result<Option<Conversation>, ApiError> {
         match old {
-            Some(old) if item::is_visible(&old, now) => item::conversation_from(&old).map(Some),
+            Some(old) if item::is_visible(&old, now) => split::head_from(&old).map(Some),
             _ => Ok(None),
         }
     }
