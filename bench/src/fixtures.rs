@@ -20,6 +20,7 @@ use conversations::store::Store;
 use conversations::store::expr::Expr;
 use conversations::store::item::{self, Item, attr};
 use conversations::store::seed_items;
+use conversations::store::split;
 use serde_json::json;
 use tokio::task::JoinSet;
 
@@ -206,6 +207,14 @@ pub fn message(owner: &Owner, c: &Conversation, order: u64) -> Item {
     )
 }
 
+/// The two items of `c` as the service stores it (layout 4, `store::split`): its head (sort key
+/// `C`: counters, times, state, version, both index keys) and its body (sort key `B`: the large
+/// fields, in `by-owner` right after the head).
+pub fn stored_pair(c: &Conversation) -> [Item; 2] {
+    let (head, body) = split::split(item::conversation_item(c), c.version);
+    [head, body]
+}
+
 /// Microseconds since the epoch, now.
 pub fn now_micros() -> i64 {
     Timestamp::now().micros()
@@ -247,13 +256,14 @@ impl Db {
         Ok(())
     }
 
-    /// Seeds `count` conversations of `owner` (created one microsecond apart) and returns them.
+    /// Seeds `count` conversations of `owner` (created one microsecond apart), each as its head
+    /// and body ([`stored_pair`]), and returns them.
     pub async fn seed(&self, owner: &Owner, count: usize) -> Result<Vec<Conversation>, String> {
         let base = now_micros() - 1_000_000_000;
         let all = (0..count)
             .map(|i| conversation(owner, fresh_id(), base + i as i64))
             .collect::<Result<Vec<_>, _>>()?;
-        self.put_all(all.iter().map(item::conversation_item).collect())
+        self.put_all(all.iter().flat_map(stored_pair).collect())
             .await?;
         Ok(all)
     }
@@ -268,8 +278,9 @@ impl Db {
         seeded.pop().ok_or_else(|| "nothing seeded".into())
     }
 
-    /// Seeds `count` conversations each holding `messages` messages (orders 1 to `messages`:
-    /// as many held as ever assigned, none cleared), in one batch of writes.
+    /// Seeds `count` conversations (head and body each) each holding `messages` messages
+    /// (orders 1 to `messages`: as many held as ever assigned, none cleared), in one batch of
+    /// writes.
     pub async fn seed_each_with_messages(
         &self,
         owner: &Owner,
@@ -282,7 +293,7 @@ impl Db {
             let mut c = conversation(owner, fresh_id(), now_micros() - 1_000_000)?;
             c.message_count = messages;
             c.last_order = messages;
-            items.push(item::conversation_item(&c));
+            items.extend(stored_pair(&c));
             items.extend((1..=messages).map(|order| message(owner, &c, order)));
             all.push(c);
         }
@@ -591,7 +602,25 @@ impl Fixture {
         Ok(request.event(self.owner.as_str()))
     }
 
-    /// The raw SDK calls `method` needs, made directly; `false` when it needs none.
+    /// The raw SDK calls `method` needs, made directly; `false` when it needs none. Each makes
+    /// the requests the function makes on layout 4 (a conversation as its head and its body,
+    /// `store::split`), in the same order, the concurrent ones at once (`tokio::join!`):
+    /// - create: one `TransactWriteItems` of the head's conditional put and the body's put;
+    /// - get: one consistent `Query` of the pair (sort keys `B` to `C`); `view=FULL`: that
+    ///   `Query`, then the messages' `Query`;
+    /// - list by `createTime`: one `Query` of `by-owner` (heads and bodies, `Limit` 2 × 51); by
+    ///   `lastUsedTime`: one `Query` of `by-activity` (heads, `Limit` 51), then one consistent
+    ///   `BatchGetItem` of their bodies (at most 100 keys a request);
+    /// - update naming no large field, delete, undelete, complete: the head's conditional
+    ///   `UpdateItem` and, sent with it, the body's consistent `GetItem`;
+    /// - append, batch append, a repeated key: the head's consistent `GetItem` (with the
+    ///   marker: `BatchGetItem`), then one `TransactWriteItems`; with `conversationMetadata`
+    ///   the `BatchGetItem` of head and body, and the transaction updates the body too;
+    /// - list messages, get message: the head's `GetItem`, then the messages' `Query`;
+    /// - update message, delete message: the `Query` of the order's keys, then one transaction
+    ///   of the message and the head;
+    /// - clear: the pair's `Query`, the count `Query`s, the head's `UpdateItem`; purge: the
+    ///   head's `UpdateItem`.
     pub async fn raw(&self, method: Method) -> Result<bool, String> {
         let db = &self.db;
         let c = &db.client;
@@ -600,36 +629,72 @@ impl Fixture {
         match method {
             Method::Fallback => return Ok(false),
             Method::Create => {
+                // One transaction: the head's put, only while no visible conversation holds
+                // the id (the store's condition), and the body's.
                 let new = conversation(&self.owner, fresh_id(), now)?;
-                c.put_item()
+                let [head, body] = stored_pair(&new);
+                let mut e = Expr::new();
+                let (pk, expire, purge) =
+                    (e.name(attr::PK), e.name(attr::EXPIRE), e.name(attr::PURGE));
+                let now_v = e.value(item::n(now));
+                e.condition(format!(
+                    "attribute_not_exists({pk}) OR {expire} <= {now_v} OR {purge} <= {now_v}"
+                ));
+                let put_head = Put::builder()
                     .table_name(&db.table)
-                    .set_item(Some(item::conversation_item(&new)))
-                    .condition_expression("attribute_not_exists(#pk)")
-                    .expression_attribute_names("#pk", attr::PK)
-                    .send()
-                    .await
-                    .map_err(|e| err(format!("{e:?}")))?;
+                    .set_item(Some(head))
+                    .set_condition_expression(e.condition_expression())
+                    .set_expression_attribute_names(e.names())
+                    .set_expression_attribute_values(e.values())
+                    .return_values_on_condition_check_failure(
+                        ReturnValuesOnConditionCheckFailure::AllOld,
+                    )
+                    .build()
+                    .map_err(|e| err(e.to_string()))?;
+                let put_body = Put::builder()
+                    .table_name(&db.table)
+                    .set_item(Some(body))
+                    .build()
+                    .map_err(|e| err(e.to_string()))?;
+                self.transact(vec![
+                    TransactWriteItem::builder().put(put_head).build(),
+                    TransactWriteItem::builder().put(put_body).build(),
+                ])
+                .await
+                .map_err(err)?;
             }
             Method::Get => {
-                c.get_item()
+                self.raw_pair(&self.get).await.map_err(err)?;
+            }
+            // By creation: one Query of by-owner, where a conversation is its head and its body
+            // (adjacent keys): a page of 50 and one more is 102 items; bodies pass the filter
+            // (their heads are judged). By activity: one Query of by-activity (heads only),
+            // then the bodies of the heads it read, by key.
+            Method::List => {
+                c.query()
                     .table_name(&db.table)
-                    .set_key(Some(Store::key(&self.owner, &self.get)))
-                    .consistent_read(true)
+                    .index_name(conversations::store::schema::OWNER_INDEX)
+                    .key_condition_expression("#o = :o")
+                    .filter_expression("#sk = :body OR attribute_not_exists(#d)")
+                    .expression_attribute_names("#o", attr::GSI_PK)
+                    .expression_attribute_names("#sk", attr::SK)
+                    .expression_attribute_names("#d", attr::DELETE)
+                    .expression_attribute_values(":o", item::s(self.list_index_key.as_str()))
+                    .expression_attribute_values(":body", item::s(split::BODY_SK))
+                    .scan_index_forward(false)
+                    .limit(2 * 51)
                     .send()
                     .await
                     .map_err(|e| err(format!("{e:?}")))?;
             }
-            Method::List | Method::ListRecent => {
-                let (index, pk) = match method {
-                    Method::List => (conversations::store::schema::OWNER_INDEX, attr::GSI_PK),
-                    _ => (conversations::store::schema::ACTIVITY_INDEX, attr::GSI2_PK),
-                };
-                c.query()
+            Method::ListRecent => {
+                let heads = c
+                    .query()
                     .table_name(&db.table)
-                    .index_name(index)
+                    .index_name(conversations::store::schema::ACTIVITY_INDEX)
                     .key_condition_expression("#o = :o")
                     .filter_expression("attribute_not_exists(#d)")
-                    .expression_attribute_names("#o", pk)
+                    .expression_attribute_names("#o", attr::GSI2_PK)
                     .expression_attribute_names("#d", attr::DELETE)
                     .expression_attribute_values(":o", item::s(self.list_index_key.as_str()))
                     .scan_index_forward(false)
@@ -637,10 +702,24 @@ impl Fixture {
                     .send()
                     .await
                     .map_err(|e| err(format!("{e:?}")))?;
+                let bodies: Vec<Item> = heads
+                    .items()
+                    .iter()
+                    .filter(|h| split::has_body(h))
+                    .filter_map(|h| h.get(attr::PK).cloned())
+                    .map(|pk| {
+                        Item::from([
+                            (attr::PK.to_owned(), pk),
+                            (attr::SK.to_owned(), item::s(split::BODY_SK)),
+                        ])
+                    })
+                    .collect();
+                self.batch_get(bodies).await.map_err(err)?;
             }
-            // The conversation's consistent GetItem, then — only for a range it holds (above
-            // its clear boundary, up to its highest order) — one Query of those message keys:
-            // two round trips, as the message reads and the FULL view make them.
+            // The conversation's read — the head's consistent GetItem, or for the FULL view the
+            // pair's Query — then, only for a range it holds (above its clear boundary, up to
+            // its highest order), one Query of those message keys: two round trips, as the
+            // message reads and the FULL view make them.
             Method::ListMessages
             | Method::ListMessagesLast
             | Method::GetMessage
@@ -654,16 +733,23 @@ impl Fixture {
                     Method::GetMessage => (5, 5, true, 2),
                     _ => (1, MAX_ORDER, true, 50),
                 };
-                let read = c
-                    .get_item()
-                    .table_name(&db.table)
-                    .set_key(Some(Store::key(&self.owner, &self.messages)))
-                    .consistent_read(true)
-                    .send()
-                    .await
-                    .map_err(|e| err(format!("{e:?}")))?;
-                let current = item::conversation_from(&read.item.ok_or("no conversation")?)
-                    .map_err(|e| err(e.to_string()))?;
+                let current = if method == Method::GetFull {
+                    let (head, body) = self.raw_pair(&self.messages).await.map_err(err)?;
+                    split::join(&head.ok_or("no conversation")?, body.as_ref())
+                        .map_err(|e| err(e.to_string()))?
+                        .ok_or("a torn pair")?
+                } else {
+                    let read = c
+                        .get_item()
+                        .table_name(&db.table)
+                        .set_key(Some(Store::key(&self.owner, &self.messages)))
+                        .consistent_read(true)
+                        .send()
+                        .await
+                        .map_err(|e| err(format!("{e:?}")))?;
+                    split::head_from(&read.item.ok_or("no conversation")?)
+                        .map_err(|e| err(e.to_string()))?
+                };
                 let from = from.max(current.cleared_through + 1);
                 let to = to.min(current.last_order);
                 if from <= to {
@@ -769,6 +855,8 @@ impl Fixture {
         ])
     }
 
+    /// Update's, delete's, undelete's and complete's calls: the head's conditional `UpdateItem`
+    /// (a new version, answering `ALL_NEW`) and, sent with it, the body's consistent `GetItem`.
     async fn raw_update(
         &self,
         id: &ConversationId,
@@ -797,8 +885,86 @@ impl Fixture {
         for (k, v) in values {
             request = request.expression_attribute_values(*k, v.clone());
         }
-        request.send().await.map_err(|e| format!("{e:?}"))?;
-        Ok(())
+        // The head's write and, sent with it, the body's read (the answer joins them).
+        let (written, body) = tokio::join!(request.send(), self.read_body(id));
+        written.map_err(|e| format!("{e:?}"))?;
+        body.map(|_| ())
+    }
+
+    /// A conversation's head and body: one consistent `Query` of its sort keys `B` to `C`.
+    async fn raw_pair(&self, id: &ConversationId) -> Result<(Option<Item>, Option<Item>), String> {
+        let out = self
+            .db
+            .client
+            .query()
+            .table_name(&self.db.table)
+            .key_condition_expression("#pk = :pk AND #sk BETWEEN :body AND :head")
+            .expression_attribute_names("#pk", attr::PK)
+            .expression_attribute_names("#sk", attr::SK)
+            .expression_attribute_values(":pk", item::s(item::partition_key(&self.owner, id)))
+            .expression_attribute_values(":body", item::s(split::BODY_SK))
+            .expression_attribute_values(":head", item::s(item::CONVERSATION_SK))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| format!("{e:?}"))?;
+        let (mut head, mut body) = (None, None);
+        for found in out.items.unwrap_or_default() {
+            if split::is_body(&found) {
+                body = Some(found);
+            } else {
+                head = Some(found);
+            }
+        }
+        Ok((head, body))
+    }
+
+    /// A conversation's body: one consistent `GetItem`.
+    async fn read_body(&self, id: &ConversationId) -> Result<Option<Item>, String> {
+        let out = self
+            .db
+            .client
+            .get_item()
+            .table_name(&self.db.table)
+            .set_key(Some(split::body_key(&self.owner, id)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| format!("{e:?}"))?;
+        Ok(out.item)
+    }
+
+    /// Items by key: consistent `BatchGetItem`s of at most 100 keys, each sending again what
+    /// DynamoDB left unprocessed.
+    async fn batch_get(&self, keys: Vec<Item>) -> Result<Vec<Item>, String> {
+        let db = &self.db;
+        let mut found = Vec::with_capacity(keys.len());
+        for chunk in keys.chunks(100) {
+            let mut wanted = KeysAndAttributes::builder()
+                .set_keys(Some(chunk.to_vec()))
+                .consistent_read(true)
+                .build()
+                .map_err(|e| e.to_string())?;
+            loop {
+                let out = db
+                    .client
+                    .batch_get_item()
+                    .request_items(&db.table, wanted)
+                    .send()
+                    .await
+                    .map_err(|e| format!("{e:?}"))?;
+                found.extend(
+                    out.responses
+                        .and_then(|mut r| r.remove(&db.table))
+                        .unwrap_or_default(),
+                );
+                match out.unprocessed_keys.and_then(|mut u| u.remove(&db.table)) {
+                    Some(left) if !left.keys().is_empty() => wanted = left,
+                    _ => break,
+                }
+            }
+        }
+        Ok(found)
     }
 
     /// One conditional `UpdateItem` of a conversation, as the store sends it: signed with a
@@ -835,10 +1001,12 @@ impl Fixture {
         Ok(())
     }
 
-    /// Append's calls: the consistent read (with the key's marker: one `BatchGetItem`), then one
-    /// transaction of the conversation's update (count, highest order, `lastUsedTime` and its
-    /// `by-activity` key, version, and the `conversationMetadata` keys when given), `count`
-    /// message puts and the marker's put.
+    /// Append's calls: the head's consistent read (with the key's marker, or with the body
+    /// when the batch carries `conversationMetadata`: one `BatchGetItem`), then one transaction
+    /// of the head's update (count, highest order, `lastUsedTime` and its `by-activity` key,
+    /// version), the body's update when `metadata` is given (its keys and size and the body's
+    /// version, only while the body is the one read; the head marks the new body version),
+    /// `count` message puts and the marker's put.
     async fn raw_append(
         &self,
         id: &ConversationId,
@@ -848,44 +1016,53 @@ impl Fixture {
     ) -> Result<(), String> {
         let db = &self.db;
         let conversation_key = Store::key(&self.owner, id);
-        let current = match key {
-            None => {
-                let read = db
-                    .client
-                    .get_item()
-                    .table_name(&db.table)
-                    .set_key(Some(conversation_key.clone()))
-                    .consistent_read(true)
-                    .send()
-                    .await
-                    .map_err(|e| format!("{e:?}"))?;
-                read.item.ok_or("no conversation")?
-            }
-            Some(request) => {
-                let keys = KeysAndAttributes::builder()
-                    .keys(conversation_key.clone())
-                    .keys(item::marker_key(&self.owner, id, request))
-                    .consistent_read(true)
-                    .build()
-                    .map_err(|e| e.to_string())?;
-                let read = db
-                    .client
-                    .batch_get_item()
-                    .request_items(&db.table, keys)
-                    .send()
-                    .await
-                    .map_err(|e| format!("{e:?}"))?;
-                read.responses
-                    .and_then(|mut r| r.remove(&db.table))
-                    .and_then(|items| {
-                        items
-                            .into_iter()
-                            .find(|i| i.get(attr::SK) == conversation_key.get(attr::SK))
-                    })
-                    .ok_or("no conversation")?
-            }
+        let (head, body) = if key.is_none() && metadata.is_none() {
+            let read = db
+                .client
+                .get_item()
+                .table_name(&db.table)
+                .set_key(Some(conversation_key.clone()))
+                .consistent_read(true)
+                .send()
+                .await
+                .map_err(|e| format!("{e:?}"))?;
+            (read.item.ok_or("no conversation")?, None)
+        } else {
+            let body_key = metadata.map(|_| split::body_key(&self.owner, id));
+            let marker_key = key.map(|request| item::marker_key(&self.owner, id, request));
+            let keys = KeysAndAttributes::builder()
+                .set_keys(Some(
+                    [Some(conversation_key.clone()), body_key.clone(), marker_key]
+                        .into_iter()
+                        .flatten()
+                        .collect(),
+                ))
+                .consistent_read(true)
+                .build()
+                .map_err(|e| e.to_string())?;
+            let read = db
+                .client
+                .batch_get_item()
+                .request_items(&db.table, keys)
+                .send()
+                .await
+                .map_err(|e| format!("{e:?}"))?;
+            let found = read
+                .responses
+                .and_then(|mut r| r.remove(&db.table))
+                .unwrap_or_default();
+            let sk = |i: &Item| i.get(attr::SK).cloned();
+            let of = |wanted: &Item| found.iter().find(|i| sk(i) == sk(wanted)).cloned();
+            let head = of(&conversation_key).ok_or("no conversation")?;
+            (head, body_key.as_ref().and_then(of))
         };
-        let current = item::conversation_from(&current).map_err(|e| e.to_string())?;
+        let body_version = split::body_version(&head);
+        let current = match &body {
+            Some(body) => split::join(&head, Some(body))
+                .map_err(|e| e.to_string())?
+                .ok_or("a torn pair")?,
+            None => split::head_from(&head).map_err(|e| e.to_string())?,
+        };
         let now = Timestamp::now();
         let new = Version::next(now, Some(current.version));
         let last = current.last_order + count;
@@ -898,13 +1075,32 @@ impl Fixture {
         e.set(attr::COUNT, item::n(current.message_count + count));
         e.set(attr::LAST_ORDER, item::n(last));
         e.set(attr::LAST_USED, item::n(now.micros()));
+        let mut body_update = None;
         if let Some(keys) = metadata {
-            seed_items::write_metadata_keys(&mut e, &keys.0);
+            let mut b = Expr::new();
+            let (bv, read) = (
+                b.name(attr::BODY_VERSION),
+                b.value(item::n(body_version.ok_or("a body without its version")?)),
+            );
+            b.condition(format!("{bv} = {read}"));
+            seed_items::write_metadata_keys(&mut b, &keys.0);
             let merged = keys.applied(current.metadata.as_ref());
-            e.set(
+            b.set(
                 attr::METADATA_BYTES,
                 item::n(seed_items::metadata_size(merged.as_ref())),
             );
+            b.set(attr::BODY_VERSION, item::n(new.0));
+            e.set(attr::BODY_VERSION, item::n(new.0));
+            let update = Update::builder()
+                .table_name(&db.table)
+                .set_key(Some(split::body_key(&self.owner, id)))
+                .set_update_expression(b.update_expression())
+                .set_condition_expression(b.condition_expression())
+                .set_expression_attribute_names(b.names())
+                .set_expression_attribute_values(b.values())
+                .build()
+                .map_err(|e| e.to_string())?;
+            body_update = Some(TransactWriteItem::builder().update(update).build());
         }
         e.set(attr::GSI2_SK, item::s(item::index_sort_key(now, id)));
         e.set(attr::VERSION, item::n(new.0));
@@ -919,6 +1115,7 @@ impl Fixture {
             .build()
             .map_err(|e| e.to_string())?;
         let mut items = vec![TransactWriteItem::builder().update(update).build()];
+        items.extend(body_update);
         for order in current.last_order + 1..=last {
             let put = Put::builder()
                 .table_name(&db.table)
@@ -1113,22 +1310,14 @@ impl Fixture {
         Ok(TransactWriteItem::builder().update(update).build())
     }
 
-    /// Clear's calls: the conversation's consistent `GetItem`, keys-only consistent `Query`s of
-    /// the shorter of the range kept and the range newly cleared (one per MB; none when that
-    /// range is empty), then one conditional `UpdateItem` of the boundary and the count.
+    /// Clear's calls: the pair's consistent `Query` (head and body: the answer joins them),
+    /// keys-only consistent `Query`s of the shorter of the range kept and the range newly
+    /// cleared (one per MB; none when that range is empty), then one conditional `UpdateItem`
+    /// of the head's boundary and count.
     async fn raw_clear(&self, id: &ConversationId, through: Option<u64>) -> Result<(), String> {
-        let db = &self.db;
-        let read = db
-            .client
-            .get_item()
-            .table_name(&db.table)
-            .set_key(Some(Store::key(&self.owner, id)))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| format!("{e:?}"))?;
-        let current = item::conversation_from(&read.item.ok_or("no conversation")?)
-            .map_err(|e| e.to_string())?;
+        let (head, _) = self.raw_pair(id).await?;
+        let current =
+            split::head_from(&head.ok_or("no conversation")?).map_err(|e| e.to_string())?;
         let (last, boundary) = (current.last_order, current.cleared_through);
         let through = through.map_or(last, |t| t.min(last));
         let (boundary, count) = if through <= boundary {
@@ -1204,8 +1393,9 @@ impl Fixture {
         }
     }
 
-    /// Purge's call: one conditional `UpdateItem` that makes the conversation missing (purge
-    /// time, TTL and `purged_at` now) and takes it out of both indexes.
+    /// Purge's call: one conditional `UpdateItem` of the head that makes the conversation
+    /// missing (purge time, TTL and `purged_at` now) and takes it out of both indexes (the body
+    /// stays in `by-owner` until the purger deletes it: a list skips a body without its head).
     async fn raw_purge(&self, id: &ConversationId) -> Result<(), String> {
         let now = Timestamp::now();
         let new = Version::next(now, None);

@@ -1,14 +1,26 @@
 //! Write cost against conversation size: the capacity units of every write (create, update,
 //! append, batch append with and without `conversationMetadata`, update message, delete message,
-//! clear messages, complete, delete, undelete, purge) on a conversation under 1 KB and on the largest the
-//! contract allows (every field at its limit), measured through the functions behind the
-//! counting proxy (DynamoDB bills an `UpdateItem` by the larger of the item before and after, a
-//! transaction's items twice, and every index item rewritten per KB). What a write removes (a
+//! clear messages, complete, delete, undelete, purge) on a conversation under 1 KB and on the
+//! largest the contract allows (every field at its limit), measured through the functions behind
+//! the counting proxy (DynamoDB bills an `UpdateItem` by the larger of the item before and after,
+//! a transaction's items twice, and every index item rewritten per KB). What a write removes (a
 //! message, messages up to an order, a conversation) is there for each invocation: created
 //! before that write's function starts.
+//!
+//! The contract's rule (revision 3, "Write units independent of the conversation's size") is on
+//! write units: a write's reads (the body read alongside a head's write, the pair's `Query`) are
+//! counted apart. Write units are given in both conventions of the proxy (a transaction's index
+//! writes billed twice, and once), by part (table, `by-owner`, `by-activity`), with the ratio
+//! largest ÷ small of each, and whether the rule binds the write (it names every write here but
+//! create, batch append with `conversationMetadata` and an update of a large field, measured for
+//! reference).
 
 use std::collections::BTreeMap;
 
+use conversations::domain::ids::ConversationId;
+use conversations::store::Store;
+use conversations::store::item::Item;
+use conversations::store::split;
 use serde_json::{Value, json};
 
 use crate::events::HttpRequest;
@@ -23,7 +35,9 @@ fn small() -> Value {
     json!({"agents": ["agent-1"], "displayName": "support", "labels": {"team": "billing"}})
 }
 
-/// Every field of a conversation at the contract's limit (about 60 KB stored).
+/// Every field of a conversation at the contract's limit (about 60 KB stored), the head's
+/// included (`displayName`, `category`, `languageCode`, `startTime`, `expireTime`; the id and
+/// `requestId` of [`create_request`]).
 pub(crate) fn largest() -> Value {
     let text = |c: char, n: usize| c.to_string().repeat(n);
     let labels: serde_json::Map<String, Value> = (0..64)
@@ -49,9 +63,13 @@ pub(crate) fn largest() -> Value {
     json!({
         "displayName": text('n', 256),
         "category": text('c', 64),
-        "agents": (0..16).map(|i| format!("{i:02}{}", text('a', 510))).collect::<Vec<_>>(),
+        "agents": largest_agents(),
         "conversationProfile": text('p', 512),
-        "languageCode": "en-US",
+        // The longest tag `languageCode` takes: 35 characters.
+        "languageCode": "en-aaaaaaaa-bbbbbbbb-cccccccc-ddddd",
+        "conversationStage": "VIRTUAL_AGENT_STAGE",
+        "startTime": "2026-01-01T00:00:00.123456Z",
+        "expireTime": "2099-12-31T23:59:59.999999Z",
         "labels": labels,
         "metadata": metadata,
         "qualityMetadata": {"customerSatisfactionRating": 5, "waitDuration": "12.5s",
@@ -61,6 +79,39 @@ pub(crate) fn largest() -> Value {
         "sources": sources,
         "phoneNumber": {"countryCode": 1, "phoneNumber": "+15555550100"},
     })
+}
+
+/// The largest conversation's agents: 16 of 512 characters.
+fn largest_agents() -> Vec<String> {
+    (0..16)
+        .map(|i| format!("{i:02}{}", "a".repeat(510)))
+        .collect()
+}
+
+/// What a create of `size` sends besides its body: on the largest, the longest id a client may
+/// choose (63 characters) and a `requestId` (both stored with the conversation); on the small
+/// one, neither (a server-chosen UUID).
+fn create_request(size: &str, body: &Value) -> HttpRequest {
+    let request = HttpRequest::new("POST", "/v1/conversations").body(body.clone());
+    match size {
+        "small" => request,
+        _ => {
+            let id = format!("c{}{}", uuid::Uuid::new_v4().simple(), "x".repeat(30));
+            request
+                .query("conversationId", id)
+                .query("requestId", uuid::Uuid::new_v4().to_string())
+        }
+    }
+}
+
+/// The `displayName` update `i` sends: as long as the conversation's own (the largest's is at
+/// its 256-character limit, and stays there).
+fn display_name(size: &str, i: usize) -> String {
+    let name = format!("renamed {i}");
+    match size {
+        "small" => name,
+        _ => format!("{name:n<256}"),
+    }
 }
 
 /// The `conversationMetadata` of batch `i`: on the small conversation one key set and one
@@ -76,12 +127,60 @@ fn state_change(size: &str, i: usize) -> Value {
     }
 }
 
-/// One write measured `n` times (after one unmeasured request): its mean units, per part.
+/// One write measured `n` times (after one unmeasured request): its mean write units by part in
+/// both conventions, its mean read units, and its answers.
 struct Measured {
-    units: f64,
-    by_part: BTreeMap<String, f64>,
+    /// Write units, a transaction's index writes billed twice.
+    writes: BTreeMap<String, f64>,
+    /// Write units, a transaction's index writes billed once.
+    writes_once: BTreeMap<String, f64>,
+    /// Read units (every part).
+    reads: f64,
+    /// The last invocation's requests.
+    operations: Vec<String>,
     bodies: Vec<Value>,
 }
+
+impl Measured {
+    fn json(&self, extra: &[(&str, Value)]) -> Value {
+        let total = |m: &BTreeMap<String, f64>| round(m.values().sum::<f64>() + 0.0);
+        let parts = |m: &BTreeMap<String, f64>| {
+            m.iter()
+                .map(|(p, u)| (p.clone(), json!(round(*u))))
+                .collect::<serde_json::Map<_, _>>()
+        };
+        let mut row = json!({
+            "write_units": total(&self.writes),
+            "write_units_by_part": parts(&self.writes),
+            "write_units_index_once": total(&self.writes_once),
+            "write_units_by_part_index_once": parts(&self.writes_once),
+            "read_units": round(self.reads),
+            "operations": self.operations,
+        });
+        for (k, v) in extra {
+            row[*k] = v.clone();
+        }
+        row
+    }
+}
+
+/// The writes the contract's rule names (their write units on the largest conversation at most
+/// 1.5× those on a small one); the others are measured for reference.
+const BOUND: [&str; 10] = [
+    "update (displayName)",
+    "append",
+    "batch append (4 messages)",
+    "update message",
+    "delete message",
+    "clear messages (one more)",
+    "complete",
+    "delete",
+    "undelete",
+    "purge",
+];
+
+/// The rule's bound.
+const RULE: f64 = 1.5;
 
 impl Bench {
     /// Runs `events` through `function` behind `proxy` (the first unmeasured).
@@ -95,13 +194,19 @@ impl Bench {
     ) -> Result<Measured> {
         let api = RuntimeApi::start().await.map_err(|e| e.to_string())?;
         let child = self.spawn(function, &api, env, &[])?;
-        let (mut units, mut by_part, mut bodies) = (Vec::new(), BTreeMap::new(), Vec::new());
+        let mut m = Measured {
+            writes: BTreeMap::new(),
+            writes_once: BTreeMap::new(),
+            reads: 0.0,
+            operations: Vec::new(),
+            bodies: Vec::new(),
+        };
         let n = events.len().saturating_sub(1).max(1) as f64;
         for (i, event) in events.iter().enumerate() {
             let outcome = self.invoke(&api, event).await?;
             let response = outcome.json();
             check(function, expected, &response)?;
-            bodies.push(
+            m.bodies.push(
                 serde_json::from_str(response["body"].as_str().unwrap_or("null"))
                     .unwrap_or(Value::Null),
             );
@@ -109,19 +214,46 @@ impl Bench {
             if i == 0 {
                 continue;
             }
-            units.push(calls.iter().map(|c| c.capacity_units).sum::<f64>());
             for call in &calls {
-                for (part, u) in &call.units_by_part {
-                    *by_part.entry(part.clone()).or_insert(0.0) += u / n;
+                if proxy::is_write(&call.operation) {
+                    for (part, u) in &call.units_by_part {
+                        *m.writes.entry(part.clone()).or_insert(0.0) += u / n;
+                    }
+                    for (part, u) in &call.units_by_part_index_once {
+                        *m.writes_once.entry(part.clone()).or_insert(0.0) += u / n;
+                    }
+                } else {
+                    m.reads += call.capacity_units / n;
                 }
             }
+            m.operations = calls.into_iter().map(|c| c.operation).collect();
         }
         crate::process::stop(child).await;
-        Ok(Measured {
-            units: units.iter().sum::<f64>() / n + 0.0,
-            by_part,
-            bodies,
-        })
+        Ok(m)
+    }
+
+    /// A conversation's head and body as stored (consistent `GetItem`s of the harness's own).
+    async fn pair(&self, owner: &str, id: &str) -> Result<[Option<Item>; 2]> {
+        let owner = fixtures::owner(owner)?;
+        let id = ConversationId::parse(id).map_err(|e| e.to_string())?;
+        let mut items = [None, None];
+        for (found, key) in items
+            .iter_mut()
+            .zip([Store::key(&owner, &id), split::body_key(&owner, &id)])
+        {
+            let out = self
+                .db
+                .client
+                .get_item()
+                .table_name(&self.db.table)
+                .set_key(Some(key))
+                .consistent_read(true)
+                .send()
+                .await
+                .map_err(|e| format!("{e:?}"))?;
+            *found = out.item;
+        }
+        Ok(items)
     }
 
     /// Every write on a small and on the largest conversation.
@@ -135,14 +267,16 @@ impl Bench {
         };
         let n = self.settings.cost;
         let mut rows: BTreeMap<&str, Value> = BTreeMap::new();
+        let mut sizes = serde_json::Map::new();
         for (size, body) in [("small", small()), ("largest", largest())] {
-            let owner = format!("bench-write-cost-{size}-{}", uuid::Uuid::new_v4().simple());
+            // One owner of the same length for both: only the conversation differs.
+            let owner = format!("bench-write-cost-{}", uuid::Uuid::new_v4().simple());
             let ev = |r: HttpRequest| r.event(&owner);
             let path = |id: &str| format!("/v1/conversations/{id}");
             // Creates: the measured ones, then one conversation for the other writes and one
             // for each complete, delete and purge.
             let creates: Vec<Value> = (0..(4 * (n + 1) + 1))
-                .map(|_| ev(HttpRequest::new("POST", "/v1/conversations").body(body.clone())))
+                .map(|_| ev(create_request(size, &body)))
                 .collect();
             let created = self
                 .measured(&proxy, &env, "create-conversation", 201, creates)
@@ -154,16 +288,46 @@ impl Bench {
                 .map(|name| name.trim_start_matches("conversations/").to_owned())
                 .collect();
             let (target, pools) = (&ids[0], &ids[1..]);
-            let stored_kb = serde_json::to_vec(&created.bodies[0]).map_or(0, |b| b.len()) / 1024;
+            let rendered_kb = serde_json::to_vec(&created.bodies[0]).map_or(0, |b| b.len()) / 1024;
+            let bytes = |i: &Option<Item>| i.as_ref().map_or(0, proxy::stored_bytes);
+            let [head, body_item] = self.pair(&owner, target).await?;
+            sizes.insert(
+                size.to_owned(),
+                json!({"rendered_kb": rendered_kb, "head_bytes_created": bytes(&head),
+                       "body_bytes": bytes(&body_item)}),
+            );
             let mut record = |write: &'static str, m: &Measured| {
                 let row = rows.entry(write).or_insert_with(|| json!({"write": write}));
-                row[size] = json!({
-                    "capacity_units": round(m.units),
-                    "capacity_units_by_part": m.by_part.iter().map(|(p, u)| (p.clone(), json!(round(*u)))).collect::<serde_json::Map<_, _>>(),
-                    "rendered_kb": stored_kb,
-                });
+                row[size] = m.json(&[]);
             };
             record("create", &created);
+            let updates = (0..=n)
+                .map(|i| {
+                    ev(HttpRequest::new("PATCH", path(target))
+                        .query("updateMask", "displayName")
+                        .body(json!({"displayName": display_name(size, i)})))
+                })
+                .collect();
+            let updated = self
+                .measured(&proxy, &env, "update-conversation", 200, updates)
+                .await?;
+            record("update (displayName)", &updated);
+            // A large field rewritten with the value it holds: the body's put, for reference.
+            let agents = match size {
+                "small" => body["agents"].clone(),
+                _ => json!(largest_agents()),
+            };
+            let large_updates = (0..=n)
+                .map(|_| {
+                    ev(HttpRequest::new("PATCH", path(target))
+                        .query("updateMask", "agents")
+                        .body(json!({ "agents": agents })))
+                })
+                .collect();
+            let large_updated = self
+                .measured(&proxy, &env, "update-conversation", 200, large_updates)
+                .await?;
+            record("update (agents: a large field)", &large_updated);
             let repeat = |r: HttpRequest| (0..=n).map(|_| ev(r.clone())).collect::<Vec<_>>();
             let appended = self
                 .measured(
@@ -204,17 +368,6 @@ impl Bench {
                 .measured(&proxy, &env, "batch-append-messages", 201, states)
                 .await?;
             record("batch append (4 messages) + conversationMetadata", &stated);
-            let updates = (0..=n)
-                .map(|i| {
-                    ev(HttpRequest::new("PATCH", path(target))
-                        .query("updateMask", "displayName")
-                        .body(json!({"displayName": format!("renamed {i}")})))
-                })
-                .collect();
-            let updated = self
-                .measured(&proxy, &env, "update-conversation", 200, updates)
-                .await?;
-            record("update (displayName)", &updated);
             let edits = (0..=n)
                 .map(|i| {
                     ev(
@@ -256,6 +409,20 @@ impl Bench {
                 .measured(&proxy, &env, "clear-messages", 200, clears)
                 .await?;
             record("clear messages (one more)", &cleared);
+            // The head as every write above left it (writer tokens, counters, boundary).
+            let [head, _] = self.pair(&owner, target).await?;
+            sizes[size]["head_bytes_written"] = json!(bytes(&head));
+            // What each of its attributes takes (name and value), largest first.
+            let mut attributes: Vec<(String, usize)> = head
+                .iter()
+                .flatten()
+                .map(|(k, v)| {
+                    let one = Item::from([(k.clone(), v.clone())]);
+                    (k.clone(), proxy::stored_bytes(&one))
+                })
+                .collect();
+            attributes.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+            sizes[size]["head_attribute_bytes"] = json!(attributes);
             let on_pool = |slice: &[String], suffix: &str, method: &'static str| {
                 slice
                     .iter()
@@ -307,6 +474,7 @@ impl Bench {
         let order = [
             "create",
             "update (displayName)",
+            "update (agents: a large field)",
             "append",
             "batch append (4 messages)",
             "batch append (4 messages) + conversationMetadata",
@@ -321,13 +489,36 @@ impl Bench {
         let mut out = Vec::new();
         for write in order {
             let mut row = rows.remove(write).ok_or("a write was not measured")?;
-            let (s, l) = (
-                row["small"]["capacity_units"].as_f64().unwrap_or(0.0),
-                row["largest"]["capacity_units"].as_f64().unwrap_or(0.0),
-            );
-            row["ratio"] = json!(round(l / s.max(f64::MIN_POSITIVE)));
+            let ratio = |key: &str| {
+                let (s, l) = (
+                    row["small"][key].as_f64().unwrap_or(0.0),
+                    row["largest"][key].as_f64().unwrap_or(0.0),
+                );
+                round(l / s.max(f64::MIN_POSITIVE))
+            };
+            let (twice, once) = (ratio("write_units"), ratio("write_units_index_once"));
+            let reads = ratio("read_units");
+            let bound = BOUND.contains(&write);
+            row["ratio"] = json!(twice);
+            row["ratio_index_once"] = json!(once);
+            row["read_ratio"] = json!(reads);
+            row["bound_by_rule"] = json!(bound);
+            row["within_rule"] = if bound {
+                json!(twice <= RULE && once <= RULE)
+            } else {
+                Value::Null
+            };
             out.push(row);
         }
-        Ok(Value::Array(out))
+        Ok(json!({
+            "conventions": {
+                "write_units": "a transaction's index writes billed twice, like its table writes",
+                "write_units_index_once": "a transaction's index writes billed once",
+                "read_units": "the reads the write makes (not bound by the rule)",
+            },
+            "rule": RULE,
+            "sizes": sizes,
+            "rows": out,
+        }))
     }
 }

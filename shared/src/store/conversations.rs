@@ -42,10 +42,10 @@ fn stored(c: &Conversation) -> Result<Conversation, ApiError> {
 }
 
 impl Store {
-    /// Creates a conversation — its head and its body, in one transaction — ; a taken id is a
-    /// 409 unless it was taken by this same `requestId`, in which case the conversation it
-    /// created is returned (the SDK's retry of this very transaction, its answer lost, is
-    /// answered by DynamoDB itself: the transaction's `ClientRequestToken`).
+    /// Creates a conversation: its head and its body, in one transaction. A taken id is a 409
+    /// unless it was taken by this same `requestId`, in which case the conversation it created
+    /// is returned. The SDK's retry of this very transaction, its answer lost, is answered by
+    /// DynamoDB from the transaction's `ClientRequestToken`, or else recognised by its head.
     pub async fn create(
         &self,
         owner: &Owner,
@@ -103,7 +103,8 @@ impl Store {
                     };
                     // A retry of the create that made it (AIP-155): its result, nothing new.
                     // Or this very transaction, applied with its answer lost and sent again
-                    // after its token expired: the head it put, to the microsecond.
+                    // without DynamoDB recognising its token: the head it put, to the
+                    // microsecond.
                     let same_request =
                         request_id.is_some() && split::head_from(&old)?.request_id == request_id;
                     if !same_request && old != head {
