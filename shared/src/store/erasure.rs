@@ -220,11 +220,11 @@ impl Store {
             .count() as u64)
     }
 
-    /// Purges a conversation — live or soft-deleted — now: one conditional `UpdateItem` that
-    /// makes it missing for every method at once (its purge time is now, so its id is free for a
-    /// create), takes it out of both indexes (their keys removed), sets its TTL to now, and marks
-    /// it purged (`purged_at`), which the purger's stream filter passes: it deletes the
-    /// conversation's messages, idempotency markers and item in the background. With
+    /// Purges a conversation — live or soft-deleted — now: one conditional `UpdateItem` of its
+    /// head that makes it missing for every method at once (its purge time is now, so its id is
+    /// free for a create), takes it out of both indexes (their keys removed), sets its TTL to now,
+    /// and marks it purged (`purged_at`), which the purger's stream filter passes: it deletes the
+    /// conversation's messages, idempotency markers, body and head in the background. With
     /// `allow_missing`, a conversation that is not there is a success whatever etag was given.
     pub async fn purge(
         &self,
@@ -296,8 +296,9 @@ impl Store {
     }
 
     /// Deletes what a purge left of an incarnation besides its messages: its idempotency
-    /// markers (they expire in a day anyway), and the conversation item itself while it is still
-    /// that purged incarnation (a create may have taken the id meanwhile: then it stays). Each
+    /// markers (they expire in a day anyway), its body ([`Store::purge_body`]), and its head while
+    /// it is still that purged incarnation (a create may have taken the id meanwhile: then both
+    /// stay). Each
     /// marker goes by a conditional `DeleteItem`, 25 in flight, only while it still names this
     /// incarnation: an append to a conversation created since under the same id, with a key the
     /// old one used, may write its own marker over the old one between this read and the

@@ -213,6 +213,12 @@ impl Store {
         let mut groups = group(out.items.unwrap_or_default(), &position);
         let mut last = out.last_evaluated_key.as_ref().and_then(position);
         if index.by_activity() {
+            if groups.len() > query.page_size {
+                // The head past the page's end only says that more follow: its body is not read,
+                // and the next page starts after the page's last conversation.
+                groups.truncate(query.page_size);
+                last = groups.last().map(|g| g.position.clone());
+            }
             self.read_bodies(&mut groups).await?;
         } else if last.is_some() && groups.len() > 1 {
             // The page's limit may have cut the last conversation between its two items (a
