@@ -464,3 +464,35 @@ async fn while_the_write_layout_is_3_a_create_writes_one_whole_item_that_layout_
     );
     assert_eq!(large_fields(&completed), large_fields(&created.body));
 }
+
+#[tokio::test]
+async fn a_purged_conversation_whose_body_the_purger_deleted_first_is_missing_at_once() {
+    let t = TestApp::new().await;
+    let (o, i) = (owner(), id());
+    t.create(&o, &i, large()).await;
+    ok(
+        t.call(call(Method::Purge, &o, &i).json(json!({}))).await,
+        200,
+    );
+    // The purger deletes the body before the head: a read in between finds a head alone.
+    t.raw()
+        .delete_item()
+        .table_name(&t.table)
+        .key("pk", AttributeValue::S(format!("CONV#{o}#{i}")))
+        .key("sk", AttributeValue::S("B".into()))
+        .send()
+        .await
+        .expect("the purger's delete of the body");
+    t.counter.take();
+    let started = std::time::Instant::now();
+    t.call(call(Method::Get, &o, &i))
+        .await
+        .assert_problem(404, "NOT_FOUND");
+    assert_eq!(t.counter.take(), ["Query"], "not read again as a torn pair");
+    assert!(started.elapsed() < std::time::Duration::from_secs(1));
+    assert!(
+        pages(&t, &o, &[("orderBy", "lastUsedTime desc")])
+            .await
+            .is_empty()
+    );
+}

@@ -182,7 +182,9 @@ impl Store {
 
     /// A conversation as one version: [`Store::read_pair`], read again while torn. Returns the
     /// head (to decide visibility and for the writes' checks) with the conversation it makes;
-    /// `None` when there is no head.
+    /// `None` when there is no head. A head that is no longer visible (expired, or purged: the
+    /// purger may have deleted its body already) comes with its own fields alone: it is missing
+    /// for every method, and no answer shows it.
     pub(super) async fn read_conversation(
         &self,
         owner: &Owner,
@@ -193,6 +195,10 @@ impl Store {
             let Some(head) = head else {
                 return Ok(None);
             };
+            if !item::is_visible(&head, Timestamp::now()) {
+                let conversation = head_from(&head)?;
+                return Ok(Some((head, conversation)));
+            }
             if let Some(conversation) = join(&head, body.as_ref())? {
                 return Ok(Some((head, conversation)));
             }
