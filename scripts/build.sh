@@ -16,5 +16,9 @@ fi
 log "cargo lambda build --release --arm64 (every function)"
 cargo lambda build --release --arm64 --locked --workspace --exclude api-tests --exclude bench --exclude hello-world --exclude conversations-client
 
-log "sizes"
+if [ -n "${CARGO_PROFILE_RELEASE_LTO:-}${CARGO_PROFILE_RELEASE_CODEGEN_UNITS:-}" ]; then
+  log "sizes (built with CARGO_PROFILE_RELEASE_LTO=${CARGO_PROFILE_RELEASE_LTO:-} CARGO_PROFILE_RELEASE_CODEGEN_UNITS=${CARGO_PROFILE_RELEASE_CODEGEN_UNITS:-}: not the release profile's, so not the deployed sizes)"
+else
+  log "sizes"
+fi
 python3 scripts/sizes.py
