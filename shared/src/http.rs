@@ -9,6 +9,7 @@ use std::time::Instant;
 use futures_util::FutureExt;
 use lambda_http::request::RequestContext;
 use lambda_http::{Body, Error, Request, RequestExt, Response};
+use serde::ser::{Serialize, SerializeMap, Serializer};
 use serde_json::{Map, Value};
 
 use crate::app::{App, AuthMode, Config};
@@ -19,6 +20,7 @@ use crate::domain::etag::{IfMatch, Version};
 use crate::domain::field_mask::Fields;
 use crate::domain::ids::{ConversationId, Owner, RequestId};
 use crate::domain::message::Message;
+use crate::domain::rendering::{Render, Whole};
 use crate::error::ApiError;
 use crate::routes;
 use crate::store::Appended;
@@ -400,14 +402,104 @@ impl Query {
     }
 }
 
-/// A successful reply.
+/// A successful reply, its body already rendered.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Reply {
     status: u16,
-    body: Value,
+    body: String,
     etag: Option<String>,
     location: Option<String>,
     conversation_etag: Option<String>,
+}
+
+/// The fields of a resource `fields` selects, as a `Serialize` value.
+struct Selected<'a, T> {
+    value: &'a T,
+    fields: &'a Fields,
+}
+
+impl<T: Render> Serialize for Selected<'_, T> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(None)?;
+        self.value
+            .render_fields(&mut map, &|name| self.fields.selects(name))?;
+        map.end()
+    }
+}
+
+/// A conversation in its `FULL` view: its fields, then its messages (each whole).
+struct Full<'a> {
+    conversation: Selected<'a, Conversation>,
+    messages: Option<&'a [Message]>,
+}
+
+impl Serialize for Full<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let Selected {
+            value: conversation,
+            fields,
+        } = &self.conversation;
+        let mut map = serializer.serialize_map(None)?;
+        conversation.render_fields(&mut map, &|name| fields.selects(name))?;
+        if let Some(messages) = self.messages
+            && fields.selects("messages")
+        {
+            let whole: Vec<Whole<'_, Message>> = messages.iter().map(Whole).collect();
+            map.serialize_entry("messages", &whole)?;
+        }
+        map.end()
+    }
+}
+
+/// One page of a list: `{"<key>": [...], "nextPageToken": "..."}`.
+struct Page<'a, T> {
+    key: &'a str,
+    items: &'a [T],
+    fields: &'a Fields,
+    next_page_token: Option<&'a str>,
+}
+
+impl<T: Render> Serialize for Page<'_, T> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let items: Vec<Selected<'_, T>> = self
+            .items
+            .iter()
+            .map(|value| Selected {
+                value,
+                fields: self.fields,
+            })
+            .collect();
+        let mut map = serializer.serialize_map(None)?;
+        map.serialize_entry(self.key, &items)?;
+        if let Some(token) = self.next_page_token {
+            map.serialize_entry("nextPageToken", token)?;
+        }
+        map.end()
+    }
+}
+
+/// Messages just appended together: `{"messages": [...], "conversationEtag": "…"}`.
+struct AppendedBody<'a> {
+    messages: Vec<Selected<'a, Message>>,
+    conversation_etag: String,
+}
+
+impl Serialize for AppendedBody<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(Some(2))?;
+        map.serialize_entry("messages", &self.messages)?;
+        map.serialize_entry("conversationEtag", &self.conversation_etag)?;
+        map.end()
+    }
+}
+
+/// A body's JSON text. Every value rendered here has string keys and serialises without error;
+/// were one ever to fail, the reply says so rather than sending a truncated body.
+fn text(value: &impl Serialize) -> String {
+    serde_json::to_string(value).unwrap_or_else(|e| {
+        tracing::error!(error = %e, "a reply could not be rendered");
+        r#"{"error":"the reply could not be rendered"}"#.to_owned()
+    })
 }
 
 impl Reply {
@@ -415,7 +507,10 @@ impl Reply {
     pub fn conversation(status: u16, conversation: &Conversation, fields: &Fields) -> Self {
         Self {
             status,
-            body: Value::Object(fields.apply(conversation.to_json())),
+            body: text(&Selected {
+                value: conversation,
+                fields,
+            }),
             etag: Some(conversation.version.etag()),
             location: None,
             conversation_etag: None,
@@ -438,17 +533,18 @@ impl Reply {
         messages: Option<&[Message]>,
         fields: &Fields,
     ) -> Self {
-        let mut body = conversation.to_json();
-        if let Some(messages) = messages {
-            let rendered = messages
-                .iter()
-                .map(|m| Value::Object(m.to_json()))
-                .collect();
-            body.insert("messages".into(), Value::Array(rendered));
-        }
         Self {
-            body: Value::Object(fields.apply(body)),
-            ..Self::conversation(200, conversation, fields)
+            status: 200,
+            body: text(&Full {
+                conversation: Selected {
+                    value: conversation,
+                    fields,
+                },
+                messages,
+            }),
+            etag: Some(conversation.version.etag()),
+            location: None,
+            conversation_etag: None,
         }
     }
 
@@ -456,7 +552,10 @@ impl Reply {
     pub fn message(status: u16, message: &Message, fields: &Fields) -> Self {
         Self {
             status,
-            body: Value::Object(fields.apply(message.to_json())),
+            body: text(&Selected {
+                value: message,
+                fields,
+            }),
             etag: Some(message.version.message_etag(message.order)),
             location: None,
             conversation_etag: None,
@@ -465,18 +564,15 @@ impl Reply {
 
     /// Messages just appended together: `201 {"messages": [...]}`.
     pub fn appended(appended: &Appended, fields: &Fields) -> Self {
-        let items = appended
-            .messages
-            .iter()
-            .map(|m| Value::Object(fields.apply(m.to_json())))
-            .collect();
-        let mut body = Map::new();
-        body.insert("messages".into(), Value::Array(items));
-        body.insert(
-            "conversationEtag".into(),
-            appended.conversation_version.etag().into(),
-        );
-        Self::json(201, Value::Object(body))
+        let body = AppendedBody {
+            messages: appended
+                .messages
+                .iter()
+                .map(|value| Selected { value, fields })
+                .collect(),
+            conversation_etag: appended.conversation_version.etag(),
+        };
+        Self::rendered(201, text(&body))
     }
 
     /// The same answer with the conversation's etag after the write as an
@@ -487,30 +583,36 @@ impl Reply {
         self
     }
 
-    /// One page of a list: `{"<key>": [...], "nextPageToken": "..."}` (no token on the last page).
-    pub fn page(
+    /// One page of a list: `{"<key>": [...], "nextPageToken": "..."}` (no token on the last
+    /// page), each item with the fields `fields` selects.
+    pub fn page<T: Render>(
         key: &str,
-        items: impl IntoIterator<Item = Map<String, Value>>,
-        next_page_token: Option<String>,
+        items: &[T],
+        fields: &Fields,
+        next_page_token: Option<&str>,
     ) -> Self {
-        let mut body = Map::new();
-        body.insert(
-            key.to_owned(),
-            Value::Array(items.into_iter().map(Value::Object).collect()),
-        );
-        if let Some(token) = next_page_token {
-            body.insert("nextPageToken".into(), token.into());
-        }
-        Self::json(200, Value::Object(body))
+        Self::rendered(
+            200,
+            text(&Page {
+                key,
+                items,
+                fields,
+                next_page_token,
+            }),
+        )
     }
 
     /// `200 {}`: success with nothing to show.
     pub fn empty() -> Self {
-        Self::json(200, Value::Object(Map::new()))
+        Self::rendered(200, "{}".to_owned())
     }
 
     /// Any JSON body.
     pub fn json(status: u16, body: Value) -> Self {
+        Self::rendered(status, body.to_string())
+    }
+
+    fn rendered(status: u16, body: String) -> Self {
         Self {
             status,
             body,
@@ -551,7 +653,7 @@ fn render(
             if let Some(etag) = &reply.conversation_etag {
                 builder = builder.header("x-conversation-etag", etag);
             }
-            builder.body(Body::Text(reply.body.to_string()))?
+            builder.body(Body::Text(reply.body))?
         }
         Err(error) => {
             let body = error.problem(request_id);
@@ -683,6 +785,89 @@ mod tests {
             query(&[("allowMissing", "yes")])
                 .flag("allowMissing")
                 .is_err()
+        );
+    }
+
+    /// A conversation with every field the rendering writes, and two of its messages.
+    fn full_conversation() -> (Conversation, Vec<Message>) {
+        use crate::domain::conversation::{NewConversation, Writable};
+        use crate::domain::time::Timestamp;
+        let now = Timestamp::parse("2026-11-23T08:00:00.5Z").expect("valid");
+        let body = serde_json::json!({"displayName": "d\"q", "category": "c", "agents": ["a", "b"],
+            "conversationProfile": "p", "languageCode": "en", "labels": {"k": "v", "a": "w"},
+            "metadata": {"z": 1.5, "a": {"x": [1, "two", null]}}, "conversationStage": "HUMAN_ASSIST_STAGE",
+            "startTime": "2026-11-23T07:00:00Z", "ttl": "3600s",
+            "qualityMetadata": {"customerSatisfactionRating": 4}, "callMetadata": {"agentChannel": 2},
+            "dataSource": {"gcsSource": {"audioUri": "gs://b/a"}}, "sources": [{"model": "m", "explore": "e"}],
+            "phoneNumber": {"countryCode": 1, "phoneNumber": "+15555550100"}});
+        let w = Writable::from_json(body.as_object().expect("object"), now, false).expect("valid");
+        let mut c = NewConversation::try_from(w)
+            .expect("new")
+            .into_conversation(
+                ConversationId::parse("conv-1").expect("id"),
+                Owner::from_claim("o").expect("owner"),
+                None,
+                now,
+            );
+        c.end_time = Some(now);
+        c.delete_time = Some(now);
+        c.purge_time = Some(now);
+        let message = |order| Message {
+            conversation: c.id.clone(),
+            order,
+            kind: crate::domain::message::MessageType::User,
+            content: format!("m{order}"),
+            tool_calls: Vec::new(),
+            tool_call_id: None,
+            metadata: None,
+            create_time: now,
+            version: Version(now.micros()),
+        };
+        let messages = vec![message(1), message(2)];
+        (c, messages)
+    }
+
+    #[test]
+    fn replies_render_the_selected_fields_of_the_resource_s_json_in_its_order() {
+        let (c, messages) = full_conversation();
+        let all = c.to_json();
+        let keys: Vec<&str> = all.keys().map(String::as_str).collect();
+        assert_eq!(keys.len(), 28, "every field is rendered: {keys:?}");
+        assert_eq!(keys.first(), Some(&"name"));
+        assert_eq!(keys.last(), Some(&"can"));
+        let mut known = crate::domain::conversation::OUTPUT_FIELDS.to_vec();
+        known.push("messages");
+        for selection in [
+            None,
+            Some("name,etag,labels"),
+            Some("can,metadata,messages"),
+        ] {
+            let fields = Fields::parse(selection, &known).expect("known fields");
+            let expected = Value::Object(fields.apply(c.to_json())).to_string();
+            assert_eq!(Reply::conversation(200, &c, &fields).body, expected);
+            let mut full = c.to_json();
+            full.insert(
+                "messages".into(),
+                messages
+                    .iter()
+                    .map(|m| Value::Object(m.to_json()))
+                    .collect(),
+            );
+            let expected = Value::Object(fields.apply(full)).to_string();
+            assert_eq!(Reply::full(&c, Some(&messages), &fields).body, expected);
+            let page = Reply::page("conversations", &[c.clone(), c.clone()], &fields, Some("t"));
+            let item = Value::Object(fields.apply(c.to_json()));
+            let expected =
+                serde_json::json!({"conversations": [item.clone(), item], "nextPageToken": "t"});
+            assert_eq!(page.body, expected.to_string());
+        }
+        let fields =
+            Fields::parse(Some("content,order"), &["content", "order", "name"]).expect("ok");
+        let expected = Value::Object(fields.apply(messages[0].to_json())).to_string();
+        assert_eq!(Reply::message(200, &messages[0], &fields).body, expected);
+        assert_eq!(
+            Reply::page("messages", &messages, &fields, None).body,
+            r#"{"messages":[{"order":1,"content":"m1"},{"order":2,"content":"m2"}]}"#
         );
     }
 

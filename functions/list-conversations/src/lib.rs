@@ -36,8 +36,12 @@ pub async fn handle(app: &App, req: Request) -> Result<Response<Body>, Error> {
                 .map(str::to_owned),
         };
         let page = app.store.list(&owner, &list).await?;
-        let items = page.items.iter().map(|c| fields.apply(c.to_json()));
-        Ok(Reply::page("conversations", items, page.next_page_token))
+        Ok(Reply::page(
+            "conversations",
+            &page.items,
+            &fields,
+            page.next_page_token.as_deref(),
+        ))
     })
     .await
 }

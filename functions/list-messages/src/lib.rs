@@ -29,8 +29,12 @@ pub async fn handle(app: &App, req: Request) -> Result<Response<Body>, Error> {
                 .map(str::to_owned),
         };
         let page = app.store.list_messages(&owner, &id, &list).await?;
-        let items = page.items.iter().map(|m| fields.apply(m.to_json()));
-        Ok(Reply::page("messages", items, page.next_page_token))
+        Ok(Reply::page(
+            "messages",
+            &page.items,
+            &fields,
+            page.next_page_token.as_deref(),
+        ))
     })
     .await
 }

@@ -3,11 +3,13 @@
 
 use std::collections::BTreeMap;
 
-use serde_json::{Map, Value, json};
+use serde::ser::SerializeMap;
+use serde_json::{Map, Value};
 
 use crate::domain::body::Reader;
 use crate::domain::etag::{Etag, Version};
 use crate::domain::ids::{ConversationId, Owner, RequestId};
+use crate::domain::rendering::{self, Render, Shown, field};
 use crate::domain::seed_fields::{
     self, CallMetadata, DataSource, PhoneNumber, QualityMetadata, Source,
 };
@@ -302,81 +304,120 @@ impl Conversation {
         self.id.name()
     }
 
-    /// The JSON representation.
+    /// The JSON representation (every field).
     pub fn to_json(&self) -> Map<String, Value> {
-        let mut out = Map::new();
-        let mut put = |key: &str, value: Value| {
-            out.insert(key.to_owned(), value);
-        };
-        let time = |t: Timestamp| Value::String(t.to_string());
-        put("name", self.name().into());
+        rendering::to_map(self)
+    }
+}
+
+/// What a conversation's caller may do with it now (`can`).
+struct Can {
+    live: bool,
+    open: bool,
+}
+
+impl serde::Serialize for Can {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(Some(5))?;
+        map.serialize_entry("update", &self.live)?;
+        map.serialize_entry("delete", &self.live)?;
+        map.serialize_entry("undelete", &!self.live)?;
+        map.serialize_entry("complete", &self.open)?;
+        map.serialize_entry("appendMessage", &self.open)?;
+        map.end()
+    }
+}
+
+impl Render for Conversation {
+    fn render_fields<M: SerializeMap>(
+        &self,
+        map: &mut M,
+        keep: &dyn Fn(&str) -> bool,
+    ) -> Result<(), M::Error> {
+        field!(map, keep, "name", Shown(self.id.name()));
         if let Some(v) = &self.display_name {
-            put("displayName", v.as_str().into());
+            field!(map, keep, "displayName", v);
         }
         if let Some(v) = &self.category {
-            put("category", v.as_str().into());
+            field!(map, keep, "category", v);
         }
-        put("agents", json!(self.agents));
+        field!(map, keep, "agents", self.agents);
         if let Some(v) = &self.conversation_profile {
-            put("conversationProfile", v.as_str().into());
+            field!(map, keep, "conversationProfile", v);
         }
         if let Some(v) = &self.language_code {
-            put("languageCode", v.as_str().into());
+            field!(map, keep, "languageCode", v);
         }
-        put("labels", json!(self.labels));
+        field!(map, keep, "labels", self.labels);
         if let Some(v) = &self.metadata {
-            put("metadata", Value::Object(v.clone()));
+            field!(map, keep, "metadata", v);
         }
-        put("conversationStage", self.stage.as_str().into());
-        if let Some(v) = self.quality_metadata.to_json() {
-            put("qualityMetadata", v);
+        field!(map, keep, "conversationStage", self.stage.as_str());
+        if keep("qualityMetadata")
+            && let Some(v) = self.quality_metadata.to_json()
+        {
+            map.serialize_entry("qualityMetadata", &v)?;
         }
-        if let Some(v) = self.call_metadata.to_json() {
-            put("callMetadata", v);
+        if keep("callMetadata")
+            && let Some(v) = self.call_metadata.to_json()
+        {
+            map.serialize_entry("callMetadata", &v)?;
         }
-        if let Some(v) = self.data_source.to_json() {
-            put("dataSource", v);
+        if keep("dataSource")
+            && let Some(v) = self.data_source.to_json()
+        {
+            map.serialize_entry("dataSource", &v)?;
         }
         if !self.sources.is_empty() {
-            put(
+            field!(
+                map,
+                keep,
                 "sources",
-                Value::Array(self.sources.iter().map(Source::to_json).collect()),
+                self.sources.iter().map(Source::to_json).collect::<Vec<_>>()
             );
         }
-        if let Some(v) = self.phone_number.as_ref().and_then(PhoneNumber::to_json) {
-            put("phoneNumber", v);
+        if keep("phoneNumber")
+            && let Some(v) = self.phone_number.as_ref().and_then(PhoneNumber::to_json)
+        {
+            map.serialize_entry("phoneNumber", &v)?;
         }
-        put("lifecycleState", self.lifecycle.as_str().into());
-        put(
+        field!(map, keep, "lifecycleState", self.lifecycle.as_str());
+        field!(
+            map,
+            keep,
             "startTime",
-            time(self.start_time.unwrap_or(self.create_time)),
+            Shown(self.start_time.unwrap_or(self.create_time))
         );
         if let Some(t) = self.end_time {
-            put("endTime", time(t));
+            field!(map, keep, "endTime", Shown(t));
         }
         if let Some(t) = self.expire_time {
-            put("expireTime", time(t));
+            field!(map, keep, "expireTime", Shown(t));
         }
-        put("createTime", time(self.create_time));
-        put("updateTime", time(self.version.time()));
-        put("lastUsedTime", time(self.last_used_time));
-        put("deleted", self.is_deleted().into());
+        field!(map, keep, "createTime", Shown(self.create_time));
+        field!(map, keep, "updateTime", Shown(self.version.time()));
+        field!(map, keep, "lastUsedTime", Shown(self.last_used_time));
+        field!(map, keep, "deleted", self.is_deleted());
         if let Some(t) = self.delete_time {
-            put("deleteTime", time(t));
+            field!(map, keep, "deleteTime", Shown(t));
         }
         if let Some(t) = self.purge_time {
-            put("purgeTime", time(t));
+            field!(map, keep, "purgeTime", Shown(t));
         }
-        put("messageCount", self.message_count.into());
-        put("owner", self.owner.as_str().into());
-        put("etag", self.version.etag().into());
+        field!(map, keep, "messageCount", self.message_count);
+        field!(map, keep, "owner", self.owner.as_str());
+        field!(map, keep, "etag", self.version.etag());
         let live = !self.is_deleted();
-        let open = live && self.lifecycle == Lifecycle::InProgress;
-        put(
+        field!(
+            map,
+            keep,
             "can",
-            json!({"update": live, "delete": live, "undelete": !live, "complete": open, "appendMessage": open}),
+            Can {
+                live,
+                open: live && self.lifecycle == Lifecycle::InProgress,
+            }
         );
-        out
+        Ok(())
     }
 }
 
@@ -685,6 +726,7 @@ impl NewConversation {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     fn now() -> Timestamp {
         Timestamp::parse("2026-11-23T08:00:00Z").expect("valid")

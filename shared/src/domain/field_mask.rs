@@ -555,11 +555,16 @@ impl Fields {
         Ok(Self(Some(names)))
     }
 
+    /// Whether a response carries the field `name`.
+    pub fn selects(&self, name: &str) -> bool {
+        self.0
+            .as_ref()
+            .is_none_or(|names| names.iter().any(|n| n == name))
+    }
+
     /// Keeps only the selected fields.
     pub fn apply(&self, mut map: Map<String, Value>) -> Map<String, Value> {
-        if let Some(names) = &self.0 {
-            map.retain(|k, _| names.iter().any(|n| n == k));
-        }
+        map.retain(|k, _| self.selects(k));
         map
     }
 }

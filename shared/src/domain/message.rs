@@ -1,10 +1,12 @@
 //! The Message resource: an ordered entry of a conversation.
 
+use serde::ser::SerializeMap;
 use serde_json::{Map, Value};
 
 use crate::domain::body::{MAX_METADATA_BYTES, Reader};
 use crate::domain::etag::{Etag, Version};
 use crate::domain::ids::ConversationId;
+use crate::domain::rendering::{self, Render, Shown, field};
 use crate::domain::time::Timestamp;
 use crate::error::{ApiError, FieldError};
 
@@ -130,27 +132,9 @@ impl Message {
         format!("{}/messages/{}", self.conversation.name(), self.order)
     }
 
-    /// The JSON representation.
+    /// The JSON representation (every field).
     pub fn to_json(&self) -> Map<String, Value> {
-        let mut out = Map::new();
-        out.insert("name".into(), self.name().into());
-        out.insert("order".into(), self.order.into());
-        out.insert("type".into(), self.kind.as_str().into());
-        out.insert("content".into(), self.content.as_str().into());
-        if !self.tool_calls.is_empty() {
-            let calls = self.tool_calls.iter().map(ToolCall::to_json).collect();
-            out.insert("toolCalls".into(), Value::Array(calls));
-        }
-        if let Some(id) = &self.tool_call_id {
-            out.insert("toolCallId".into(), id.as_str().into());
-        }
-        if let Some(m) = &self.metadata {
-            out.insert("metadata".into(), Value::Object(m.clone()));
-        }
-        out.insert("createTime".into(), self.create_time.to_string().into());
-        out.insert("updateTime".into(), self.version.time().to_string().into());
-        out.insert("etag".into(), self.version.message_etag(self.order).into());
-        out
+        rendering::to_map(self)
     }
 
     /// A message just appended at `now`: its version is its creation.
@@ -663,6 +647,40 @@ pub(crate) fn read_tool_calls(r: &mut Reader<'_>) -> Result<Vec<ToolCall>, ApiEr
         }
     }
     Ok(if broken { Vec::new() } else { calls })
+}
+
+impl Render for Message {
+    fn render_fields<M: SerializeMap>(
+        &self,
+        map: &mut M,
+        keep: &dyn Fn(&str) -> bool,
+    ) -> Result<(), M::Error> {
+        field!(map, keep, "name", self.name());
+        field!(map, keep, "order", self.order);
+        field!(map, keep, "type", self.kind.as_str());
+        field!(map, keep, "content", self.content);
+        if !self.tool_calls.is_empty() {
+            field!(
+                map,
+                keep,
+                "toolCalls",
+                self.tool_calls
+                    .iter()
+                    .map(ToolCall::to_json)
+                    .collect::<Vec<_>>()
+            );
+        }
+        if let Some(id) = &self.tool_call_id {
+            field!(map, keep, "toolCallId", id);
+        }
+        if let Some(m) = &self.metadata {
+            field!(map, keep, "metadata", m);
+        }
+        field!(map, keep, "createTime", Shown(self.create_time));
+        field!(map, keep, "updateTime", Shown(self.version.time()));
+        field!(map, keep, "etag", self.version.message_etag(self.order));
+        Ok(())
+    }
 }
 
 #[cfg(test)]

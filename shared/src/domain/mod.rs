@@ -14,5 +14,6 @@ pub mod message;
 pub mod message_query;
 pub mod message_update;
 pub mod page_token;
+pub mod rendering;
 pub mod seed_fields;
 pub mod time;

@@ -272,14 +272,21 @@ pub fn conversation_item(c: &Conversation) -> Item {
 
 /// A conversation from its item.
 pub fn conversation_from(item: &Item) -> Result<Conversation, ApiError> {
-    let agents = item
+    conversation_of(item, item)
+}
+
+/// A conversation from the item holding its large fields (`store::split::BODY_ATTRIBUTES`:
+/// the body of layout 4) and the one holding the rest (its head), read in place, neither
+/// copied: for a whole item of layout 3 both are that item.
+pub fn conversation_of(item: &Item, large: &Item) -> Result<Conversation, ApiError> {
+    let agents = large
         .get(attr::AGENTS)
         .and_then(|v| v.as_l().ok())
         .ok_or_else(|| corrupt(attr::AGENTS))?
         .iter()
         .map(|v| v.as_s().cloned().map_err(|_| corrupt(attr::AGENTS)))
         .collect::<Result<Vec<_>, _>>()?;
-    let labels = match item.get(attr::LABELS) {
+    let labels = match large.get(attr::LABELS) {
         Some(v) => v
             .as_m()
             .map_err(|_| corrupt(attr::LABELS))?
@@ -303,16 +310,16 @@ pub fn conversation_from(item: &Item) -> Result<Conversation, ApiError> {
         display_name: opt_s(item, attr::DISPLAY_NAME)?,
         category: opt_s(item, attr::CATEGORY)?,
         agents,
-        conversation_profile: opt_s(item, attr::PROFILE)?,
+        conversation_profile: opt_s(large, attr::PROFILE)?,
         language_code: opt_s(item, attr::LANGUAGE)?,
         labels,
-        metadata: seed_items::metadata_from(item)?,
+        metadata: seed_items::metadata_from(large)?,
         stage: Stage::parse(get_s(item, attr::STAGE)?).ok_or_else(|| corrupt(attr::STAGE))?,
-        quality_metadata: seed_items::quality_from(item)?,
-        call_metadata: seed_items::call_from(item)?,
-        data_source: seed_items::data_source_from(item)?,
-        sources: seed_items::sources_from(item)?,
-        phone_number: seed_items::phone_from(item)?,
+        quality_metadata: seed_items::quality_from(large)?,
+        call_metadata: seed_items::call_from(large)?,
+        data_source: seed_items::data_source_from(large)?,
+        sources: seed_items::sources_from(large)?,
+        phone_number: seed_items::phone_from(large)?,
         lifecycle: Lifecycle::parse(get_s(item, attr::LIFECYCLE)?)
             .ok_or_else(|| corrupt(attr::LIFECYCLE))?,
         start_time: opt_time(item, attr::START)?,

@@ -103,13 +103,7 @@ pub fn join(head: &Item, body: Option<&Item>) -> Result<Option<Conversation>, Ap
     let Some(body) = body.filter(|b| b.get(attr::BODY_VERSION) == Some(wanted)) else {
         return Ok(None);
     };
-    let mut whole = head.clone();
-    for name in BODY_ATTRIBUTES {
-        if let Some(value) = body.get(name) {
-            whole.insert(name.to_owned(), value.clone());
-        }
-    }
-    item::conversation_from(&whole).map(Some)
+    item::conversation_of(head, body).map(Some)
 }
 
 /// A conversation from its head alone, the large fields left empty: what the writes that never
@@ -119,9 +113,8 @@ pub fn head_from(head: &Item) -> Result<Conversation, ApiError> {
     if !has_body(head) {
         return item::conversation_from(head);
     }
-    let mut whole = head.clone();
-    whole.insert(attr::AGENTS.to_owned(), AttributeValue::L(Vec::new()));
-    item::conversation_from(&whole)
+    let empty = Item::from([(attr::AGENTS.to_owned(), AttributeValue::L(Vec::new()))]);
+    item::conversation_of(head, &empty)
 }
 
 /// An upper bound of the rendered size of a head and its body together.
