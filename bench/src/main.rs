@@ -334,40 +334,48 @@ impl Bench {
     async fn warm(&self, fixture: &Fixture) -> Result<Value> {
         let n = self.settings.warm;
         let mut rows = Vec::new();
-        // The floor of the runtime loop itself: a function that does nothing.
-        let api = RuntimeApi::start().await.map_err(|e| e.to_string())?;
-        let child = self.spawn("hello-world", &api, &self.env, &[])?;
+        // The floor of the runtime loop itself: a function that does nothing. It keeps running
+        // beside each method's function: every iteration invokes it too, so that each raw
+        // sample has a loop sample of the same moment (their sum is the floor of a function
+        // that makes the raw calls and nothing else).
+        let hello_api = RuntimeApi::start().await.map_err(|e| e.to_string())?;
+        let hello = self.spawn("hello-world", &hello_api, &self.env, &[])?;
         let mut loop_floor = Vec::new();
         for i in 0..n + 5 {
-            let outcome = self.invoke(&api, &json!({})).await?;
+            let outcome = self.invoke(&hello_api, &json!({})).await?;
             if i >= 5 {
                 loop_floor.push(outcome.latency());
             }
         }
-        let hello_rss = process::peak_rss(&child);
-        process::stop(child).await;
+        let hello_rss = process::peak_rss(&hello);
         let loop_floor = Summary::of(&loop_floor);
         for m in Method::ALL {
             let api = RuntimeApi::start().await.map_err(|e| e.to_string())?;
             let child = self.spawn(m.function(), &api, &self.env, &[])?;
-            let (mut function, mut raw) = (Vec::new(), Vec::new());
+            let (mut function, mut raw, mut raw_and_loop) = (Vec::new(), Vec::new(), Vec::new());
             for i in 0..n + 5 {
-                // Interleaved, so both series see the same machine.
+                // Interleaved, so every series sees the same machine.
                 let started = Instant::now();
                 let made = fixture.raw(m).await?;
                 let raw_time = started.elapsed();
                 let outcome = self.invoke(&api, &fixture.event(m)?).await?;
                 check(m.function(), m.expected(), &outcome.json())?;
+                let empty = self.invoke(&hello_api, &json!({})).await?;
                 if i >= 5 {
                     function.push(outcome.latency());
                     if made {
                         raw.push(raw_time);
+                        raw_and_loop.push(raw_time + empty.latency());
                     }
                 }
             }
             let rss = process::peak_rss(&child);
             process::stop(child).await;
-            let (f, r) = (Summary::of(&function), Summary::of(&raw));
+            let (f, r, rl) = (
+                Summary::of(&function),
+                Summary::of(&raw),
+                Summary::of(&raw_and_loop),
+            );
             let floor = if raw.is_empty() {
                 loop_floor.p50
             } else {
@@ -380,9 +388,15 @@ impl Bench {
                 "raw_sdk_latency": if raw.is_empty() { Value::Null } else { r.json() },
                 "p50_ratio": round(f.p50 / floor),
                 "ratio_against": if raw.is_empty() { "runtime loop floor" } else { "raw SDK calls" },
+                // The raw calls plus an empty function's trip through the runtime loop, sample
+                // by sample: what no function making these calls can go under.
+                "raw_sdk_and_loop_latency": if raw.is_empty() { Value::Null } else { rl.json() },
+                "p50_ratio_with_loop": if raw.is_empty() { Value::Null } else { json!(round(f.p50 / rl.p50)) },
+                "p50_over_raw_and_loop_ms": if raw.is_empty() { Value::Null } else { json!(round(f.p50 - rl.p50)) },
                 "peak_rss_bytes": rss,
             }));
         }
+        process::stop(hello).await;
         Ok(json!({
             "invocations": n,
             "runtime_loop_floor": loop_floor.json(),
