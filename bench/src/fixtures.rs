@@ -7,15 +7,15 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::types::{
-    AttributeValue, Delete, KeysAndAttributes, Put, PutRequest, ReturnValue,
-    ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update, WriteRequest,
+    Delete, KeysAndAttributes, Put, PutRequest, ReturnValue, ReturnValuesOnConditionCheckFailure,
+    TransactWriteItem, Update, WriteRequest,
 };
 use conversations::domain::conversation::{Conversation, NewConversation, Writable};
 use conversations::domain::etag::{Preconditions, Version};
 use conversations::domain::ids::{ConversationId, Owner, RequestId};
 use conversations::domain::message::{MAX_ORDER, Message, MessageType, MetadataKeys};
 use conversations::domain::page_token::TokenKey;
-use conversations::domain::time::Timestamp;
+use conversations::domain::time::{Duration, Timestamp};
 use conversations::store::Store;
 use conversations::store::expr::Expr;
 use conversations::store::item::{self, Item, attr};
@@ -760,49 +760,58 @@ impl Fixture {
                         .map_err(err)?;
                 }
             }
+            // Each as the store writes it (`Store::update_in_place`, `delete`, `undelete`,
+            // `complete`): the guard, then the method's own conditions and changes.
             Method::Update => self
-                .raw_update(
-                    &self.raw_update,
-                    "SET #x = :x, #v = :v",
-                    &[("#x", attr::DISPLAY_NAME)],
-                    &[(":x", item::s("raw"))],
-                    "attribute_exists(#pk)",
-                )
+                .raw_update(&self.raw_update, |e, _| {
+                    let del = e.name(attr::DELETE);
+                    e.condition(format!("attribute_not_exists({del})"));
+                    e.set(attr::DISPLAY_NAME, item::s("raw"));
+                })
                 .await
                 .map_err(err)?,
             Method::Delete => {
                 let id = self.delete[1].take()?;
-                self.raw_update(
-                    id,
-                    "SET #x = :x, #v = :v",
-                    &[("#x", attr::DELETE)],
-                    &[(":x", item::n(now))],
-                    "attribute_exists(#pk) AND attribute_not_exists(#x)",
-                )
+                self.raw_update(id, |e, now| {
+                    let purge = now.plus(Duration::THIRTY_DAYS).unwrap_or(now);
+                    let (del, expire) = (e.name(attr::DELETE), e.name(attr::EXPIRE));
+                    let purge_v = e.value(item::n(purge.micros()));
+                    e.condition(format!("attribute_not_exists({del})"));
+                    e.condition(format!(
+                        "attribute_not_exists({expire}) OR {expire} >= {purge_v}"
+                    ));
+                    e.set(attr::DELETE, item::n(now.micros()));
+                    e.set(attr::PURGE, item::n(purge.micros()));
+                    e.set(attr::TTL, item::n(purge.epoch_seconds_ceil()));
+                })
                 .await
                 .map_err(err)?;
             }
             Method::Undelete => {
                 let id = self.undelete[1].take()?;
-                self.raw_update(
-                    id,
-                    "REMOVE #x SET #v = :v",
-                    &[("#x", attr::DELETE)],
-                    &[],
-                    "attribute_exists(#x)",
-                )
+                self.raw_update(id, |e, _| {
+                    let del = e.name(attr::DELETE);
+                    e.condition(format!("attribute_exists({del})"));
+                    e.remove(attr::DELETE);
+                    e.remove(attr::PURGE);
+                    let (ttl, expire_at) = (e.name(attr::TTL), e.name(attr::EXPIRE_AT));
+                    let never = e.value(item::n(item::NEVER));
+                    e.set_clause(format!("{ttl} = if_not_exists({expire_at}, {never})"));
+                })
                 .await
                 .map_err(err)?;
             }
             Method::Complete => {
                 let id = self.complete[1].take()?;
-                self.raw_update(
-                    id,
-                    "SET #x = :x, #v = :v",
-                    &[("#x", attr::LIFECYCLE)],
-                    &[(":x", item::s("COMPLETED"))],
-                    "attribute_exists(#pk) AND #x <> :x",
-                )
+                self.raw_update(id, |e, now| {
+                    let (del, life) = (e.name(attr::DELETE), e.name(attr::LIFECYCLE));
+                    let in_progress = e.value(item::s("IN_PROGRESS"));
+                    e.condition(format!(
+                        "attribute_not_exists({del}) AND {life} = {in_progress}"
+                    ));
+                    e.set(attr::LIFECYCLE, item::s("COMPLETED"));
+                    e.set(attr::END, item::n(now.micros()));
+                })
                 .await
                 .map_err(err)?;
             }
@@ -857,39 +866,20 @@ impl Fixture {
         ])
     }
 
-    /// Update's, delete's, undelete's and complete's calls: the head's conditional `UpdateItem`
-    /// (a new version, answering `ALL_NEW`) and, sent with it, the body's consistent `GetItem`.
+    /// Update's, delete's, undelete's and complete's calls, as the store sends them: the head's
+    /// conditional `UpdateItem` (the guard every write of an existing conversation carries —
+    /// it exists, is visible, its version is below the new one — then `op`'s own conditions and
+    /// changes, signed, answering `ALL_NEW`) and, sent with it, the body's consistent `GetItem`.
     async fn raw_update(
         &self,
         id: &ConversationId,
-        update: &str,
-        names: &[(&str, &str)],
-        values: &[(&str, AttributeValue)],
-        condition: &str,
+        op: impl FnOnce(&mut Expr, Timestamp),
     ) -> Result<(), String> {
-        let mut request = self
-            .db
-            .client
-            .update_item()
-            .table_name(&self.db.table)
-            .set_key(Some(Store::key(&self.owner, id)))
-            .update_expression(update)
-            .condition_expression(condition)
-            .expression_attribute_names("#v", attr::VERSION)
-            .expression_attribute_values(":v", item::n(now_micros()))
-            .return_values(ReturnValue::AllNew);
-        if condition.contains("#pk") {
-            request = request.expression_attribute_names("#pk", attr::PK);
-        }
-        for (k, v) in names {
-            request = request.expression_attribute_names(*k, *v);
-        }
-        for (k, v) in values {
-            request = request.expression_attribute_values(*k, v.clone());
-        }
-        // The head's write and, sent with it, the body's read (the answer joins them).
-        let (written, body) = tokio::join!(request.send(), self.read_body(id));
-        written.map_err(|e| format!("{e:?}"))?;
+        let now = Timestamp::now();
+        let mut e = guarded(now);
+        op(&mut e, now);
+        let (written, body) = tokio::join!(self.update_signed(id, e), self.read_body(id));
+        written?;
         body.map(|_| ())
     }
 
@@ -1400,14 +1390,7 @@ impl Fixture {
     /// stays in `by-owner` until the purger deletes it: a list skips a body without its head).
     async fn raw_purge(&self, id: &ConversationId) -> Result<(), String> {
         let now = Timestamp::now();
-        let new = Version::next(now, None);
-        let mut e = Expr::new();
-        let (pk, ver) = (e.name(attr::PK), e.name(attr::VERSION));
-        let visible = visible_at(&mut e, now);
-        e.condition(format!("attribute_exists({pk}) AND {visible}"));
-        let new_v = e.value(item::n(new.0));
-        e.condition(format!("{ver} < {new_v}"));
-        e.set(attr::VERSION, item::n(new.0));
+        let mut e = guarded(now);
         e.set(attr::PURGE, item::n(now.micros()));
         e.set(attr::PURGED, item::n(now.micros()));
         e.set(attr::TTL, item::n(now.epoch_seconds_ceil()));
@@ -1446,6 +1429,21 @@ impl Fixture {
             .map_err(|e| format!("{e:?}"))?;
         Ok(out.items.unwrap_or_default())
     }
+}
+
+/// An `UpdateItem` of a conversation's head with the guard every store write of an existing
+/// conversation carries (`Store::guard` without preconditions): it exists and is visible at
+/// `now`, and its version is below the new one, which it sets.
+fn guarded(now: Timestamp) -> Expr {
+    let new = Version::next(now, None);
+    let mut e = Expr::new();
+    let (pk, ver) = (e.name(attr::PK), e.name(attr::VERSION));
+    let visible = visible_at(&mut e, now);
+    e.condition(format!("attribute_exists({pk}) AND {visible}"));
+    let new_v = e.value(item::n(new.0));
+    e.condition(format!("{ver} < {new_v}"));
+    e.set(attr::VERSION, item::n(new.0));
+    e
 }
 
 /// The condition that a conversation item is visible at `now` (the store's `visible_at`).
