@@ -429,20 +429,18 @@ impl<T: Render> Serialize for Selected<'_, T> {
 
 /// A conversation in its `FULL` view: its fields, then its messages (each whole).
 struct Full<'a> {
-    conversation: Selected<'a, Conversation>,
+    conversation: &'a Conversation,
     messages: Option<&'a [Message]>,
+    fields: &'a Fields,
 }
 
 impl Serialize for Full<'_> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let Selected {
-            value: conversation,
-            fields,
-        } = &self.conversation;
         let mut map = serializer.serialize_map(None)?;
-        conversation.render_fields(&mut map, &|name| fields.selects(name))?;
+        self.conversation
+            .render_fields(&mut map, &|name| self.fields.selects(name))?;
         if let Some(messages) = self.messages
-            && fields.selects("messages")
+            && self.fields.selects("messages")
         {
             let whole: Vec<Whole<'_, Message>> = messages.iter().map(Whole).collect();
             map.serialize_entry("messages", &whole)?;
@@ -536,11 +534,9 @@ impl Reply {
         Self {
             status: 200,
             body: text(&Full {
-                conversation: Selected {
-                    value: conversation,
-                    fields,
-                },
+                conversation,
                 messages,
+                fields,
             }),
             etag: Some(conversation.version.etag()),
             location: None,

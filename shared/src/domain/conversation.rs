@@ -334,7 +334,7 @@ impl Render for Conversation {
         map: &mut M,
         keep: &dyn Fn(&str) -> bool,
     ) -> Result<(), M::Error> {
-        field!(map, keep, "name", Shown(self.id.name()));
+        field!(map, keep, "name", self.id.name());
         if let Some(v) = &self.display_name {
             field!(map, keep, "displayName", v);
         }
