@@ -10,6 +10,8 @@ pub mod http;
 #[cfg(feature = "service")]
 pub mod routes;
 #[cfg(feature = "service")]
+pub mod runtime;
+#[cfg(feature = "service")]
 pub mod store;
 
 #[cfg(feature = "service")]

@@ -1,7 +1,8 @@
 //! Lambda entry point of `GET /v1/conversations`.
 
 use conversations::App;
-use conversations::lambda_http::{Error, run, service_fn};
+use conversations::lambda_http::{Error, service_fn};
+use conversations::runtime::run;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
