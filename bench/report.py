@@ -238,6 +238,7 @@ def main():
         w("")
         w("get-conversation and create-conversation written the way a Python team writes them (bench/baselines/python: boto3 with a client built at import, awslambdaric's runtime loop) "
           "and a Node.js team (bench/baselines/node: the AWS SDK v3 client built at load; the Runtime API loop of the managed runtime in 30 lines, because aws-lambda-ric's native build needs cmake and autotools), next to ours. "
+          "Each makes the DynamoDB requests ours makes on layout 4 (get: one consistent `Query` of the head and the body; create: one `TransactWriteItems` of the head's conditional put and the body's put) and none of the contract's validation. "
           f"{s['cold_starts']} cold starts and {s['warm_invocations']} warm invocations each.")
         w("")
         w("| method | implementation | init p50 (ms) | init + first request p50 (ms) | warm p50 (ms) | warm p99 (ms) | peak RSS (MB) |")

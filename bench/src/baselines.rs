@@ -127,6 +127,7 @@ impl Bench {
                 measured.map_err(|_| format!("{} did not start", launch.name()))?;
             let outcome = outcome?;
             check(&launch.name(), m.expected(), &outcome.json())?;
+            check_whole(&launch.name(), &outcome.json())?;
             init.push(polled - started);
             first.push(outcome.answered - started);
         }
@@ -136,6 +137,9 @@ impl Bench {
         for i in 0..self.settings.warm + 5 {
             let outcome = self.invoke(&api, &fixture.event(m)?).await?;
             check(&launch.name(), m.expected(), &outcome.json())?;
+            if i == 0 {
+                check_whole(&launch.name(), &outcome.json())?;
+            }
             if i >= 5 {
                 warm.push(outcome.latency());
             }
@@ -210,5 +214,22 @@ impl Bench {
             }));
         }
         Ok(Value::Array(rows))
+    }
+}
+
+/// Every implementation answers the whole conversation: its `agents` (the seeded conversation's
+/// and the create request's `["agent-1"]`) are in the body item, so an answer without them read
+/// or wrote the head alone, which is not the method.
+fn check_whole(implementation: &str, response: &Value) -> Result<()> {
+    let body: Value = response["body"]
+        .as_str()
+        .and_then(|text| serde_json::from_str(text).ok())
+        .unwrap_or_default();
+    if body["agents"] == json!(["agent-1"]) {
+        Ok(())
+    } else {
+        Err(format!(
+            "{implementation} answered without the conversation's agents: {body}"
+        ))
     }
 }

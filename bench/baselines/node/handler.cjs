@@ -1,16 +1,18 @@
 // get-conversation and create-conversation as a Node.js team would write them: the AWS SDK v3
 // DynamoDB client built once at load, plain objects, util-dynamodb's marshalling. The same table,
-// keys and item shape as the Rust functions, the same behaviour for these two requests (a read of
-// one item or a conditional write of one item, and a JSON answer); the contract's other rules are
-// left out: the floor of what such a function costs in Node.js, not a second implementation.
+// keys and item shape as the Rust functions (layout 4: a conversation is a head, sort key C, and a
+// body with the large fields, sort key B) and the same DynamoDB requests for these two: get is one
+// consistent Query of the pair, create one TransactWriteItems of the head's conditional put and the
+// body's put; and a JSON answer. The contract's other rules (and the torn-read check) are left
+// out: the floor of what such a function costs in Node.js, not a second implementation.
 "use strict";
 
 const { randomUUID } = require("node:crypto");
 const {
   DynamoDBClient,
-  GetItemCommand,
-  PutItemCommand,
-  ConditionalCheckFailedException,
+  QueryCommand,
+  TransactWriteItemsCommand,
+  TransactionCanceledException,
 } = require("@aws-sdk/client-dynamodb");
 const { marshall, unmarshall } = require("@aws-sdk/util-dynamodb");
 
@@ -59,13 +61,20 @@ const render = (item) => {
 exports.get = async (event) => {
   const id = event.pathParameters.id;
   const out = await dynamodb.send(
-    new GetItemCommand({
+    new QueryCommand({
       TableName: TABLE,
-      Key: { pk: { S: `CONV#${owner(event)}#${id}` }, sk: { S: "C" } },
+      KeyConditionExpression: "pk = :pk AND sk BETWEEN :body AND :head",
+      ExpressionAttributeValues: {
+        ":pk": { S: `CONV#${owner(event)}#${id}` },
+        ":body": { S: "B" },
+        ":head": { S: "C" },
+      },
+      ConsistentRead: true,
     }),
   );
-  if (!out.Item) return problem(404, "NOT_FOUND", `conversations/${id} was not found`);
-  const [body, etag] = render(out.Item);
+  const pair = Object.fromEntries((out.Items || []).map((item) => [item.sk.S, item]));
+  if (!pair.C) return problem(404, "NOT_FOUND", `conversations/${id} was not found`);
+  const [body, etag] = render({ ...pair.B, ...pair.C });
   return reply(200, body, etag);
 };
 
@@ -82,26 +91,37 @@ exports.create = async (event) => {
   const who = owner(event);
   const id = randomUUID();
   const now = Date.now() * 1000;
+  const pk = `CONV#${who}#${id}`;
   const key = `${String(now).padStart(18, "0")}#${id}`;
-  const item = marshall(
+  const head = marshall(
     {
-      pk: `CONV#${who}#${id}`, sk: "C", gsi1pk: who, gsi1sk: key, gsi2pk: who, gsi2sk: key,
-      id, owner: who, display_name: body.displayName, agents: body.agents,
-      labels: body.labels || {}, lifecycle_state: "IN_PROGRESS",
+      pk, sk: "C", gsi1pk: who, gsi1sk: key, gsi2pk: who, gsi2sk: key,
+      id, owner: who, display_name: body.displayName, lifecycle_state: "IN_PROGRESS",
       create_time: now, updated_at: now, last_used_time: now, message_count: 0,
+      body_version: now,
     },
     { removeUndefinedValues: true },
   );
+  const large = marshall({
+    pk, sk: "B", gsi1pk: who, gsi1sk: `${key}#`, create_time: now,
+    agents: body.agents, labels: body.labels || {}, body_version: now,
+  });
   try {
+    // The SDK fills in the transaction's ClientRequestToken, as the store sends one.
     await dynamodb.send(
-      new PutItemCommand({ TableName: TABLE, Item: item, ConditionExpression: "attribute_not_exists(pk)" }),
+      new TransactWriteItemsCommand({
+        TransactItems: [
+          { Put: { TableName: TABLE, Item: head, ConditionExpression: "attribute_not_exists(pk)" } },
+          { Put: { TableName: TABLE, Item: large } },
+        ],
+      }),
     );
   } catch (e) {
-    if (e instanceof ConditionalCheckFailedException) {
+    if (e instanceof TransactionCanceledException) {
       return problem(409, "ALREADY_EXISTS", `conversations/${id} already exists`);
     }
     throw e;
   }
-  const [rendered, etag] = render(item);
+  const [rendered, etag] = render({ ...large, ...head });
   return reply(201, rendered, etag);
 };

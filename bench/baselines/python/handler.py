@@ -1,9 +1,11 @@
 """get-conversation and create-conversation as a Python team would write them: boto3 with a client
 built once at import, awslambdaric's runtime loop, plain dicts. The same table, keys and item shape
-as the Rust functions (so both read the same seeded conversations), the same behaviour for these
-two requests: a read of one item or a conditional write of one item, and a JSON answer. Validation,
-field masks, preconditions and every other rule of the contract are left out: this is the floor of
-what such a function costs in Python, not a second implementation."""
+as the Rust functions (layout 4: a conversation is a head, sort key C, and a body with the large
+fields, sort key B; so both read the same seeded conversations) and the same DynamoDB requests for
+these two: get is one consistent Query of the pair, create one TransactWriteItems of the head's
+conditional put and the body's put; and a JSON answer. Validation, field masks, preconditions, the
+torn-read check and every other rule of the contract are left out: this is the floor of what such
+a function costs in Python, not a second implementation."""
 
 import datetime
 import json
@@ -61,11 +63,18 @@ def _render(item):
 
 def get(event, context):
     owner, cid = _owner(event), event["pathParameters"]["id"]
-    out = dynamodb.get_item(TableName=TABLE, Key={"pk": {"S": f"CONV#{owner}#{cid}"}, "sk": {"S": "C"}})
-    item = out.get("Item")
-    if item is None:
+    out = dynamodb.query(
+        TableName=TABLE,
+        KeyConditionExpression="pk = :pk AND sk BETWEEN :body AND :head",
+        ExpressionAttributeValues={
+            ":pk": {"S": f"CONV#{owner}#{cid}"}, ":body": {"S": "B"}, ":head": {"S": "C"},
+        },
+        ConsistentRead=True,
+    )
+    pair = {item["sk"]["S"]: item for item in out["Items"]}
+    if "C" not in pair:
         return _problem(404, "NOT_FOUND", f"conversations/{cid} was not found")
-    body, etag = _render(item)
+    body, etag = _render({**pair.get("B", {}), **pair["C"]})
     return _reply(200, body, etag)
 
 
@@ -79,18 +88,29 @@ def create(event, context):
     if not isinstance(agents, list) or not agents:
         return _problem(422, "INVALID_ARGUMENT", "agents is required")
     cid, now = str(uuid.uuid4()), time.time_ns() // 1000
-    key = f"{now:018}#{cid}"
-    conversation = {
-        "pk": f"CONV#{owner}#{cid}", "sk": "C", "gsi1pk": owner, "gsi1sk": key,
+    pk, key = f"CONV#{owner}#{cid}", f"{now:018}#{cid}"
+    head = {
+        "pk": pk, "sk": "C", "gsi1pk": owner, "gsi1sk": key,
         "gsi2pk": owner, "gsi2sk": key, "id": cid, "owner": owner,
-        "display_name": body.get("displayName"), "agents": agents,
-        "labels": body.get("labels") or {}, "lifecycle_state": "IN_PROGRESS",
+        "display_name": body.get("displayName"), "lifecycle_state": "IN_PROGRESS",
         "create_time": now, "updated_at": now, "last_used_time": now, "message_count": 0,
+        "body_version": now,
     }
-    item = {k: serialize(v) for k, v in conversation.items() if v is not None}
+    large = {
+        "pk": pk, "sk": "B", "gsi1pk": owner, "gsi1sk": f"{key}#", "create_time": now,
+        "agents": agents, "labels": body.get("labels") or {}, "body_version": now,
+    }
+    head_item, body_item = (
+        {k: serialize(v) for k, v in part.items() if v is not None} for part in (head, large)
+    )
     try:
-        dynamodb.put_item(TableName=TABLE, Item=item, ConditionExpression="attribute_not_exists(pk)")
-    except dynamodb.exceptions.ConditionalCheckFailedException:
+        # boto3 fills in the transaction's ClientRequestToken, as the store sends one.
+        dynamodb.transact_write_items(TransactItems=[
+            {"Put": {"TableName": TABLE, "Item": head_item,
+                     "ConditionExpression": "attribute_not_exists(pk)"}},
+            {"Put": {"TableName": TABLE, "Item": body_item}},
+        ])
+    except dynamodb.exceptions.TransactionCanceledException:
         return _problem(409, "ALREADY_EXISTS", f"conversations/{cid} already exists")
-    rendered, etag = _render(item)
+    rendered, etag = _render({**body_item, **head_item})
     return _reply(201, rendered, etag)
