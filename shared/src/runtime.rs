@@ -10,6 +10,9 @@
 
 use std::fmt;
 
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+
 use lambda_http::aws_lambda_events::apigw::{ApiGatewayProxyRequest, ApiGatewayV2httpRequest};
 use lambda_http::lambda_runtime::{Diagnostic, Runtime};
 use lambda_http::request::LambdaRequest;
@@ -36,14 +39,30 @@ impl<'de> Deserialize<'de> for GatewayEvent {
         let raw = Box::<RawValue>::deserialize(deserializer)?;
         let text = raw.get();
         if let Ok(event) = serde_json::from_str::<ApiGatewayV2httpRequest>(text) {
+            check_body(event.body.as_deref(), event.is_base64_encoded)?;
             return Ok(Self(LambdaRequest::ApiGatewayV2(event)));
         }
         match serde_json::from_str::<ApiGatewayProxyRequest>(text) {
-            Ok(event) => Ok(Self(LambdaRequest::ApiGatewayV1(event))),
+            Ok(event) => {
+                check_body(event.body.as_deref(), event.is_base64_encoded)?;
+                Ok(Self(LambdaRequest::ApiGatewayV1(event)))
+            }
             Err(_) => Err(D::Error::custom(
                 "this function expects an Amazon API Gateway event (an HTTP API's or a REST API's)",
             )),
         }
+    }
+}
+
+/// A body the event marks as base64 must be base64: `lambda_http` decodes it with `expect`, so
+/// one that is not would panic inside the invocation. API Gateway only marks bodies it encoded
+/// itself; this is for any other invoker, whose invocation fails with a reason instead.
+fn check_body<E: serde::de::Error>(body: Option<&str>, base64: bool) -> Result<(), E> {
+    match body {
+        Some(body) if base64 && STANDARD.decode(body).is_err() => Err(E::custom(
+            "the event's body is marked as base64 (isBase64Encoded) but is not valid base64",
+        )),
+        _ => Ok(()),
     }
 }
 
@@ -96,6 +115,25 @@ mod tests {
             "isBase64Encoded": false
         });
         assert!(!read(rest_api).expect("a REST API event").is_http_api());
+    }
+
+    #[test]
+    fn a_body_marked_base64_that_is_not_fails_the_invocation_instead_of_panicking() {
+        let event = |body: &str| {
+            json!({
+                "version": "2.0", "routeKey": "POST /v1/conversations",
+                "rawPath": "/v1/conversations", "rawQueryString": "",
+                "headers": {"x-owner-id": "alice"},
+                "requestContext": {"http": {"method": "POST", "path": "/v1/conversations"},
+                                   "stage": "$default", "requestId": "r", "timeEpoch": 0},
+                "body": body, "isBase64Encoded": true
+            })
+        };
+        let error = read(event("not base64!")).expect_err("a body that is not base64");
+        assert!(error.to_string().contains("isBase64Encoded"), "{error}");
+        // The same event, its body encoded, converts into a request with the decoded body.
+        let request: Request = read(event("e30=")).expect("a base64 body").0.into();
+        assert_eq!(request.body().as_ref(), b"{}");
     }
 
     #[test]
