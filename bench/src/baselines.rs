@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 use tokio::process::{Child, Command};
 
+use crate::events;
 use crate::fixtures::{Fixture, Method};
 use crate::process;
 use crate::runtime_api::RuntimeApi;
@@ -221,10 +222,7 @@ impl Bench {
 /// and the create request's `["agent-1"]`) are in the body item, so an answer without them read
 /// or wrote the head alone, which is not the method.
 fn check_whole(implementation: &str, response: &Value) -> Result<()> {
-    let body: Value = response["body"]
-        .as_str()
-        .and_then(|text| serde_json::from_str(text).ok())
-        .unwrap_or_default();
+    let body = events::body(response);
     if body["agents"] == json!(["agent-1"]) {
         Ok(())
     } else {

@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 
 use conversations::domain::conversation::Conversation;
 
-use crate::events::HttpRequest;
+use crate::events::{self, HttpRequest};
 use crate::process::{self, Env};
 use crate::runtime_api::RuntimeApi;
 use crate::{Bench, Result, TIMEOUT, check, fixtures, proxy};
@@ -72,8 +72,7 @@ impl Bench {
                 check(function, 200, &response)?;
                 tally.add(proxy.take());
                 // It cleared what it says: the conversation holds the messages kept.
-                let body: Value = serde_json::from_str(response["body"].as_str().unwrap_or(""))
-                    .unwrap_or(Value::Null);
+                let body = events::body(&response);
                 if body["messageCount"].as_u64() != Some(kept) {
                     return Err(format!(
                         "clearing through {through} of {messages} messages left messageCount {}, not {kept}",

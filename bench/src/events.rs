@@ -145,6 +145,14 @@ pub fn status(response: &Value) -> u16 {
         .unwrap_or(0)
 }
 
+/// The JSON body of a function's API Gateway response; `null` when it has none or it is not JSON.
+pub fn body(response: &Value) -> Value {
+    response["body"]
+        .as_str()
+        .and_then(|text| serde_json::from_str(text).ok())
+        .unwrap_or(Value::Null)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

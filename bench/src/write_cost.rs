@@ -25,7 +25,7 @@ use conversations::store::item::Item;
 use conversations::store::split;
 use serde_json::{Value, json};
 
-use crate::events::HttpRequest;
+use crate::events::{self, HttpRequest};
 use crate::fixtures;
 use crate::process::Env;
 use crate::runtime_api::RuntimeApi;
@@ -227,10 +227,7 @@ impl Bench {
             let outcome = self.invoke(&api, event).await?;
             let response = outcome.json();
             check(function, expected, &response)?;
-            m.bodies.push(
-                serde_json::from_str(response["body"].as_str().unwrap_or("null"))
-                    .unwrap_or(Value::Null),
-            );
+            m.bodies.push(events::body(&response));
             let calls = proxy.take();
             if i == 0 {
                 continue;
