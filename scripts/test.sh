@@ -25,6 +25,22 @@ cleanup() {
     echo "---- last lines of the cargo lambda watch log ----" >&2
     tail -n 20 "$WORK/watch.log" >&2
   fi
+  # What failed comes last, where a CI log cut to its tail still shows it: the failed cargo
+  # tests with their panics, the last lines of each failed part, then the closing lines.
+  if [ $status -ne 0 ] && [ -f "$WORK/test.log" ]; then
+    echo "---- the cargo tests that failed, and their panics ----" >&2
+    grep -E '^test .* FAILED$|panicked at|^error: ' "$WORK/test.log" | tail -n 40 >&2 || true
+    for part in schemathesis verdict python bench fuzz; do
+      case "$(cat "$WORK/$part.status" 2>/dev/null || echo 0)" in
+        skipped | 0) ;;
+        *) echo "---- last lines of the failed part: $part ----" >&2; tail -n 25 "$WORK/$part.log" >&2 ;;
+      esac
+    done
+  fi
+  if [ $status -ne 0 ] && [ -f "$WORK/verdict" ]; then
+    echo "---- the run's verdict ----" >&2
+    cat "$WORK/verdict" >&2
+  fi
   rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -117,20 +133,23 @@ run_part bench SKIP_BENCH_SMOKE "running the benchmarks in smoke mode" "$ROOT/sc
 # the parsers must not have learnt to panic.
 run_part fuzz SKIP_FUZZ_SMOKE "running the fuzz targets in smoke mode" "$ROOT/scripts/fuzz.sh" --smoke
 
-# One closing line for the whole run, summed over every test binary, then one per part.
-awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
-     END { printf "all tests: %d passed, %d failed\n", p, f }' "$WORK/test.log"
-generated="$(grep -Eo '[0-9]+ generated' "$WORK/schemathesis.log" 2>/dev/null | tail -1 || true)"
-lost="$(grep -Eo '^[0-9]+ response\(s\) lost by the emulator' "$WORK/schemathesis.log" 2>/dev/null | grep -Eo '^[0-9]+' || echo 0)"
-logged="$(grep -Eo '^function log: [0-9]+ request lines, [0-9]+ answered 5xx' "$WORK/schemathesis.log" 2>/dev/null | tail -1 | sed 's/^function log: //' || true)"
-report schemathesis schemathesis SKIP_SCHEMATHESIS \
-  "$generated test cases, 0 service failures, $lost response(s) lost by the emulator; functions' log: $logged"
-report verdict "schemathesis verdict tests" SKIP_SCHEMATHESIS "made-up reports judged as they must be"
-pytest_line="$(grep -E '^=*[ ]*[0-9]+ passed' "$WORK/python.log" 2>/dev/null | tail -1 | sed -E 's/^=+ //; s/ =+$//' || true)"
-report python "python client tests" SKIP_PYTHON "${pytest_line:-no pytest summary}"
-report bench "bench smoke" SKIP_BENCH_SMOKE "every scenario ran; .local/bench-smoke/RESULTS.md"
-targets="$(grep -c '^fuzz: .* passed' "$WORK/fuzz.log" 2>/dev/null || true)"
-report fuzz "fuzz smoke" SKIP_FUZZ_SMOKE "$targets targets, 10 s each, 0 crashes"
+# One closing line for the whole run, summed over every test binary, then one per part; kept in
+# $WORK/verdict, which cleanup prints once more, last, when the run failed.
+{
+  awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
+       END { printf "all tests: %d passed, %d failed\n", p, f }' "$WORK/test.log"
+  generated="$(grep -Eo '[0-9]+ generated' "$WORK/schemathesis.log" 2>/dev/null | tail -1 || true)"
+  lost="$(grep -Eo '^[0-9]+ response\(s\) lost by the emulator' "$WORK/schemathesis.log" 2>/dev/null | grep -Eo '^[0-9]+' || echo 0)"
+  logged="$(grep -Eo '^function log: [0-9]+ request lines, [0-9]+ answered 5xx' "$WORK/schemathesis.log" 2>/dev/null | tail -1 | sed 's/^function log: //' || true)"
+  report schemathesis schemathesis SKIP_SCHEMATHESIS \
+    "$generated test cases, 0 service failures, $lost response(s) lost by the emulator; functions' log: $logged"
+  report verdict "schemathesis verdict tests" SKIP_SCHEMATHESIS "made-up reports judged as they must be"
+  pytest_line="$(grep -E '^=*[ ]*[0-9]+ passed' "$WORK/python.log" 2>/dev/null | tail -1 | sed -E 's/^=+ //; s/ =+$//' || true)"
+  report python "python client tests" SKIP_PYTHON "${pytest_line:-no pytest summary}"
+  report bench "bench smoke" SKIP_BENCH_SMOKE "every scenario ran; .local/bench-smoke/RESULTS.md"
+  targets="$(grep -c '^fuzz: .* passed' "$WORK/fuzz.log" 2>/dev/null || true)"
+  report fuzz "fuzz smoke" SKIP_FUZZ_SMOKE "$targets targets, 10 s each, 0 crashes"
+} | tee "$WORK/verdict"
 [ "$status" = 0 ] || exit "$status"
 for part in schemathesis verdict python bench fuzz; do
   result="$(cat "$WORK/$part.status")"

@@ -103,10 +103,27 @@ fn require_endpoint() {
     );
 }
 
-/// A plain SDK client for DynamoDB Local.
+/// A plain SDK client for DynamoDB Local, with [`patient_timeouts`].
 pub async fn client() -> Client {
     require_endpoint();
-    Client::new(&sdk_config().await)
+    let config = aws_sdk_dynamodb::config::Builder::from(&sdk_config().await)
+        .timeout_config(patient_timeouts())
+        .build();
+    Client::from_conf(config)
+}
+
+/// The timeouts of the tests' own clients and of the in-process apps that do not test timeouts.
+/// DynamoDB Local answers in milliseconds what DynamoDB answers in one, and on a loaded two-core
+/// machine, with 50 transactions racing on one conversation, a single answer took over the
+/// functions' 2 s attempt timeout (a 503 that said nothing of the race the test was about) and a
+/// 25-item seed over their 5 s operation timeout. The functions' own timeouts are tested where
+/// they are the subject: `faults.rs`, through [`TestApp::through`], which keeps them.
+pub fn patient_timeouts() -> aws_sdk_dynamodb::config::timeout::TimeoutConfig {
+    aws_sdk_dynamodb::config::timeout::TimeoutConfig::builder()
+        .connect_timeout(std::time::Duration::from_secs(5))
+        .operation_attempt_timeout(std::time::Duration::from_secs(30))
+        .operation_timeout(std::time::Duration::from_secs(60))
+        .build()
 }
 
 static TABLE: OnceCell<String> = OnceCell::const_new();
@@ -396,8 +413,8 @@ impl TestApp {
     }
 
     /// An app reading the owner from `X-Owner-Id` whose DynamoDB requests go through `endpoint`
-    /// (a [`fault_proxy::FaultProxy`]); [`Self::stored`] and friends still read DynamoDB Local
-    /// directly.
+    /// (a [`fault_proxy::FaultProxy`]), with the functions' own timeouts; [`Self::stored`] and
+    /// friends still read DynamoDB Local directly.
     pub async fn through(endpoint: &str) -> Self {
         Self::build(
             AuthMode::Header,
@@ -414,8 +431,9 @@ impl TestApp {
         let mut config = conversations::app::dynamodb_config()
             .await
             .interceptor(counter.clone());
-        if let Some(endpoint) = endpoint {
-            config = config.endpoint_url(endpoint);
+        match endpoint {
+            Some(endpoint) => config = config.endpoint_url(endpoint),
+            None => config = config.timeout_config(patient_timeouts()),
         }
         let app = App::new(
             Config {

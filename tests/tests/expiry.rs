@@ -27,14 +27,15 @@ fn just_past_a_second(lead: Duration) -> String {
     Timestamp::from_micros(micros).expect("valid").to_string()
 }
 
-/// Creates a conversation that expires in a few hundred milliseconds, with two messages, and
-/// waits until it has expired. Returns its body as created.
+/// Creates a conversation that expires in two seconds, with two messages, and waits until it has
+/// expired. Returns its body as created. (The create and both appends must land before the
+/// expiry: on a loaded machine they took longer than the 0.4 s this once allowed.)
 async fn expired_conversation(t: &TestApp, o: &str, i: &str) -> Value {
     let created = t
         .create(
             o,
             i,
-            json!({"agents": ["old"], "displayName": "old", "ttl": "0.4s"}),
+            json!({"agents": ["old"], "displayName": "old", "ttl": "2s"}),
         )
         .await;
     assert_eq!(t.append(o, i, "one").await.status, 201);
@@ -278,7 +279,7 @@ async fn a_deleted_conversation_past_its_expiry_is_missing_and_cannot_be_undelet
     let t = TestApp::new().await;
     let (o, i) = (owner(), id());
     let created = t
-        .create(&o, &i, json!({"agents": ["a"], "ttl": "0.4s"}))
+        .create(&o, &i, json!({"agents": ["a"], "ttl": "2s"}))
         .await;
     assert_eq!(
         t.call(Req::new(Method::Delete).owner(&o).id(&i))

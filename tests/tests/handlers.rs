@@ -1591,7 +1591,7 @@ async fn a_later_page_of_messages_is_404_once_the_conversation_expired() {
     let t = TestApp::new().await;
     let (o, i) = (owner(), id());
     let created = t
-        .create(&o, &i, json!({"agents": ["a"], "ttl": "2s"}))
+        .create(&o, &i, json!({"agents": ["a"], "ttl": "3s"}))
         .await;
     let token = second_page_token(&t, &o, &i).await;
     let expire =

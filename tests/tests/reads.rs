@@ -472,7 +472,7 @@ async fn an_earlier_conversation_of_the_same_id_never_shows_in_any_message_read(
     let t = TestApp::new().await;
     let (o, i) = (owner(), id());
     let old = t
-        .create(&o, &i, json!({"agents": ["a"], "ttl": "1.5s"}))
+        .create(&o, &i, json!({"agents": ["a"], "ttl": "4s"}))
         .await;
     for n in 0..5 {
         assert_eq!(t.append(&o, &i, format!("old{n}")).await.status, 201);

@@ -274,7 +274,7 @@ async fn a_key_of_an_earlier_conversation_with_the_same_id_does_not_count() {
     let t = TestApp::new().await;
     let (o, i) = (owner(), id());
     let old = t
-        .create(&o, &i, json!({"agents": ["a"], "ttl": "0.4s"}))
+        .create(&o, &i, json!({"agents": ["a"], "ttl": "2s"}))
         .await;
     let first = t
         .call(append(&o, &i, user("old")).query("requestId", KEY))
