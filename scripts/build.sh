@@ -16,8 +16,8 @@ fi
 log "cargo lambda build --release --arm64 (every function)"
 cargo lambda build --release --arm64 --locked --workspace --exclude api-tests --exclude bench --exclude hello-world --exclude conversations-client
 
-if [ -n "${CARGO_PROFILE_RELEASE_LTO:-}${CARGO_PROFILE_RELEASE_CODEGEN_UNITS:-}" ]; then
-  log "sizes (built with CARGO_PROFILE_RELEASE_LTO=${CARGO_PROFILE_RELEASE_LTO:-} CARGO_PROFILE_RELEASE_CODEGEN_UNITS=${CARGO_PROFILE_RELEASE_CODEGEN_UNITS:-}: not the release profile's, so not the deployed sizes)"
+if [ -n "${CARGO_PROFILE_RELEASE_LTO:-}${CARGO_PROFILE_RELEASE_CODEGEN_UNITS:-}${CARGO_PROFILE_RELEASE_OPT_LEVEL:-}" ]; then
+  log "sizes (built with CARGO_PROFILE_RELEASE_LTO=${CARGO_PROFILE_RELEASE_LTO:-} CARGO_PROFILE_RELEASE_CODEGEN_UNITS=${CARGO_PROFILE_RELEASE_CODEGEN_UNITS:-} CARGO_PROFILE_RELEASE_OPT_LEVEL=${CARGO_PROFILE_RELEASE_OPT_LEVEL:-}: not the release profile's, so not the deployed sizes)"
 else
   log "sizes"
 fi
