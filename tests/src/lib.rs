@@ -113,9 +113,9 @@ pub async fn client() -> Client {
 }
 
 /// The timeouts of the tests' own clients and of the in-process apps that do not test timeouts.
-/// DynamoDB Local answers in milliseconds what DynamoDB answers in one, and on a loaded two-core
-/// machine, with 50 transactions racing on one conversation, a single answer took over the
-/// functions' 2 s attempt timeout (a 503 that said nothing of the race the test was about) and a
+/// DynamoDB Local is many times slower than DynamoDB: on a loaded two-core machine, with 50
+/// transactions racing on one conversation, a single answer took over the functions' 2 s attempt
+/// timeout (a 503 that said nothing of the race the test was about) and a
 /// 25-item seed over their 5 s operation timeout. The functions' own timeouts are tested where
 /// they are the subject: `faults.rs`, through [`TestApp::through`], which keeps them.
 pub fn patient_timeouts() -> aws_sdk_dynamodb::config::timeout::TimeoutConfig {
