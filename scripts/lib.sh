@@ -26,15 +26,7 @@ unlock_venv() { flock -u "$VENV_LOCK_FD"; }
 
 # cargo-lambda (and ziglang) from PyPI, in .venv.
 ensure_cargo_lambda() {
-  if [ ! -x "$VENV/bin/cargo-lambda" ]; then
-    lock_venv
-    if [ ! -x "$VENV/bin/cargo-lambda" ]; then
-      log "installing cargo-lambda $CARGO_LAMBDA_VERSION from PyPI into .venv"
-      [ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
-      "$VENV/bin/pip" install --quiet --disable-pip-version-check "cargo-lambda==$CARGO_LAMBDA_VERSION"
-    fi
-    unlock_venv
-  fi
+  ensure_python_tool cargo-lambda "cargo-lambda==$CARGO_LAMBDA_VERSION"
   export PATH="$VENV/bin:$PATH"
 }
 

@@ -13,6 +13,8 @@ ensure_cargo_lambda
 ensure_dynamodb_local
 
 WORK="$(mktemp -d)"
+# The parts after the cargo tests, in the order they run (run_part below).
+PARTS=(schemathesis verdict python bench fuzz)
 DDB_PID=""
 WATCH_PID=""
 cleanup() {
@@ -30,7 +32,7 @@ cleanup() {
   if [ $status -ne 0 ] && [ -f "$WORK/test.log" ]; then
     echo "---- the cargo tests that failed, and their panics ----" >&2
     grep -E '^test .* FAILED$|panicked at|^error: ' "$WORK/test.log" | tail -n 40 >&2 || true
-    for part in schemathesis verdict python bench fuzz; do
+    for part in "${PARTS[@]}"; do
       case "$(cat "$WORK/$part.status" 2>/dev/null || echo 0)" in
         skipped | 0) ;;
         *) echo "---- last lines of the failed part: $part ----" >&2; tail -n 25 "$WORK/$part.log" >&2 ;;
@@ -151,7 +153,7 @@ run_part fuzz SKIP_FUZZ_SMOKE "running the fuzz targets in smoke mode" "$ROOT/sc
   report fuzz "fuzz smoke" SKIP_FUZZ_SMOKE "$targets targets, 10 s each, 0 crashes"
 } | tee "$WORK/verdict"
 [ "$status" = 0 ] || exit "$status"
-for part in schemathesis verdict python bench fuzz; do
+for part in "${PARTS[@]}"; do
   result="$(cat "$WORK/$part.status")"
   case "$result" in skipped | 0) ;; *) exit "$result" ;; esac
 done

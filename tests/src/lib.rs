@@ -431,10 +431,10 @@ impl TestApp {
         let mut config = conversations::app::dynamodb_config()
             .await
             .interceptor(counter.clone());
-        match endpoint {
-            Some(endpoint) => config = config.endpoint_url(endpoint),
-            None => config = config.timeout_config(patient_timeouts()),
-        }
+        config = match endpoint {
+            Some(endpoint) => config.endpoint_url(endpoint),
+            None => config.timeout_config(patient_timeouts()),
+        };
         let app = App::new(
             Config {
                 table: table.clone(),
